@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sockmon/sockmon/netcore"
+)
+
+// serveFlags are the flags of `sockmon serve`, bound to a netcore.Config.
+type serveFlags struct {
+	cfg         netcore.Config
+	compression bool
+	logLevel    string
+}
+
+func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
+	f := &serveFlags{}
+	c := &f.cfg
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Addr, "addr", netcore.DefaultAddr, "WebSocket listen address (upgrade path "+netcore.DefaultPath+")")
+	fs.StringVar(&c.EchoPath, "echo-path", "", "path where every text and binary message is echoed verbatim, e.g. /echo (off when empty)")
+	fs.IntVar(&c.MaxConns, "max-conns", netcore.DefaultMaxConns, "maximum upgraded connections; more get 503 before the upgrade")
+	fs.IntVar(&c.MaxMessageSize, "max-message-size", netcore.DefaultMaxMessageSize, "maximum message size in bytes, after reassembly and inflating (over it: close 1009)")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", netcore.DefaultMaxHeaderBytes, "maximum size of the upgrade request head (over it: 431)")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", netcore.DefaultHandshakeTimeout, "time from TCP accept to a complete upgrade request")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", netcore.DefaultIdleTimeout, "close a connection that sent nothing (not even a pong) for this long; 0 disables")
+	fs.DurationVar(&c.PingInterval, "ping-interval", netcore.DefaultPingInterval, "server ping interval; keep it under the proxy's read timeout (nginx: 60s); 0 disables")
+	fs.IntVar(&c.WriteQueueBytes, "write-queue-bytes", netcore.DefaultWriteQueueBytes, "per-connection outbound queue cap; a slow consumer over it is closed with 1008")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", netcore.DefaultWriteTimeout, "how long one flush may wait for a peer that does not read")
+	fs.DurationVar(&c.CloseTimeout, "close-timeout", netcore.DefaultCloseTimeout, "how long to wait for the peer's close frame after sending ours")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", netcore.DefaultDrainDelay, "on SIGTERM: wait this long with readiness off before closing connections")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", netcore.DefaultShutdownTimeout, "on SIGTERM: the whole drain finishes within this")
+	fs.BoolVar(&f.compression, "compression", true, "negotiate permessage-deflate (no context takeover)")
+	fs.IntVar(&c.CompressionThreshold, "compression-threshold", netcore.DefaultCompressionThreshold, "messages smaller than this many bytes are sent uncompressed")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Usage = flagUsage(stderr, fs, "sockmon serve [flags]")
+	return fs, f
+}
+
+// config turns the flags into a netcore.Config: a 0 on the command line
+// switches a timer off, where netcore reads 0 as "default".
+func (f *serveFlags) config(logger *slog.Logger) netcore.Config {
+	c := f.cfg
+	off := func(d *time.Duration) {
+		if *d == 0 {
+			*d = -1
+		}
+	}
+	off(&c.IdleTimeout)
+	off(&c.PingInterval)
+	off(&c.DrainDelay)
+	c.DisableCompression = !f.compression
+	c.Logger = logger
+	return c
+}
+
+func serveCommand(args []string, stdout, stderr io.Writer) int {
+	fs, f := newServeFlagSet(stderr)
+	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: --log-level: %v\n", err)
+		return 2
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	srv, err := netcore.New(f.config(logger))
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		return 2
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	logger.Info("sockmon serving", "addr", f.cfg.Addr, "version", version)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	select {
+	case err := <-errc:
+		logger.Error("server stopped", "err", err)
+		return 1
+	case s := <-sig:
+		logger.Info("signal received, draining", "signal", s.String())
+	}
+	go func() {
+		// A second signal skips the rest of the drain.
+		<-sig
+		logger.Warn("second signal: exiting without finishing the drain")
+		os.Exit(1)
+	}()
+	if err := srv.Shutdown(context.Background()); err != nil {
+		logger.Warn("drain deadline passed with connections left", "err", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, netcore.ErrServerClosed) {
+		logger.Error("serve", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,176 @@
+package netcore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Config is the server's configuration. A zero field means "use the
+// default" (see setDefaults); negative durations switch a timer off where the
+// field says so. A Config is read once by New and never changed afterwards.
+type Config struct {
+	// Addr is the TCP address of the WebSocket listener. Default ":8080".
+	Addr string
+	// Path is the upgrade path of the sockmon protocol. Default "/ws".
+	Path string
+	// EchoPath, when set, is a path where every text and binary message is
+	// echoed back verbatim (conformance suites, benchmarks). Off by default.
+	EchoPath string
+
+	// MaxConns caps upgraded connections; the next upgrade gets 503.
+	// Default 10000.
+	MaxConns int
+	// MaxMessageSize caps a message in bytes, after reassembly of fragments
+	// and after inflating; a larger one closes the connection with 1009.
+	// Default 65536.
+	MaxMessageSize int
+	// MaxHeaderBytes caps the upgrade request head; over it: 431. Default 8192.
+	MaxHeaderBytes int
+	// HandshakeTimeout is how long a client has from TCP accept to a
+	// complete upgrade request (slowloris guard). Default 5s.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection that sent nothing (not even a pong) for
+	// this long. Default 75s; negative disables.
+	IdleTimeout time.Duration
+	// PingInterval is how often the server pings each connection. It must
+	// stay below a proxy's read timeout (nginx: 60s). Default 25s; negative
+	// disables.
+	PingInterval time.Duration
+	// WriteQueueBytes caps a connection's outbound queue: the bytes waiting
+	// while an earlier write to a slow reader is still in flight. Over it the
+	// connection is closed with 1008. Default 1 MiB.
+	WriteQueueBytes int
+	// WriteTimeout is how long one flush may wait for a socket that does not
+	// drain before the connection is dropped. Default 10s.
+	WriteTimeout time.Duration
+	// CloseTimeout is how long the server waits for the peer's close frame
+	// after sending its own. Default 3s.
+	CloseTimeout time.Duration
+
+	// Compression enables permessage-deflate (RFC 7692) negotiation, without
+	// context takeover in either direction. Default on; see
+	// DisableCompression.
+	DisableCompression bool
+	// CompressionThreshold is the payload size below which messages are sent
+	// uncompressed. Default 512.
+	CompressionThreshold int
+
+	// DrainDelay is the wait between flipping readiness off and closing the
+	// first connections, so load balancers stop sending new clients.
+	// Default 5s; negative means no wait.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds a whole drain. Default 25s (Kubernetes' 30s
+	// grace period minus a margin).
+	ShutdownTimeout time.Duration
+
+	// Handler handles the messages of Path. Default: an echo of both text and
+	// binary messages (the protocol issue replaces it).
+	Handler Handler
+	// Logger receives structured logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults, in one place.
+const (
+	DefaultAddr                 = ":8080"
+	DefaultPath                 = "/ws"
+	DefaultMaxConns             = 10000
+	DefaultMaxMessageSize       = 64 << 10
+	DefaultMaxHeaderBytes       = 8 << 10
+	DefaultHandshakeTimeout     = 5 * time.Second
+	DefaultIdleTimeout          = 75 * time.Second
+	DefaultPingInterval         = 25 * time.Second
+	DefaultWriteQueueBytes      = 1 << 20
+	DefaultWriteTimeout         = 10 * time.Second
+	DefaultCloseTimeout         = 3 * time.Second
+	DefaultCompressionThreshold = 512
+	DefaultDrainDelay           = 5 * time.Second
+	DefaultShutdownTimeout      = 25 * time.Second
+)
+
+// setDefaults fills every zero field with its default.
+func (c *Config) setDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defInt := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defDur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.Addr, DefaultAddr)
+	def(&c.Path, DefaultPath)
+	defInt(&c.MaxConns, DefaultMaxConns)
+	defInt(&c.MaxMessageSize, DefaultMaxMessageSize)
+	defInt(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	defInt(&c.WriteQueueBytes, DefaultWriteQueueBytes)
+	defInt(&c.CompressionThreshold, DefaultCompressionThreshold)
+	defDur(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	defDur(&c.IdleTimeout, DefaultIdleTimeout)
+	defDur(&c.PingInterval, DefaultPingInterval)
+	defDur(&c.WriteTimeout, DefaultWriteTimeout)
+	defDur(&c.CloseTimeout, DefaultCloseTimeout)
+	defDur(&c.DrainDelay, DefaultDrainDelay)
+	defDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	if c.Handler == nil {
+		c.Handler = EchoHandler
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// validate reports every configuration error at once.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("netcore: "+format, args...))
+	}
+	if !strings.HasPrefix(c.Path, "/") {
+		bad("path %q must start with /", c.Path)
+	}
+	if c.EchoPath != "" && !strings.HasPrefix(c.EchoPath, "/") {
+		bad("echo path %q must start with /", c.EchoPath)
+	}
+	if c.EchoPath == c.Path {
+		bad("echo path and protocol path are both %q", c.Path)
+	}
+	positive := map[string]int{
+		"max-conns": c.MaxConns, "max-message-size": c.MaxMessageSize,
+		"max-header-bytes": c.MaxHeaderBytes, "write-queue-bytes": c.WriteQueueBytes,
+		"compression-threshold": c.CompressionThreshold,
+	}
+	for name, v := range positive {
+		if v < 0 {
+			bad("%s must be positive, got %d", name, v)
+		}
+	}
+	if c.MaxHeaderBytes < 256 {
+		bad("max-header-bytes %d is too small for any real handshake (want >= 256)", c.MaxHeaderBytes)
+	}
+	for name, d := range map[string]time.Duration{
+		"handshake-timeout": c.HandshakeTimeout, "write-timeout": c.WriteTimeout,
+		"close-timeout": c.CloseTimeout, "shutdown-timeout": c.ShutdownTimeout,
+	} {
+		if d < 0 {
+			bad("%s must be positive, got %s", name, d)
+		}
+	}
+	if c.PingInterval > 0 && c.IdleTimeout > 0 && c.IdleTimeout <= c.PingInterval {
+		bad("idle-timeout %s must be longer than ping-interval %s, or pings cannot keep a quiet client alive", c.IdleTimeout, c.PingInterval)
+	}
+	if c.DrainDelay > 0 && c.DrainDelay >= c.ShutdownTimeout {
+		bad("drain-delay %s must be shorter than shutdown-timeout %s", c.DrainDelay, c.ShutdownTimeout)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,384 @@
+package netcore
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudwego/netpoll"
+	"github.com/gobwas/ws"
+)
+
+// The read path: netpoll calls onRequest on a pooled goroutine when a
+// connection has input, and keeps calling while input remains. This is the
+// per-connection hot loop; it is long on purpose, so that one frame is read,
+// checked and dispatched without indirection.
+
+// errPeerGone stops reading when the socket closed under the reader.
+var errPeerGone = errors.New("netcore: peer gone")
+
+// serveHandshake reads the upgrade request head, up to MaxHeaderBytes, and
+// answers it. A client that sends less than a full head blocks this
+// goroutine until more arrives or the sweeper drops it at HandshakeTimeout.
+func (c *Conn) serveHandshake() {
+	s := c.srv
+	r := c.nc.Reader()
+	searched := 0
+	for {
+		n := r.Len()
+		p, err := r.Peek(n)
+		if err != nil {
+			_ = c.nc.Close()
+			return
+		}
+		from := searched - 3
+		if from < 0 {
+			from = 0
+		}
+		if i := bytes.Index(p[from:], []byte("\r\n\r\n")); i >= 0 {
+			end := from + i + 4
+			head := p[:end]
+			c.upgrade(head)
+			_ = r.Skip(end)
+			_ = r.Release()
+			return
+		}
+		searched = n
+		if n >= s.cfg.MaxHeaderBytes {
+			c.refuse(&HandshakeError{Status: http.StatusRequestHeaderFieldsTooLarge,
+				Reason: "request head over " + strconv.Itoa(s.cfg.MaxHeaderBytes) + " bytes", RejectReason: "handshake"})
+			c.discardInput()
+			return
+		}
+		if _, err := r.Peek(n + 1); err != nil {
+			_ = c.nc.Close()
+			return
+		}
+	}
+}
+
+// upgrade validates the request head and answers 101 or an error status.
+func (c *Conn) upgrade(head []byte) {
+	s := c.srv
+	var req Request
+	if herr := parseRequest(head, &req); herr != nil {
+		c.refuse(herr)
+		return
+	}
+	if herr := checkUpgrade(&req); herr != nil {
+		c.refuse(herr)
+		return
+	}
+	var h Handler
+	switch req.Path {
+	case s.cfg.Path:
+		h = s.cfg.Handler
+	case s.cfg.EchoPath:
+		h = EchoHandler
+	default:
+		c.refuse(&HandshakeError{Status: http.StatusNotFound, Reason: "no WebSocket endpoint at " + strconv.Quote(req.Path), RejectReason: "handshake"})
+		return
+	}
+	if s.draining.Load() {
+		c.refuse(&HandshakeError{Status: http.StatusServiceUnavailable, Reason: "server is draining",
+			Header: [][2]string{{"Retry-After", "5"}}, RejectReason: "draining"})
+		return
+	}
+	if s.upgraded.Add(1) > int64(s.cfg.MaxConns) {
+		s.upgraded.Add(-1)
+		c.refuse(&HandshakeError{Status: http.StatusServiceUnavailable, Reason: "connection limit reached",
+			Header: [][2]string{{"Retry-After", "5"}}, RejectReason: "limit"})
+		return
+	}
+	ext := ""
+	if !s.cfg.DisableCompression {
+		ext = negotiateDeflate(&req)
+	}
+	c.deflate = ext != ""
+	c.handler = h
+	buf := getBuffer()
+	*buf = appendSwitching((*buf)[:0], req.key, ext)
+	w := c.nc.Writer()
+	dst, err := w.Malloc(len(*buf))
+	if err == nil {
+		copy(dst, *buf)
+		err = w.Flush()
+	}
+	putBuffer(buf)
+	if err != nil {
+		s.upgraded.Add(-1)
+		_ = c.nc.Close()
+		return
+	}
+	now := time.Now().UnixNano()
+	c.connectedAt.Store(now)
+	c.lastActivity.Store(now)
+	c.lastPing.Store(now)
+	if !c.state.CompareAndSwap(stateHandshake, stateOpen) {
+		// Swept at the handshake deadline while we were answering.
+		s.upgraded.Add(-1)
+		return
+	}
+	s.stats.accepted.Add(1)
+}
+
+// refuse answers the handshake with an HTTP error and closes the socket
+// once the answer is flushed.
+func (c *Conn) refuse(e *HandshakeError) {
+	c.srv.stats.rejected.Add(1)
+	c.readDone = true
+	buf := getBuffer()
+	*buf = appendRefusal((*buf)[:0], e)
+	w := c.nc.Writer()
+	if dst, err := w.Malloc(len(*buf)); err == nil {
+		copy(dst, *buf)
+		_ = w.Flush()
+	}
+	putBuffer(buf)
+	_ = c.nc.Close()
+}
+
+// discardInput drops whatever the peer sends after we stopped listening.
+func (c *Conn) discardInput() {
+	r := c.nc.Reader()
+	if n := r.Len(); n > 0 {
+		_ = r.Skip(n)
+	}
+	_ = r.Release()
+}
+
+// serveFrames reads and handles every complete frame in the buffer, then
+// flushes the replies once.
+func (c *Conn) serveFrames() {
+	if c.readDone {
+		c.discardInput()
+		return
+	}
+	r := c.nc.Reader()
+	c.lastActivity.Store(c.srv.now())
+	c.beginBatch()
+	for r.Len() > 0 {
+		if err := c.readFrame(r); err != nil {
+			c.readFailed(err)
+			break
+		}
+		if c.readDone {
+			break
+		}
+	}
+	if c.readDone {
+		c.discardInput()
+	}
+	_ = r.Release()
+	c.endBatch()
+}
+
+// readFailed ends reading after err: a *CloseError is answered with its
+// close frame, then the socket is closed.
+func (c *Conn) readFailed(err error) {
+	c.readDone = true
+	var ce *CloseError
+	if errors.As(err, &ce) {
+		c.errs.Add(1)
+		if ce.Code == CloseProtocolError || ce.Code == CloseInvalidPayload || ce.Code == CloseTooBig {
+			c.srv.stats.protocolErrs.Add(1)
+		}
+		c.sendClose(ce.Code, ce.Reason, true, true)
+		return
+	}
+	_ = c.nc.Close()
+}
+
+// peek returns the first n bytes of input, waiting for them if needed.
+// Before it waits, it flushes the batch so that replies (and broadcasts
+// queued meanwhile) do not wait for a slow sender's next bytes.
+func (c *Conn) peek(r netpoll.Reader, n int) ([]byte, error) {
+	if r.Len() < n && c.inBatch {
+		c.endBatch()
+		defer c.beginBatch()
+	}
+	p, err := r.Peek(n)
+	if err != nil {
+		return nil, errPeerGone
+	}
+	return p, nil
+}
+
+// readFrame reads, checks and handles one frame.
+func (c *Conn) readFrame(r netpoll.Reader) error {
+	p, err := c.peek(r, 2)
+	if err != nil {
+		return err
+	}
+	hl := headerLen(p[0], p[1])
+	if p, err = c.peek(r, hl); err != nil {
+		return err
+	}
+	h, _, err := parseHeader(p)
+	if err != nil {
+		return closeErr(CloseProtocolError, err.Error())
+	}
+	if err := c.checkHeader(h); err != nil {
+		return err
+	}
+	n := hl + int(h.Length)
+	if p, err = c.peek(r, n); err != nil {
+		return err
+	}
+	payload := p[hl:n]
+	ws.Cipher(payload, h.Mask, 0)
+	err = c.handleFrame(h, payload)
+	_ = r.Skip(n)
+	_ = r.Release()
+	return err
+}
+
+// checkHeader applies RFC 6455's rules that a header alone can break.
+func (c *Conn) checkHeader(h ws.Header) error {
+	if !h.Masked {
+		return closeErr(CloseProtocolError, "client frames must be masked")
+	}
+	if h.OpCode.IsReserved() {
+		return closeErr(CloseProtocolError, "reserved opcode "+strconv.Itoa(int(h.OpCode)))
+	}
+	if h.Rsv&^0x4 != 0 {
+		return closeErr(CloseProtocolError, "reserved bits RSV2/RSV3 set")
+	}
+	if h.Rsv1() && (!c.deflate || h.OpCode == ws.OpContinuation || h.OpCode.IsControl()) {
+		return closeErr(CloseProtocolError, "RSV1 set without a negotiated extension that defines it")
+	}
+	if h.OpCode.IsControl() {
+		if !h.Fin {
+			return closeErr(CloseProtocolError, "fragmented control frame")
+		}
+		if h.Length > ws.MaxControlFramePayloadSize {
+			return closeErr(CloseProtocolError, "control frame payload over 125 bytes")
+		}
+		return nil
+	}
+	if h.OpCode == ws.OpContinuation && c.msgOp == 0 {
+		return closeErr(CloseProtocolError, "continuation frame without a message in progress")
+	}
+	if h.OpCode != ws.OpContinuation && c.msgOp != 0 {
+		return closeErr(CloseProtocolError, "new data frame while a fragmented message is in progress")
+	}
+	if h.Length > int64(c.srv.cfg.MaxMessageSize-len(c.msgBuf)) {
+		return closeErr(CloseTooBig, "message over "+strconv.Itoa(c.srv.cfg.MaxMessageSize)+" bytes")
+	}
+	return nil
+}
+
+// handleFrame acts on one checked, unmasked frame.
+func (c *Conn) handleFrame(h ws.Header, payload []byte) error {
+	c.bytesIn.Add(uint64(len(payload)))
+	switch h.OpCode {
+	case ws.OpPing:
+		if c.state.Load() == stateOpen {
+			return c.writeControlFromReader(ws.OpPong, payload)
+		}
+		return nil
+	case ws.OpPong:
+		return nil
+	case ws.OpClose:
+		return c.handleClose(payload)
+	}
+	if c.state.Load() != stateOpen {
+		// Closing: data after our close frame is read and dropped.
+		return nil
+	}
+	if h.OpCode != ws.OpContinuation {
+		if h.Fin {
+			// The common case: a whole message in one frame, handled in
+			// place in netpoll's buffer.
+			return c.dispatch(h.OpCode, h.Rsv1(), payload)
+		}
+		c.msgOp = h.OpCode
+		c.msgDeflate = h.Rsv1()
+		if c.msgBuf == nil {
+			c.msgBuf = (*getBuffer())[:0]
+		}
+	}
+	if c.msgOp == ws.OpText && !c.msgDeflate && !c.utf8.feed(payload) {
+		return closeErr(CloseInvalidPayload, "invalid UTF-8 in text message")
+	}
+	c.msgBuf = append(c.msgBuf, payload...)
+	if !h.Fin {
+		return nil
+	}
+	op, deflated, msg := c.msgOp, c.msgDeflate, c.msgBuf
+	c.msgOp, c.msgDeflate = 0, false
+	if op == ws.OpText && !deflated && !c.utf8.done() {
+		return closeErr(CloseInvalidPayload, "text message ends inside a UTF-8 sequence")
+	}
+	err := c.dispatch(op, deflated, msg)
+	b := c.msgBuf[:0]
+	c.msgBuf = nil
+	putBuffer(&b)
+	return err
+}
+
+// dispatch hands a complete message to the handler.
+func (c *Conn) dispatch(op ws.OpCode, deflated bool, msg []byte) error {
+	if deflated {
+		buf := getBuffer()
+		out, err := inflateMessage((*buf)[:0], msg, c.srv.cfg.MaxMessageSize)
+		*buf = out
+		defer putBuffer(buf)
+		if errors.Is(err, errInflatedTooLarge) {
+			return closeErr(CloseTooBig, "inflated message over "+strconv.Itoa(c.srv.cfg.MaxMessageSize)+" bytes")
+		}
+		if err != nil {
+			return closeErr(CloseProtocolError, "bad deflate data")
+		}
+		msg = out
+	}
+	if op == ws.OpText && (deflated || c.msgBuf == nil) && !utf8.Valid(msg) {
+		return closeErr(CloseInvalidPayload, "invalid UTF-8 in text message")
+	}
+	c.msgsIn.Add(1)
+	if err := c.handler.HandleMessage(c, MessageType(op), msg); err != nil {
+		var ce *CloseError
+		if errors.As(err, &ce) {
+			return ce
+		}
+		c.srv.log.Error("message handler failed", "socket", c.id, "err", err)
+		return closeErr(CloseInternal, "internal error")
+	}
+	return nil
+}
+
+// handleClose answers the peer's close frame (RFC 6455 section 5.5.1).
+func (c *Conn) handleClose(payload []byte) error {
+	c.readDone = true
+	c.closedByPeer.Store(c.state.Load() == stateOpen)
+	if len(payload) == 1 {
+		return closeErr(CloseProtocolError, "close frame with a 1-byte payload")
+	}
+	code := ws.StatusCode(0)
+	if len(payload) >= 2 {
+		code, _ = ws.ParseCloseFrameDataUnsafe(payload)
+		if !validReceivedCloseCode(code) {
+			return closeErr(CloseProtocolError, "invalid close code "+strconv.Itoa(int(code)))
+		}
+		if !utf8.Valid(payload[2:]) {
+			return closeErr(CloseInvalidPayload, "close reason is not valid UTF-8")
+		}
+	}
+	if code == 0 {
+		code = CloseNormal
+	}
+	c.sendClose(code, "", true, true)
+	return nil
+}
+
+// writeControlFromReader writes a control frame from the reader goroutine:
+// into the batch when it holds the token, queued otherwise.
+func (c *Conn) writeControlFromReader(op ws.OpCode, payload []byte) error {
+	if c.inBatch {
+		return c.writeDirect(op, false, payload)
+	}
+	return c.writeQueued(op, false, payload, true)
+}

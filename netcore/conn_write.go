@@ -1,0 +1,323 @@
+package netcore
+
+import (
+	"encoding/binary"
+	"unicode/utf8"
+
+	"github.com/bytedance/gopkg/util/gopool"
+	"github.com/gobwas/ws"
+)
+
+// The write path.
+//
+// netpoll's output buffer has one writer at a time. The writer token
+// (Conn.writing, under wmu) says who that is:
+//
+//   - the reader, for a whole batch of frames read in one go: its replies are
+//     written straight into netpoll's buffer and flushed once at the end
+//     (Reply);
+//   - otherwise the first goroutine that writes (a broadcast, a ping, a
+//     close): it writes its frame into netpoll's buffer and hands the flush
+//     to a pooled goroutine, so that it never waits for a slow peer.
+//
+// Everyone who finds the token taken appends the frame to pending, which the
+// owner drains before giving the token back. pending is what a slow consumer
+// accumulates: past Config.WriteQueueBytes the connection is closed with 1008.
+
+// Reply writes a message into the current batch. It may only be called from
+// HandleMessage, on the connection's own reader goroutine; elsewhere use
+// WriteMessage.
+func (c *Conn) Reply(mt MessageType, data []byte) error {
+	if !c.inBatch {
+		return c.WriteMessage(mt, data)
+	}
+	if c.state.Load() != stateOpen {
+		return ErrConnClosed
+	}
+	op, rsv1, payload, release, err := c.prepareData(mt, data)
+	if err != nil {
+		return err
+	}
+	err = c.writeDirect(op, rsv1, payload)
+	release()
+	return err
+}
+
+// WriteMessage queues a message to the peer. It never blocks on the
+// network; a peer that does not read fast enough is closed with 1008 once
+// its queue passes Config.WriteQueueBytes (ErrSlowConsumer). Safe for
+// concurrent use.
+func (c *Conn) WriteMessage(mt MessageType, data []byte) error {
+	if c.state.Load() != stateOpen {
+		return ErrConnClosed
+	}
+	op, rsv1, payload, release, err := c.prepareData(mt, data)
+	if err != nil {
+		return err
+	}
+	err = c.writeQueued(op, rsv1, payload, true)
+	release()
+	return err
+}
+
+// WriteFrame queues an already encoded server frame (header and payload,
+// unmasked), as built once by a broadcast for all its recipients. The frame
+// is copied. Same rules as WriteMessage.
+func (c *Conn) WriteFrame(frame []byte) error {
+	if c.state.Load() != stateOpen {
+		return ErrConnClosed
+	}
+	return c.writeRaw(frame, true)
+}
+
+// prepareData compresses data when the connection negotiated deflate and the
+// message is big enough to be worth it.
+func (c *Conn) prepareData(mt MessageType, data []byte) (op ws.OpCode, rsv1 bool, payload []byte, release func(), err error) {
+	if len(data) > c.srv.cfg.MaxMessageSize {
+		return 0, false, nil, nil, ErrMessageTooLarge
+	}
+	op = ws.OpCode(mt)
+	if !c.deflate || len(data) < c.srv.cfg.CompressionThreshold {
+		return op, false, data, noRelease, nil
+	}
+	buf := getBuffer()
+	out, err := deflateMessage((*buf)[:0], data)
+	if err != nil {
+		putBuffer(buf)
+		return 0, false, nil, nil, err
+	}
+	*buf = out
+	return op, true, out, func() { putBuffer(buf) }, nil
+}
+
+func noRelease() {}
+
+// writeDirect writes a frame into netpoll's buffer; the caller holds the
+// writer token.
+func (c *Conn) writeDirect(op ws.OpCode, rsv1 bool, payload []byte) error {
+	hl := serverHeaderLen(len(payload))
+	buf, err := c.nc.Writer().Malloc(hl + len(payload))
+	if err != nil {
+		return err
+	}
+	putHeader(buf, true, rsv1, op, len(payload))
+	copy(buf[hl:], payload)
+	c.countOut(op, hl+len(payload))
+	return nil
+}
+
+func (c *Conn) countOut(op ws.OpCode, n int) {
+	if op.IsData() {
+		c.msgsOut.Add(1)
+	}
+	c.bytesOut.Add(uint64(n))
+}
+
+// writeQueued writes a frame through the token protocol. capped says
+// whether the frame counts against the outbound cap (close frames do not).
+func (c *Conn) writeQueued(op ws.OpCode, rsv1 bool, payload []byte, capped bool) error {
+	hl := serverHeaderLen(len(payload))
+	c.wmu.Lock()
+	if c.writing {
+		if capped && len(c.pending)+hl+len(payload) > c.srv.cfg.WriteQueueBytes {
+			c.wmu.Unlock()
+			c.slowConsumer()
+			return ErrSlowConsumer
+		}
+		if c.pending == nil {
+			c.pending = getPending()
+		}
+		var hdr [maxServerHeaderSize]byte
+		putHeader(hdr[:], true, rsv1, op, len(payload))
+		c.pending = append(c.pending, hdr[:hl]...)
+		c.pending = append(c.pending, payload...)
+		c.wmu.Unlock()
+		c.countOut(op, hl+len(payload))
+		return nil
+	}
+	c.writing = true
+	c.wmu.Unlock()
+	if err := c.writeDirect(op, rsv1, payload); err != nil {
+		c.releaseToken()
+		return err
+	}
+	gopool.Go(c.flushOwned)
+	return nil
+}
+
+// writeRaw is writeQueued for a pre-encoded frame.
+func (c *Conn) writeRaw(frame []byte, capped bool) error {
+	c.wmu.Lock()
+	if c.writing {
+		if capped && len(c.pending)+len(frame) > c.srv.cfg.WriteQueueBytes {
+			c.wmu.Unlock()
+			c.slowConsumer()
+			return ErrSlowConsumer
+		}
+		if c.pending == nil {
+			c.pending = getPending()
+		}
+		c.pending = append(c.pending, frame...)
+		c.wmu.Unlock()
+		c.countOut(ws.OpBinary, len(frame))
+		return nil
+	}
+	c.writing = true
+	c.wmu.Unlock()
+	buf, err := c.nc.Writer().Malloc(len(frame))
+	if err != nil {
+		c.releaseToken()
+		return err
+	}
+	copy(buf, frame)
+	c.countOut(ws.OpBinary, len(frame))
+	gopool.Go(c.flushOwned)
+	return nil
+}
+
+// beginBatch tries to take the writer token for the reader's batch.
+func (c *Conn) beginBatch() {
+	c.wmu.Lock()
+	if !c.writing {
+		c.writing = true
+		c.inBatch = true
+	}
+	c.wmu.Unlock()
+}
+
+// endBatch flushes the batch and gives the token back.
+func (c *Conn) endBatch() {
+	if !c.inBatch {
+		return
+	}
+	c.inBatch = false
+	c.flushOwned()
+}
+
+// flushOwned is run by the token owner: flush, drain pending, repeat, then
+// release the token. A flush blocks only while the peer's socket buffer is
+// full, for at most Config.WriteTimeout.
+func (c *Conn) flushOwned() {
+	for {
+		if err := c.nc.Writer().Flush(); err != nil {
+			c.releaseToken()
+			_ = c.nc.Close()
+			return
+		}
+		c.wmu.Lock()
+		if len(c.pending) == 0 {
+			c.writing = false
+			closeNow := c.closeAfterFlush
+			c.wmu.Unlock()
+			if closeNow {
+				_ = c.nc.Close()
+			}
+			return
+		}
+		p := c.pending
+		c.pending = nil
+		c.wmu.Unlock()
+		buf, err := c.nc.Writer().Malloc(len(p))
+		if err != nil {
+			putPending(p)
+			c.releaseToken()
+			_ = c.nc.Close()
+			return
+		}
+		copy(buf, p)
+		putPending(p)
+	}
+}
+
+// releaseToken gives the token back after a failed write, dropping the queue.
+func (c *Conn) releaseToken() {
+	c.wmu.Lock()
+	c.writing = false
+	p := c.pending
+	c.pending = nil
+	c.wmu.Unlock()
+	if p != nil {
+		putPending(p)
+	}
+}
+
+// slowConsumer drops what a peer that does not read has queued and closes it
+// with 1008; the close frame follows the write in flight, and the sweeper
+// drops the socket if even that cannot be delivered in time.
+func (c *Conn) slowConsumer() {
+	c.wmu.Lock()
+	if c.pending != nil {
+		c.pending = c.pending[:0]
+	}
+	c.wmu.Unlock()
+	if c.state.Load() == stateOpen {
+		c.srv.stats.slowConsumers.Add(1)
+	}
+	c.sendClose(ClosePolicy, "slow consumer: outbound queue over its cap", true, false)
+}
+
+// sendClose queues a close frame. With closeAfter, the socket is closed as
+// soon as the frame is flushed (protocol errors, replies to the peer's close,
+// slow consumers); otherwise the server waits for the peer's close frame up
+// to Config.CloseTimeout. Only the first call for a connection acts.
+// fromReader says the caller is the connection's reader goroutine, which may
+// hold the writer token for its batch.
+func (c *Conn) sendClose(code ws.StatusCode, reason string, closeAfter, fromReader bool) {
+	for {
+		st := c.state.Load()
+		if st != stateOpen {
+			if st == stateClosing && closeAfter {
+				// Our close frame is out already and now we want the socket
+				// down after it: the peer answered, or it misbehaved.
+				c.closeSocketAfterFlush()
+			}
+			return
+		}
+		if c.state.CompareAndSwap(stateOpen, stateClosing) {
+			break
+		}
+	}
+	c.closeCode.Store(uint32(code))
+	c.closeBy.Store(c.srv.now() + int64(c.srv.cfg.CloseTimeout))
+	var body [2 + maxCloseReason]byte
+	binary.BigEndian.PutUint16(body[:2], uint16(code))
+	n := 2 + copy(body[2:], truncateReason(reason))
+	if closeAfter {
+		c.wmu.Lock()
+		c.closeAfterFlush = true
+		c.wmu.Unlock()
+	}
+	if fromReader && c.inBatch {
+		_ = c.writeDirect(ws.OpClose, false, body[:n])
+		return
+	}
+	_ = c.writeQueued(ws.OpClose, false, body[:n], false)
+}
+
+// closeSocketAfterFlush closes the socket now if nothing is being written,
+// or lets the writer close it when its queue is empty.
+func (c *Conn) closeSocketAfterFlush() {
+	c.wmu.Lock()
+	c.closeAfterFlush = true
+	busy := c.writing
+	c.wmu.Unlock()
+	if !busy {
+		_ = c.nc.Close()
+	}
+}
+
+// maxCloseReason is the room for a reason in a close frame (125 - 2).
+const maxCloseReason = 123
+
+// truncateReason cuts reason to fit a close frame without splitting a
+// UTF-8 sequence.
+func truncateReason(s string) string {
+	if len(s) <= maxCloseReason {
+		return s
+	}
+	s = s[:maxCloseReason]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}

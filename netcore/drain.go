@@ -1,0 +1,111 @@
+package netcore
+
+import (
+	"context"
+	"math/rand/v2"
+
+	"github.com/gobwas/ws"
+	"time"
+)
+
+// Graceful drain (CONVENTIONS.md C5.5): flip readiness off at once and
+// refuse new upgrades with 503, wait DrainDelay for load balancers to
+// notice, close the listener, close connections in jittered batches with
+// 1001 and a reason, wait for their close handshakes, and drop what is left
+// at the deadline.
+
+// drainBatches is how many batches the connections are closed in.
+const drainBatches = 20
+
+// Shutdown drains the server and stops it. It returns when every connection
+// is closed, or when ctx ends or Config.ShutdownTimeout passes (whichever is
+// first), after dropping the connections that remain. Serve then returns
+// ErrServerClosed. Calling it again returns at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.drain(ctx, CloseGoingAway, "server shutting down")
+}
+
+func (s *Server) drain(ctx context.Context, code ws.StatusCode, reason string) error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	evl, ln := s.evl, s.ln
+	s.mu.Unlock()
+	s.draining.Store(true)
+
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	s.log.Info("drain started", "connections", s.upgraded.Load(), "drain_delay", s.cfg.DrainDelay.String(), "deadline", time.Until(deadline).Round(time.Millisecond).String())
+
+	if s.cfg.DrainDelay > 0 {
+		select {
+		case <-time.After(s.cfg.DrainDelay):
+		case <-ctx.Done():
+		}
+	}
+	if ln != nil {
+		_ = ln.Close()
+	}
+
+	// Spread the closes over half of the time left, keeping the other half
+	// for close handshakes.
+	conns := make([]*Conn, 0, s.reg.count.Load())
+	for i := range s.reg.shards {
+		conns = s.reg.snapshotShard(i, conns)
+	}
+	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
+	window := time.Until(deadline) / 2
+	per := (len(conns) + drainBatches - 1) / drainBatches
+	if per < 1 {
+		per = 1
+	}
+	gap := window / drainBatches
+	for i := 0; i < len(conns); i += per {
+		end := min(i+per, len(conns))
+		for _, c := range conns[i:end] {
+			if c.state.Load() == stateHandshake {
+				_ = c.nc.Close()
+				continue
+			}
+			c.sendClose(code, reason, false, false)
+		}
+		if end < len(conns) && gap > 0 {
+			jitter := time.Duration(rand.Int64N(int64(gap))) // 0.5..1.5 of gap
+			select {
+			case <-time.After(gap/2 + jitter):
+			case <-ctx.Done():
+			}
+		}
+	}
+
+	// Wait for the close handshakes; drop the rest at the deadline.
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	for s.reg.count.Load() > 0 {
+		select {
+		case <-poll.C:
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	left := s.reg.count.Load()
+	s.reg.each(func(c *Conn) { _ = c.nc.Close() })
+
+	close(s.stop)
+	s.wg.Wait()
+	if evl != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), time.Second)
+		_ = evl.Shutdown(sctx)
+		scancel()
+	}
+	s.log.Info("drain finished", "dropped", left)
+	if left > 0 {
+		return ctx.Err()
+	}
+	return nil
+}

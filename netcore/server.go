@@ -1,0 +1,239 @@
+package netcore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+)
+
+// Server is a WebSocket server on a netpoll event loop. Create it with New,
+// run it with Serve or ListenAndServe, stop it with Shutdown.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	reg   registry
+	stats serverStats
+
+	clock    atomic.Int64 // coarse unix nanoseconds, advanced by the sweeper
+	upgraded atomic.Int64 // connections past the upgrade and not closed
+	draining atomic.Bool
+	serving  atomic.Bool
+
+	mu      sync.Mutex // guards the fields below
+	evl     netpoll.EventLoop
+	ln      net.Listener
+	stop    chan struct{}
+	stopped bool
+	wg      sync.WaitGroup // the sweeper
+}
+
+// serverStats are server-wide counters, read by Stats.
+type serverStats struct {
+	accepted      atomic.Uint64 // upgrades completed
+	rejected      atomic.Uint64 // upgrades refused
+	closed        atomic.Uint64 // upgraded connections closed
+	slowConsumers atomic.Uint64
+	protocolErrs  atomic.Uint64
+}
+
+// Stats is a copy of the server-wide counters.
+type Stats struct {
+	Open          int64  // upgraded connections now
+	Accepted      uint64 // upgrades completed since start
+	Rejected      uint64 // upgrades refused since start
+	Closed        uint64 // upgraded connections closed since start
+	SlowConsumers uint64 // connections closed for a full outbound queue
+	ProtocolErrs  uint64 // connections closed for a protocol violation
+	Draining      bool
+}
+
+// netpollOnce configures netpoll's process-wide settings. netpoll keeps them
+// in package variables; they are set once, before the first connection.
+var netpollOnce sync.Once
+
+// netpollBufferSize is the first input buffer of a connection. Small, so
+// that an idle connection holds little; netpoll doubles it for connections
+// that fill it.
+const netpollBufferSize = 1024
+
+// New checks cfg and returns a server that is not yet listening.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	netpollOnce.Do(func() {
+		_ = netpoll.Configure(netpoll.Config{BufferSize: netpollBufferSize})
+	})
+	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	s.reg.init()
+	s.clock.Store(time.Now().UnixNano())
+	return s, nil
+}
+
+// Config returns the configuration in force, defaults filled in.
+func (s *Server) Config() Config { return s.cfg }
+
+// now returns the coarse clock: accurate to the sweeper's tick.
+func (s *Server) now() int64 { return s.clock.Load() }
+
+// Ready reports whether the server accepts new clients: serving and not
+// draining.
+func (s *Server) Ready() bool { return s.serving.Load() && !s.draining.Load() }
+
+// Draining reports whether a drain has started.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Stats copies the server-wide counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Open:          s.upgraded.Load(),
+		Accepted:      s.stats.accepted.Load(),
+		Rejected:      s.stats.rejected.Load(),
+		Closed:        s.stats.closed.Load(),
+		SlowConsumers: s.stats.slowConsumers.Load(),
+		ProtocolErrs:  s.stats.protocolErrs.Load(),
+		Draining:      s.draining.Load(),
+	}
+}
+
+// Conn returns the connection with the given socket id, or nil.
+func (s *Server) Conn(id uint64) *Conn { return s.reg.get(id) }
+
+// Conns copies the state of every upgraded connection.
+func (s *Server) Conns() []ConnInfo {
+	out := make([]ConnInfo, 0, s.upgraded.Load())
+	s.reg.each(func(c *Conn) {
+		if c.state.Load() >= stateOpen {
+			out = append(out, c.Info())
+		}
+	})
+	return out
+}
+
+// Addr returns the listener's address once Serve has started, or nil.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// ListenAndServe listens on Config.Addr and serves until Shutdown.
+func (s *Server) ListenAndServe() error {
+	ln, err := netpoll.CreateListener("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("netcore: listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ln)
+}
+
+// Serve accepts connections on ln until Shutdown; it returns
+// ErrServerClosed after a shutdown. ln must be a TCP listener.
+func (s *Server) Serve(ln net.Listener) error {
+	evl, err := netpoll.NewEventLoop(s.onRequest,
+		netpoll.WithOnPrepare(s.onPrepare),
+	)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	if s.evl != nil {
+		s.mu.Unlock()
+		return errors.New("netcore: Serve called twice")
+	}
+	s.evl, s.ln = evl, ln
+	s.wg.Add(1)
+	go s.sweep()
+	s.mu.Unlock()
+
+	s.serving.Store(true)
+	err = evl.Serve(ln)
+	s.serving.Store(false)
+	s.mu.Lock()
+	stopped := s.stopped
+	s.mu.Unlock()
+	if stopped {
+		return ErrServerClosed
+	}
+	return err
+}
+
+type connKey struct{}
+
+// onPrepare runs on netpoll's poller for each accepted socket: it creates the
+// Conn and registers it. It must not block.
+func (s *Server) onPrepare(nc netpoll.Connection) context.Context {
+	now := time.Now().UnixNano()
+	c := &Conn{
+		id:         s.reg.newID(),
+		srv:        s,
+		nc:         nc,
+		remote:     remoteString(nc.RemoteAddr()),
+		acceptedAt: now,
+	}
+	c.lastActivity.Store(now)
+	_ = nc.SetWriteTimeout(s.cfg.WriteTimeout)
+	_ = nc.AddCloseCallback(c.onSocketClosed)
+	s.reg.add(c)
+	return context.WithValue(context.Background(), connKey{}, c)
+}
+
+// onRequest runs on a pooled goroutine whenever the connection has input.
+func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) error {
+	c, _ := ctx.Value(connKey{}).(*Conn)
+	if c == nil {
+		return nc.Close()
+	}
+	defer func() {
+		// A bug in a handler must cost one connection, not the process.
+		if v := recover(); v != nil {
+			s.log.Error("panic while serving a connection", "socket", c.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			_ = nc.Close()
+		}
+	}()
+	switch c.state.Load() {
+	case stateHandshake:
+		c.serveHandshake()
+	case stateOpen, stateClosing:
+		c.serveFrames()
+	default:
+		c.discardInput()
+	}
+	return nil
+}
+
+// onSocketClosed is netpoll's close callback: the socket is gone, whoever
+// closed it.
+func (c *Conn) onSocketClosed(netpoll.Connection) error {
+	prev := c.state.Swap(stateClosed)
+	c.srv.reg.remove(c)
+	if prev == stateOpen || prev == stateClosing {
+		c.srv.upgraded.Add(-1)
+		c.srv.stats.closed.Add(1)
+	}
+	c.wmu.Lock()
+	p := c.pending
+	c.pending = nil
+	c.wmu.Unlock()
+	if p != nil {
+		putPending(p)
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+package netcore
+
+import (
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// The sweeper: one goroutine per server that advances the coarse clock and
+// enforces every per-connection deadline (handshake, idle, ping, close) by
+// walking the registry, so that no connection needs a timer of its own.
+
+// sweepTick is how often the sweeper runs: a quarter of the shortest
+// deadline it enforces, between 10 ms and 500 ms.
+func (s *Server) sweepTick() time.Duration {
+	d := 500 * time.Millisecond
+	for _, v := range []time.Duration{s.cfg.HandshakeTimeout, s.cfg.IdleTimeout, s.cfg.PingInterval, s.cfg.CloseTimeout} {
+		if v > 0 && v/4 < d {
+			d = v / 4
+		}
+	}
+	if d < 10*time.Millisecond {
+		d = 10 * time.Millisecond
+	}
+	return d
+}
+
+func (s *Server) sweep() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.sweepTick())
+	defer t.Stop()
+	var batch []*Conn
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.clock.Store(now.UnixNano())
+			for i := range s.reg.shards {
+				batch = s.reg.snapshotShard(i, batch[:0])
+				for _, c := range batch {
+					s.sweepConn(c, now.UnixNano())
+				}
+			}
+			clear(batch)
+		}
+	}
+}
+
+// sweepConn applies the deadlines to one connection.
+func (s *Server) sweepConn(c *Conn, now int64) {
+	switch c.state.Load() {
+	case stateHandshake:
+		if now-c.acceptedAt > int64(s.cfg.HandshakeTimeout) {
+			s.stats.rejected.Add(1)
+			_ = c.nc.Close()
+		}
+	case stateOpen:
+		if s.cfg.IdleTimeout > 0 && now-c.lastActivity.Load() > int64(s.cfg.IdleTimeout) {
+			c.sendClose(CloseNormal, "idle timeout", true, false)
+			return
+		}
+		if s.cfg.PingInterval > 0 && now-c.lastPing.Load() >= int64(s.cfg.PingInterval) {
+			c.lastPing.Store(now)
+			_ = c.writeQueued(ws.OpPing, false, nil, true)
+		}
+	case stateClosing:
+		if by := c.closeBy.Load(); by != 0 && now > by {
+			_ = c.nc.Close()
+		}
+	}
+}
