@@ -38,21 +38,23 @@ func (c *Conn) serveHandshake() {
 		if from < 0 {
 			from = 0
 		}
+		end := -1
 		if i := bytes.Index(p[from:], []byte("\r\n\r\n")); i >= 0 {
-			end := from + i + 4
-			head := p[:end]
-			c.upgrade(head)
-			_ = r.Skip(end)
-			_ = r.Release()
-			return
+			end = from + i + 4
 		}
-		searched = n
-		if n >= s.cfg.MaxHeaderBytes {
+		if end > s.cfg.MaxHeaderBytes || (end < 0 && n >= s.cfg.MaxHeaderBytes) {
 			c.refuse(&HandshakeError{Status: http.StatusRequestHeaderFieldsTooLarge,
 				Reason: "request head over " + strconv.Itoa(s.cfg.MaxHeaderBytes) + " bytes", RejectReason: "handshake"})
 			c.discardInput()
 			return
 		}
+		if end >= 0 {
+			c.upgrade(p[:end])
+			_ = r.Skip(end)
+			_ = r.Release()
+			return
+		}
+		searched = n
 		if _, err := r.Peek(n + 1); err != nil {
 			_ = c.nc.Close()
 			return

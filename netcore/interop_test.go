@@ -3,6 +3,8 @@ package netcore
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +105,33 @@ func TestInteropCoder(t *testing.T) {
 			}
 			if err := conn.Close(coder.StatusNormalClosure, "bye"); err != nil {
 				t.Fatalf("close handshake: %v", err)
+			}
+		})
+	}
+}
+
+// TestInteropNodeWS drives the echo endpoint with the Node ws package (npm),
+// with and without permessage-deflate. `make test` installs the package;
+// under CI a missing install fails the test instead of skipping it.
+func TestInteropNodeWS(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat("testdata/nodews/node_modules/ws")
+	}
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("node or the ws package is missing (run make test-deps): %v", err)
+		}
+		t.Skipf("node or the ws package is missing (run make test-deps): %v", err)
+	}
+	_, addr := testServer(t, Config{EchoPath: "/echo", MaxMessageSize: 1 << 20})
+	for _, mode := range []string{"plain", "deflate"} {
+		t.Run(mode, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, node, "testdata/nodews/echo-client.js", "ws://"+addr+"/echo", mode).CombinedOutput()
+			if err != nil {
+				t.Fatalf("node ws client: %v\n%s", err, out)
 			}
 		})
 	}

@@ -1,0 +1,54 @@
+# sockmon. `make run` starts the server with its embedded defaults;
+# `make test` runs everything CI runs.
+
+GO       ?= go
+BIN      := bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X main.version=$(VERSION) -X main.revision=$(REVISION)
+FUZZTIME ?= 10s
+
+.PHONY: all build run test test-deps vet unit fuzz fuzz-short bench capacity clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/sockmon ./cmd/sockmon
+
+run: build
+	$(BIN)/sockmon serve
+
+# Everything CI runs: vet, the race-enabled test suite, and a short run of
+# every fuzz target.
+test: test-deps vet unit fuzz-short
+
+# Installs what the tests drive besides Go: the Node ws client for interop.
+test-deps:
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null)
+	cd netcore/testdata/nodews && npm ci --no-audit --no-fund --silent
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Fuzz targets, one per parser: `make fuzz FUZZTIME=5m` for a longer run.
+FUZZ_TARGETS := netcore:FuzzParseHeader netcore:FuzzParseRequest netcore:FuzzFrames netcore:FuzzUTF8
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$$pkg/; \
+	done
+
+fuzz-short:
+	$(MAKE) fuzz FUZZTIME=5s
+
+# Every benchmark, in a format benchstat reads.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee $(BIN)/bench.txt
+
+clean:
+	rm -rf $(BIN)
