@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,7 +73,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	netpollOnce.Do(func() {
-		_ = netpoll.Configure(netpoll.Config{BufferSize: netpollBufferSize})
+		_ = netpoll.Configure(netpoll.Config{
+			BufferSize:   netpollBufferSize,
+			LoggerOutput: netpollLog{},
+		})
 	})
 	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
 	s.reg.init()
@@ -236,4 +240,14 @@ func (c *Conn) onSocketClosed(netpoll.Connection) error {
 		putPending(p)
 	}
 	return nil
+}
+
+// netpollLog turns netpoll's free-text log lines (peer resets and the like,
+// which are routine for a server) into debug records of the default slog
+// logger. netpoll's logger is process-wide, so it cannot be per server.
+type netpollLog struct{}
+
+func (netpollLog) Write(p []byte) (int, error) {
+	slog.Debug("netpoll", "msg", strings.TrimSpace(string(p)))
+	return len(p), nil
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudwego/netpoll"
 	"github.com/sockmon/sockmon/netcore"
 )
 
@@ -85,9 +86,14 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
+	ln, err := netpoll.CreateListener("tcp", f.cfg.Addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.cfg.Addr, err)
+		return 1
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	logger.Info("sockmon serving", "addr", f.cfg.Addr, "version", version)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("sockmon serving", "addr", ln.Addr().String(), "version", version, "revision", revision)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// buildSockmon compiles the binary once per test run.
+var buildSockmon = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "sockmon-bin")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "sockmon")
+	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", errors.New(string(out))
+	}
+	return bin, nil
+})
+
+// startServe runs `sockmon serve` with args on a free port and returns the
+// process and the address it logged.
+func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	bin, err := buildSockmon()
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "sockmon serving" {
+				addrc <- rec.Addr
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case addr := <-addrc:
+		return cmd, addr
+	case <-time.After(30 * time.Second):
+		t.Fatal("sockmon serve did not log its address")
+	}
+	return nil, ""
+}
+
+// SIGTERM drains: every client gets 1001 with a reason before the process
+// exits, and it exits 0.
+func TestServeDrainsOnSIGTERM(t *testing.T) {
+	cmd, addr := startServe(t, "--echo-path", "/echo", "--drain-delay", "200ms", "--shutdown-timeout", "10s")
+	const n = 30
+	codes := make(chan int, n)
+	for i := 0; i < n; i++ {
+		c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/echo", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			defer c.Close()
+			for {
+				_, _, err := c.ReadMessage()
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) && strings.Contains(ce.Text, "shutting down") {
+					codes <- ce.Code
+					return
+				}
+				if err != nil {
+					codes <- 0
+					return
+				}
+			}
+		}()
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case code := <-codes:
+			if code != websocket.CloseGoingAway {
+				t.Fatalf("client %d: close %d, want 1001 with a reason", i, code)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("only %d of %d clients saw the close", i, n)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("sockmon serve after SIGTERM: %v, want exit 0", err)
+	}
+}
+
+func TestServeHelpListsEveryLimitFlag(t *testing.T) {
+	var out strings.Builder
+	fs, _ := newServeFlagSet(&out)
+	fs.Usage()
+	for _, name := range []string{"addr", "echo-path", "max-conns", "max-message-size", "handshake-timeout", "idle-timeout",
+		"ping-interval", "write-queue-bytes", "drain-delay", "shutdown-timeout"} {
+		if !strings.Contains(out.String(), "--"+name+" (default ") || !strings.Contains(out.String(), envName(name)) {
+			t.Errorf("serve --help does not list --%s with its default and $%s", name, envName(name))
+		}
+	}
+}
+
+func TestEnvironmentSetsFlags(t *testing.T) {
+	fs, f := newServeFlagSet(io.Discard)
+	env := map[string]string{"SOCKMON_MAX_CONNS": "123", "SOCKMON_ADDR": ":9999", "SOCKMON_IDLE_TIMEOUT": "1m"}
+	if err := parseWithEnv(fs, []string{"--addr", ":7777"}, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if f.cfg.MaxConns != 123 || f.cfg.IdleTimeout != time.Minute {
+		t.Fatalf("env not applied: max-conns %d idle %s", f.cfg.MaxConns, f.cfg.IdleTimeout)
+	}
+	if f.cfg.Addr != ":7777" {
+		t.Fatalf("command line should win over the environment: addr %q", f.cfg.Addr)
+	}
+	fs, _ = newServeFlagSet(io.Discard)
+	err := parseWithEnv(fs, nil, func(k string) string {
+		if k == "SOCKMON_MAX_CONNS" {
+			return "many"
+		}
+		return ""
+	})
+	if err == nil || !strings.Contains(err.Error(), "SOCKMON_MAX_CONNS") {
+		t.Fatalf("bad env value: %v, want an error naming SOCKMON_MAX_CONNS", err)
+	}
+}

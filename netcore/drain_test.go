@@ -1,0 +1,72 @@
+package netcore
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Shutdown flips readiness at once, refuses new upgrades with 503 during the
+// drain delay, then closes every client with 1001 and a reason.
+func TestShutdownDrainsWith1001(t *testing.T) {
+	srv, addr := testServer(t, Config{EchoPath: "/echo", DrainDelay: 300 * time.Millisecond, ShutdownTimeout: 5 * time.Second})
+	const n = 50
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/echo", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			for {
+				_, _, err := c.ReadMessage()
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					if ce.Text == "" {
+						t.Errorf("close 1001 without a reason")
+					}
+					codes <- ce.Code
+					return
+				}
+				if err != nil {
+					codes <- 0
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	waitFor(t, "readiness to flip", func() bool { return !srv.Ready() })
+	_, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+"/echo", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("upgrade while draining: err %v, resp %+v; want 503 with Retry-After", err, resp)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		if code != websocket.CloseGoingAway {
+			t.Fatalf("client closed with %d, want 1001", code)
+		}
+	}
+	if got := srv.Stats().Open; got != 0 {
+		t.Fatalf("%d connections open after Shutdown", got)
+	}
+}
