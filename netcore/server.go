@@ -44,6 +44,7 @@ type serverStats struct {
 	closed        atomic.Uint64 // upgraded connections closed
 	slowConsumers atomic.Uint64
 	protocolErrs  atomic.Uint64
+	panics        atomic.Uint64
 }
 
 // Stats is a copy of the server-wide counters.
@@ -54,6 +55,7 @@ type Stats struct {
 	Closed        uint64 // upgraded connections closed since start
 	SlowConsumers uint64 // connections closed for a full outbound queue
 	ProtocolErrs  uint64 // connections closed for a protocol violation
+	Panics        uint64 // handler or engine panics recovered (each closed one connection)
 	Draining      bool
 }
 
@@ -106,6 +108,7 @@ func (s *Server) Stats() Stats {
 		Closed:        s.stats.closed.Load(),
 		SlowConsumers: s.stats.slowConsumers.Load(),
 		ProtocolErrs:  s.stats.protocolErrs.Load(),
+		Panics:        s.stats.panics.Load(),
 		Draining:      s.draining.Load(),
 	}
 }
@@ -208,6 +211,7 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	defer func() {
 		// A bug in a handler must cost one connection, not the process.
 		if v := recover(); v != nil {
+			s.stats.panics.Add(1)
 			s.log.Error("panic while serving a connection", "socket", c.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			_ = nc.Close()
 		}
