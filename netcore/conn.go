@@ -57,6 +57,10 @@ type Conn struct {
 	writing         bool
 	closeAfterFlush bool
 	pending         []byte
+
+	// flushFn is c.flushOwned, bound once so that handing a flush to the
+	// runner does not allocate a method value per write.
+	flushFn func()
 }
 
 type connState = uint32

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"unicode/utf8"
 
-	"github.com/bytedance/gopkg/util/gopool"
 	"github.com/gobwas/ws"
 )
 
@@ -141,7 +140,7 @@ func (c *Conn) writeQueued(op ws.OpCode, rsv1 bool, payload []byte, capped bool)
 		c.releaseToken()
 		return err
 	}
-	gopool.Go(c.flushOwned)
+	taskRunner.run(c.flushFn)
 	return nil
 }
 
@@ -171,7 +170,7 @@ func (c *Conn) writeRaw(frame []byte, capped bool) error {
 	}
 	copy(buf, frame)
 	c.countOut(ws.OpBinary, len(frame))
-	gopool.Go(c.flushOwned)
+	taskRunner.run(c.flushFn)
 	return nil
 }
 

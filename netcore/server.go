@@ -78,6 +78,7 @@ func New(cfg Config) (*Server, error) {
 		_ = netpoll.Configure(netpoll.Config{
 			BufferSize:   netpollBufferSize,
 			LoggerOutput: netpollLog{},
+			Runner:       runTask,
 		})
 	})
 	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
@@ -195,6 +196,7 @@ func (s *Server) onPrepare(nc netpoll.Connection) context.Context {
 		remote:     remoteString(nc.RemoteAddr()),
 		acceptedAt: now,
 	}
+	c.flushFn = c.flushOwned
 	c.lastActivity.Store(now)
 	_ = nc.SetWriteTimeout(s.cfg.WriteTimeout)
 	_ = nc.AddCloseCallback(c.onSocketClosed)

@@ -1,0 +1,96 @@
+package netcore
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+
+	"github.com/gobwas/ws"
+	"github.com/gorilla/websocket"
+)
+
+// echoRig is a raw client on the echo endpoint with n frames prebuilt.
+type echoRig struct {
+	c     *rawClient
+	req   []byte
+	reply []byte
+}
+
+func newEchoRig(t testing.TB, perWrite int) *echoRig {
+	_, addr := testServer(t, Config{EchoPath: "/echo"})
+	r := &echoRig{c: dialRaw(t, addr, "/echo")}
+	payload := bytes.Repeat([]byte("m"), 64)
+	for i := 0; i < perWrite; i++ {
+		r.req = append(r.req, frame(true, 0, ws.OpBinary, payload, true)...)
+	}
+	r.reply = make([]byte, perWrite*(2+len(payload)))
+	return r
+}
+
+func (r *echoRig) roundTrip(t testing.TB) {
+	if _, err := r.c.conn.Write(r.req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(r.c.br, r.reply); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// BenchmarkEcho measures a binary echo round trip over loopback through the
+// whole engine; b.N messages, perWrite of them in flight.
+func BenchmarkEcho(b *testing.B) {
+	for _, perWrite := range []int{1, 16} {
+		b.Run(map[int]string{1: "ping-pong", 16: "16-in-flight"}[perWrite], func(b *testing.B) {
+			r := newEchoRig(b, perWrite)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(r.req)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i += perWrite {
+				r.roundTrip(b)
+			}
+		})
+	}
+}
+
+// BenchmarkEchoGorillaBaseline is the same round trip against a gorilla/
+// websocket echo server on net/http in the same process, as a baseline.
+func BenchmarkEchoGorillaBaseline(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	up := websocket.Upgrader{}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			mt, p, err := c.ReadMessage()
+			if err != nil || c.WriteMessage(mt, p) != nil {
+				return
+			}
+		}
+	})}
+	go hs.Serve(ln)
+	b.Cleanup(func() { hs.Close() })
+	for _, perWrite := range []int{1, 16} {
+		b.Run(map[int]string{1: "ping-pong", 16: "16-in-flight"}[perWrite], func(b *testing.B) {
+			r := &echoRig{c: dialRaw(b, ln.Addr().String(), "/")}
+			payload := bytes.Repeat([]byte("m"), 64)
+			for i := 0; i < perWrite; i++ {
+				r.req = append(r.req, frame(true, 0, ws.OpBinary, payload, true)...)
+			}
+			r.reply = make([]byte, perWrite*(2+len(payload)))
+			b.ReportAllocs()
+			b.SetBytes(int64(len(r.req)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i += perWrite {
+				r.roundTrip(b)
+			}
+		})
+	}
+}
