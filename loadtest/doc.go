@@ -1,0 +1,20 @@
+// Package loadtest is the load generator behind `sockmon load`.
+//
+// It drives any RFC 6455 server (and sockmon's JSON protocol) from its own
+// process: connections are dialled at a bounded ramp over a set of source
+// addresses, held by netpoll's client side with no goroutine per idle
+// connection, and driven either in a closed loop (each connection sends again
+// when its reply arrives) or in an open model at a constant total rate.
+//
+// The open model corrects coordinated omission the way wrk2 does: every
+// message has an intended send time on the constant-rate schedule, a
+// connection keeps at most one message in flight, and the latency recorded in
+// the corrected histogram is measured from the intended time. A stalled server
+// therefore shows in the corrected percentiles even though the sender had to
+// wait; the uncorrected histogram (measured from the actual send) is reported
+// beside it so the difference is visible.
+//
+// Run is the entry point: it is bounded by Config.Conns and Config.Duration,
+// stops early when its context is cancelled, and always returns the Report of
+// what ran.
+package loadtest
