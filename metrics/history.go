@@ -7,7 +7,8 @@ import (
 // History keeps one Point per sampling interval at falling resolution in
 // fixed-size rings: the sampling interval (5 s by default) for the last hour,
 // one minute for the last 24 hours and fifteen minutes for the last 7 days.
-// Memory is allocated once in New and never grows (about 400 KiB). A coarse
+// Memory is allocated once in New and never grows (2832 points of 208
+// bytes, under 600 KiB). A coarse
 // point is built from everything that happened during its period, not from
 // the finer points: its latency quantiles come from the merged HDR counts of
 // the period, so they are as exact as the fine ones.
@@ -138,7 +139,9 @@ func newHistory(interval time.Duration) *history {
 func (h *history) add(now time.Time, dur time.Duration, d *slice, g *gauges, q *quantiler) {
 	h.tiers[0].push(makePoint(now, dur, d, g, 1, q))
 	for _, t := range h.tiers[1:] {
-		period := now.UnixNano() / int64(t.res)
+		// The sample covers (now-dur, now]: it belongs to the period that
+		// holds the instant just before now.
+		period := (now.UnixNano() - 1) / int64(t.res)
 		if t.open && period != t.period {
 			end := time.Unix(0, (t.period+1)*int64(t.res))
 			t.push(makePoint(end, t.accDur, &t.acc, &t.gsum, t.samples, q))

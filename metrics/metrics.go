@@ -141,7 +141,7 @@ func New(o Options) (*Metrics, error) {
 	}
 	m.col.shards = m.shards
 	for i, w := range windowSpecs {
-		m.windows[i] = newWindow(w.span, w.chunks)
+		m.windows[i] = newWindow(w.span, w.chunks, m.start)
 	}
 	m.ready.Store(true)
 	m.register()
@@ -295,7 +295,7 @@ func (m *Metrics) collectLocked(now time.Time) {
 	d := m.col.collect()
 	for _, w := range m.windows {
 		w.advance(now)
-		w.add(d)
+		w.add(d, now)
 	}
 	m.tick.add(d)
 }

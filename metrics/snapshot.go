@@ -115,7 +115,7 @@ func (m *Metrics) Snapshot() Snapshot {
 	}
 
 	for i, w := range m.windows {
-		s.Windows[i] = m.window(windowNames[i], w.span(now, m.start), &w.sum)
+		s.Windows[i] = m.window(windowNames[i], w.span(now), &w.sum)
 	}
 	m.scratch.reset()
 	for k := range numKinds {

@@ -9,7 +9,9 @@ import "time"
 // chunk is subtracted from the sum and reused. A window therefore covers its
 // full span minus at most one chunk, plus the current partial chunk, and
 // reading it costs one pass over the sum, never a merge of chunks. Chunks are
-// aligned to Unix time, so all nodes roll at the same instants.
+// aligned to Unix time, so all nodes roll at the same instants. A chunk
+// remembers the time of the collect before its first one: its data covers
+// the time since then, which is the span the rates divide by.
 
 // Window indexes Snapshot.Windows.
 const (
@@ -38,13 +40,21 @@ var windowNames = [NumWindows]string{"1m", "5m", "15m", "start"}
 type window struct {
 	chunk   time.Duration
 	slots   []slice
-	cur     int64 // chunk number (Unix time / chunk) of the newest slot
+	from    []time.Time // per slot: start of the time its data covers; zero while empty
+	cur     int64       // chunk number (Unix time / chunk) of the newest slot
 	started bool
+	last    time.Time // time of the last add
 	sum     slice
 }
 
-func newWindow(span time.Duration, chunks int) *window {
-	return &window{chunk: span / time.Duration(chunks), slots: make([]slice, chunks)}
+// newWindow returns a window of span in chunks whose data starts at start.
+func newWindow(span time.Duration, chunks int, start time.Time) *window {
+	return &window{
+		chunk: span / time.Duration(chunks),
+		slots: make([]slice, chunks),
+		from:  make([]time.Time, chunks),
+		last:  start,
+	}
 }
 
 func (w *window) chunkOf(t time.Time) int64 {
@@ -65,6 +75,7 @@ func (w *window) advance(now time.Time) {
 	if c-w.cur >= n {
 		for i := range w.slots {
 			w.slots[i].reset()
+			w.from[i] = time.Time{}
 		}
 		w.sum.reset()
 		w.cur = c
@@ -72,24 +83,31 @@ func (w *window) advance(now time.Time) {
 	}
 	for w.cur < c {
 		w.cur++
-		s := &w.slots[w.cur%n]
-		w.sum.sub(s)
-		s.reset()
+		i := w.cur % n
+		w.sum.sub(&w.slots[i])
+		w.slots[i].reset()
+		w.from[i] = time.Time{}
 	}
 }
 
-// add puts d into the current chunk.
-func (w *window) add(d *slice) {
-	w.slots[w.cur%int64(len(w.slots))].add(d)
+// add puts d, collected at now, into the current chunk.
+func (w *window) add(d *slice, now time.Time) {
+	i := w.cur % int64(len(w.slots))
+	if w.from[i].IsZero() {
+		w.from[i] = w.last
+	}
+	w.last = now
+	w.slots[i].add(d)
 	w.sum.add(d)
 }
 
-// span is how much time the window covers at now, given the time data
-// started to come in.
-func (w *window) span(now, start time.Time) time.Duration {
-	full := time.Duration(len(w.slots)-1)*w.chunk + now.Sub(time.Unix(0, w.cur*int64(w.chunk)))
-	if up := now.Sub(start); up < full {
-		return up
+// span is how much time the data of the window covers at now.
+func (w *window) span(now time.Time) time.Duration {
+	n := int64(len(w.slots))
+	for c := w.cur - n + 1; c <= w.cur; c++ {
+		if f := w.from[(c%n+n)%n]; !f.IsZero() {
+			return now.Sub(f)
+		}
 	}
-	return full
+	return 0
 }
