@@ -30,8 +30,9 @@ type session struct {
 
 	mu      sync.Mutex
 	w       wire
-	open    bool // upgraded and not yet closed
-	closing bool // we sent a close frame
+	open       bool // upgraded and not yet closed
+	closing    bool // we sent a close frame
+	peerClosed bool // the server sent a close frame (already counted)
 
 	// One message in flight at most (wrk2's model): seq, when it was meant
 	// to go and when it went.
@@ -80,8 +81,10 @@ func (s *session) writeLocked(op ws.OpCode, payload []byte) bool {
 	}
 	s.out = appendFrame(s.out[:0], op, payload)
 	if err := s.w.write(s.out); err != nil {
-		s.run.stats.addError(ErrClassWrite)
-		s.goneLocked(false)
+		if !s.peerClosed && !s.closing {
+			s.run.stats.addError(ErrClassWrite)
+		}
+		s.goneLocked(true)
 		return false
 	}
 	return true
@@ -266,6 +269,7 @@ func (s *session) onClose(payload []byte) {
 	}
 	if !s.closing {
 		s.run.stats.addError(classWithCode(ErrClassClose, code))
+		s.peerClosed = true
 		var body [2]byte
 		binary.BigEndian.PutUint16(body[:], uint16(code))
 		if code == 1005 {
