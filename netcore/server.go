@@ -63,10 +63,15 @@ type Stats struct {
 // in package variables; they are set once, before the first connection.
 var netpollOnce sync.Once
 
-// netpollBufferSize is the first input buffer of a connection. Small, so
-// that an idle connection holds little; netpoll doubles it for connections
-// that fill it.
-const netpollBufferSize = 1024
+// netpoll buffer sizing. netpoll keeps one input and one output buffer node
+// per connection even when it is idle, and by default no node is smaller
+// than 4 KiB, which alone costs an idle connection 8 KiB. The first input
+// node is netpollBufferSize (netpoll doubles it for connections that fill
+// it) and no node is smaller than netpollMinNode.
+const (
+	netpollBufferSize = 256
+	netpollMinNode    = 256
+)
 
 // New checks cfg and returns a server that is not yet listening.
 func New(cfg Config) (*Server, error) {
@@ -75,6 +80,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	netpollOnce.Do(func() {
+		netpoll.LinkBufferCap = netpollMinNode
 		_ = netpoll.Configure(netpoll.Config{
 			BufferSize:   netpollBufferSize,
 			LoggerOutput: netpollLog{},
