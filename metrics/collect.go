@@ -158,13 +158,18 @@ func (c *collector) collectRecorder(r int, dst *counts) {
 	var n uint64
 	for b := range numBlocks {
 		seen := false
-		c.merged = [blockLen]uint32{}
 		for _, s := range c.shards {
 			blk := s.rec[r].blocks[b].Load()
 			if blk == nil {
 				continue
 			}
-			seen = true
+			if !seen {
+				for i := range blk {
+					c.merged[i] = blk[i].Load()
+				}
+				seen = true
+				continue
+			}
 			for i := range blk {
 				c.merged[i] += blk[i].Load()
 			}

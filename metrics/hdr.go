@@ -246,6 +246,24 @@ func (q *quantiler) latency(c *counts) Latency {
 	l.P95Ms = edgeMs(q.h.ValueAtQuantile(95))
 	l.P99Ms = edgeMs(q.h.ValueAtQuantile(99))
 	l.P999Ms = edgeMs(q.h.ValueAtQuantile(99.9))
-	l.MaxMs = edgeMs(q.h.Max())
+	l.MaxMs = float64(upperEdge(c.maxIndex())) / 1e3
 	return l
+}
+
+// maxIndex returns the highest flat index with a count; 0 when c is empty.
+// Its upper edge is what hdrhistogram-go's Max reports, plus 1 µs, without
+// Max's walk over every sub-bucket.
+func (c *counts) maxIndex() uint {
+	for b := numBlocks - 1; b >= 0; b-- {
+		cb := c.blocks[b]
+		if cb == nil {
+			continue
+		}
+		for i := blockLen - 1; i >= 0; i-- {
+			if cb[i] != 0 {
+				return uint(b<<subBits + i)
+			}
+		}
+	}
+	return 0
 }

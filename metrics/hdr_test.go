@@ -183,3 +183,21 @@ func TestLatencyEmpty(t *testing.T) {
 		t.Errorf("empty latency = %+v, want zero", l)
 	}
 }
+
+func TestMaxMatchesHdrhistogram(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	q := newQuantiler()
+	for range 200 {
+		var c counts
+		for range 1 + r.IntN(50) {
+			v := uint64(math.Exp(r.Float64() * math.Log(maxMicros)))
+			idx := flatIndex(v)
+			c.block(int(idx >> subBits))[idx&blockMask]++
+			c.n++
+		}
+		q.load(&c)
+		if got, want := q.latency(&c).MaxMs, edgeMs(q.h.Max()); got != want {
+			t.Fatalf("max %v ms, hdrhistogram-go says %v ms", got, want)
+		}
+	}
+}
