@@ -31,8 +31,11 @@ test-deps:
 vet:
 	$(GO) vet ./...
 
+# The race detector makes sync.Pool drop items at random, so the allocation
+# tests (build tag !race) run in a second pass without it.
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -run Allocs ./...
 
 # Fuzz targets, one per parser: `make fuzz FUZZTIME=5m` for a longer run.
 FUZZ_TARGETS := netcore:FuzzParseHeader netcore:FuzzParseRequest netcore:FuzzFrames netcore:FuzzUTF8

@@ -183,3 +183,26 @@ func TestNoGoroutineLeakAfterShutdown(t *testing.T) {
 		return !bytes.Contains(buf[:n], []byte("sockmon/netcore.(*Server)")) && !bytes.Contains(buf[:n], []byte("sockmon/netcore.(*Conn)"))
 	})
 }
+
+// An idle connection holds no goroutine: holding 300 idle upgraded
+// connections does not raise the goroutine count by anything like 300.
+func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
+	srv, addr := testServer(t, Config{EchoPath: "/echo"})
+	settle := func() int {
+		// Runner workers linger for workerKeepAlive after work; count only
+		// goroutines outside the runner.
+		buf := make([]byte, 4<<20)
+		n := runtime.Stack(buf, true)
+		all := bytes.Count(buf[:n], []byte("\ngoroutine "))
+		return all - bytes.Count(buf[:n], []byte("netcore.(*runner).worker"))
+	}
+	before := settle()
+	const n = 300
+	for i := 0; i < n; i++ {
+		dialRaw(t, addr, "/echo")
+	}
+	waitFor(t, "all upgrades", func() bool { return srv.Stats().Open == n })
+	if grew := settle() - before; grew > 10 {
+		t.Fatalf("%d idle connections added %d goroutines", n, grew)
+	}
+}
