@@ -168,25 +168,6 @@ func (c *counts) reset() {
 	c.n, c.sum = 0, 0
 }
 
-// countBelow returns how many values are counted at flat indexes below idx.
-func (c *counts) countBelow(idx uint) uint64 {
-	var n uint64
-	for b := uint(0); b < numBlocks && b<<subBits < idx; b++ {
-		cb := c.blocks[b]
-		if cb == nil {
-			continue
-		}
-		end := uint(blockLen)
-		if idx-b<<subBits < end {
-			end = idx - b<<subBits
-		}
-		for _, v := range cb[:end] {
-			n += v
-		}
-	}
-	return n
-}
-
 // Latency is a summary of a latency distribution, in milliseconds as the
 // JSON contract of the control side uses them. Quantiles and Max are exact
 // with respect to the HDR data: each is the upper edge of the sub-bucket

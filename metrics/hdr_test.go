@@ -201,3 +201,23 @@ func TestMaxMatchesHdrhistogram(t *testing.T) {
 		}
 	}
 }
+
+// countBelow returns how many values are counted at flat indexes below idx:
+// the obvious reference for counts.cumulative.
+func (c *counts) countBelow(idx uint) uint64 {
+	var n uint64
+	for b := uint(0); b < numBlocks && b<<subBits < idx; b++ {
+		cb := c.blocks[b]
+		if cb == nil {
+			continue
+		}
+		end := uint(blockLen)
+		if idx-b<<subBits < end {
+			end = idx - b<<subBits
+		}
+		for _, v := range cb[:end] {
+			n += v
+		}
+	}
+	return n
+}

@@ -278,12 +278,3 @@ func regroup(ps []Point, res time.Duration) []Point {
 	flush()
 	return out
 }
-
-// capacity is the number of points the history can ever hold.
-func (h *history) capacity() int {
-	n := 0
-	for _, t := range h.tiers {
-		n += len(t.points)
-	}
-	return n
-}

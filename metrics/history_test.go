@@ -180,3 +180,12 @@ func TestHistoryMemoryBounded(t *testing.T) {
 		}
 	}
 }
+
+// capacity is the number of points the history can ever hold.
+func (h *history) capacity() int {
+	n := 0
+	for _, t := range h.tiers {
+		n += len(t.points)
+	}
+	return n
+}

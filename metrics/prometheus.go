@@ -24,6 +24,10 @@ import (
 // registration. A scrape does work proportional to the number of series and
 // shards, never to the number of connections.
 
+// ContentType is the Content-Type of what WritePrometheus writes: the text
+// format 0.0.4 (CONVENTIONS.md C1.1).
+const ContentType = "text/plain; version=0.0.4; charset=utf-8"
+
 // Metric types of the text format.
 const (
 	typeCounter   = "counter"
@@ -301,7 +305,7 @@ func (c *counts) cumulative(idx []uint, out []uint64) {
 }
 
 // WritePrometheus writes every metric in the Prometheus text format 0.0.4
-// (serve it with Content-Type "text/plain; version=0.0.4; charset=utf-8").
+// (serve it with ContentType).
 // It builds the whole page in memory and writes it with one Write, outside
 // any lock, so a slow client never holds up another reader, and writers are
 // never held up at all.
