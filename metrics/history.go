@@ -7,8 +7,8 @@ import (
 // History keeps one Point per sampling interval at falling resolution in
 // fixed-size rings: the sampling interval (5 s by default) for the last hour,
 // one minute for the last 24 hours and fifteen minutes for the last 7 days.
-// Memory is allocated once in New and never grows (2832 points of 208
-// bytes, under 600 KiB). A coarse
+// Memory is allocated once in New and never grows (2832 points of 192
+// bytes, about 530 KiB). A coarse
 // point is built from everything that happened during its period, not from
 // the finer points: its latency quantiles come from the merged HDR counts of
 // the period, so they are as exact as the fine ones.
