@@ -67,6 +67,9 @@ func TestNilShardIsNoop(t *testing.T) {
 	s.MessagesDropped(1)
 	s.MessageError(ErrInternal)
 	s.RateLimited(ScopeIP)
+	if s.Nanotime() != 0 {
+		t.Error("nil shard Nanotime must be 0")
+	}
 }
 
 func TestShardHotPathDoesNotAllocate(t *testing.T) {
