@@ -81,8 +81,10 @@ type MessageReport struct {
 
 // LatencyReport holds the latency distributions. Corrected is measured from
 // each message's intended send time (coordinated omission corrected),
-// Uncorrected from its actual send time; ScheduleLag is actual minus
-// intended send time, the generator's own delay.
+// Uncorrected from its actual send time. ScheduleLag is actual minus
+// intended send time: the generator's own delay plus, in the open model,
+// the wait for the previous reply on the same connection (a late reply
+// holds back the next send; Corrected charges that wait to the server).
 type LatencyReport struct {
 	Corrected   Percentiles `json:"corrected"`
 	Uncorrected Percentiles `json:"uncorrected"`

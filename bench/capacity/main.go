@@ -1,0 +1,450 @@
+// Command capacity is the capacity suite behind `make capacity`: it builds
+// sockmon and the reference echo servers (bench/refservers, their own
+// module), runs the same `sockmon load` against each of them one after
+// another, repeats, and writes the medians to bench/RESULTS.md.
+//
+// Scenarios, each against a freshly started server:
+//
+//	idle    connect-only, -idle-conns connections held: server RSS per connection
+//	closed  closed loop, 100 connections, 64-byte binary: messages/s and server CPU per message
+//	open    open model at half of sockmon's median closed-loop rate, -open-conns
+//	        connections: corrected p50/p99/p99.9
+//
+// Server RSS comes from /proc/PID/status (VmRSS) and server CPU from
+// /proc/PID/stat (utime+stime). Run from the repository root.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sockmon/sockmon/loadtest"
+)
+
+type options struct {
+	bin        string
+	load       []string
+	repeats    int
+	out        string
+	logs       string
+	idleConns  int
+	openConns  int
+	closedConn int
+	duration   time.Duration
+	ramp       int
+	sources    string
+	servers    []string
+}
+
+// server is one server under test.
+type server struct {
+	name string
+	kind string // "sockmon", "peer" or "raw"
+	bin  string
+	args func(addr, control string) []string
+}
+
+// result is one scenario run against one server.
+type result struct {
+	err error
+
+	idleConns      int
+	idleRSSPerConn float64 // bytes
+	idleRSSBefore  int64
+	idleRSSHeld    int64
+
+	closedRate    float64 // replies per second
+	closedCPUUS   float64 // server CPU per message, µs
+	closedErrors  int64
+	closedLoadCPU float64 // generator utilization (0-1)
+
+	openRate     float64
+	openAchieved float64 // achieved / requested
+	openP50      float64
+	openP99      float64
+	openP999     float64
+	openErrors   int64
+	openLoadCPU  float64
+}
+
+func main() {
+	o := options{}
+	var load, servers string
+	flag.StringVar(&o.bin, "bin", "bin/capacity", "directory for the binaries it builds")
+	flag.StringVar(&load, "load", "", "load generator command (default: BIN/sockmon load)")
+	flag.IntVar(&o.repeats, "repeats", 3, "runs of every scenario against every server; the table shows medians")
+	flag.StringVar(&o.out, "out", "bench/RESULTS.md", "results file")
+	flag.StringVar(&o.logs, "logs", "bench/out", "directory for server logs and load reports")
+	flag.IntVar(&o.idleConns, "idle-conns", 15000, "connections held in the idle scenario")
+	flag.IntVar(&o.openConns, "open-conns", 10000, "connections in the open-model scenario")
+	flag.IntVar(&o.closedConn, "closed-conns", 100, "connections in the closed-loop scenario")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured phase of every load run")
+	flag.IntVar(&o.ramp, "ramp", 5000, "connections per second while ramping")
+	flag.StringVar(&o.sources, "sources", "127.0.0.2-127.0.0.9", "source addresses of the load's connections")
+	flag.StringVar(&servers, "servers", "sockmon,gorilla,gws,nbio,netpollraw", "servers to measure")
+	flag.Parse()
+	o.servers = strings.Split(servers, ",")
+	if load != "" {
+		o.load = strings.Fields(load)
+	}
+	if o.repeats < 1 || o.repeats > 20 || o.duration <= 0 || o.duration > 10*time.Minute {
+		fatalf("repeats 1..20 and duration up to 10m, got %d and %v", o.repeats, o.duration)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "capacity: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func numCPU() int { return runtime.NumCPU() }
+
+func run(ctx context.Context, o options) error {
+	started := time.Now()
+	if err := os.MkdirAll(o.logs, 0o755); err != nil {
+		return err
+	}
+	all, metricsOn, err := build(o)
+	if err != nil {
+		return err
+	}
+	var servers []server
+	for _, name := range o.servers {
+		i := slices.IndexFunc(all, func(s server) bool { return s.name == name })
+		if i < 0 {
+			return fmt.Errorf("unknown server %q", name)
+		}
+		servers = append(servers, all[i])
+	}
+	if len(o.load) == 0 {
+		o.load = []string{filepath.Join(o.bin, "sockmon"), "load"}
+	}
+	if err := exec.Command(o.load[0], append(o.load[1:], "--help")...).Run(); err != nil {
+		return fmt.Errorf("%s --help: %v (is `sockmon load` wired into main.go? -load names another command)", strings.Join(o.load, " "), err)
+	}
+
+	res := map[string]map[string][]result{} // scenario -> server -> runs
+	add := func(sc, srv string, r result) {
+		if res[sc] == nil {
+			res[sc] = map[string][]result{}
+		}
+		res[sc][srv] = append(res[sc][srv], r)
+	}
+	for rep := 1; rep <= o.repeats; rep++ {
+		for _, s := range servers {
+			for _, sc := range []string{"idle", "closed"} {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				logf("repeat %d/%d: %s %s", rep, o.repeats, s.name, sc)
+				r := scenario(ctx, o, s, sc, 0, rep)
+				if r.err != nil {
+					logf("  %s %s: %v", s.name, sc, r.err)
+				}
+				add(sc, s.name, r)
+			}
+		}
+	}
+	sat := median(values(res["closed"]["sockmon"], func(r result) float64 { return r.closedRate }))
+	if sat <= 0 {
+		return errors.New("no sockmon closed-loop rate to derive the open-model rate from")
+	}
+	openRate := float64(int(sat / 2))
+	for rep := 1; rep <= o.repeats; rep++ {
+		for _, s := range servers {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			logf("repeat %d/%d: %s open at %.0f msg/s", rep, o.repeats, s.name, openRate)
+			r := scenario(ctx, o, s, "open", openRate, rep)
+			if r.err != nil {
+				logf("  %s open: %v", s.name, r.err)
+			}
+			add("open", s.name, r)
+		}
+	}
+	doc := results(o, servers, res, resultsInfo{
+		started: started, elapsed: time.Since(started), saturation: sat, openRate: openRate, metricsOn: metricsOn,
+	})
+	if err := os.WriteFile(o.out, []byte(doc), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s in %v", o.out, time.Since(started).Round(time.Second))
+	return nil
+}
+
+// build compiles sockmon from the main module and every reference server
+// from bench/refservers (its own module, built with -mod=mod so no go.work
+// is needed). It reports whether sockmon serve has --control-addr, i.e.
+// runs with its metrics endpoint on.
+func build(o options) ([]server, bool, error) {
+	bin, err := filepath.Abs(o.bin)
+	if err != nil {
+		return nil, false, err
+	}
+	logf("building into %s", bin)
+	goCmd := func(dir string, args ...string) error {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("go %s (in %s): %v\n%s", strings.Join(args, " "), dir, err, out)
+		}
+		return nil
+	}
+	if err := goCmd(".", "build", "-o", filepath.Join(bin, "sockmon"), "./cmd/sockmon"); err != nil {
+		return nil, false, err
+	}
+	refs := []string{"gorilla", "gws", "nbio", "netpollraw"}
+	for _, r := range refs {
+		if err := goCmd("bench/refservers", "build", "-o", filepath.Join(bin, "ref-"+r), "./"+r); err != nil {
+			return nil, false, err
+		}
+	}
+	help, _ := exec.Command(filepath.Join(bin, "sockmon"), "serve", "--help").CombinedOutput()
+	metricsOn := bytes.Contains(help, []byte("--control-addr"))
+	sockmonArgs := func(addr, control string) []string {
+		a := []string{"serve", "--addr", addr, "--echo-path", "/echo",
+			"--max-conns", strconv.Itoa(max(o.idleConns, o.openConns) + 1000), "--max-message-size", "65536"}
+		if metricsOn {
+			a = append(a, "--control-addr", control)
+		}
+		return a
+	}
+	servers := []server{{name: "sockmon", kind: "sockmon", bin: filepath.Join(bin, "sockmon"), args: sockmonArgs}}
+	for _, r := range refs {
+		kind := "peer"
+		if r == "netpollraw" {
+			kind = "raw"
+		}
+		servers = append(servers, server{name: r, kind: kind, bin: filepath.Join(bin, "ref-"+r),
+			args: func(addr, _ string) []string { return []string{"-addr", addr} }})
+	}
+	return servers, metricsOn, nil
+}
+
+// running is a started server process.
+type running struct {
+	cmd    *exec.Cmd
+	addr   string
+	log    *os.File
+	exited chan struct{} // closed when the process has been waited for
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func start(o options, s server, tag string) (*running, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	control, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	log, err := os.Create(filepath.Join(o.logs, tag+".server.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(s.bin, s.args(addr, control)...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, err
+	}
+	exited := make(chan struct{})
+	r := &running{cmd: cmd, addr: addr, log: log, exited: exited}
+	go func() { _ = cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-exited:
+			log.Close()
+			return nil, fmt.Errorf("%s exited at start (see %s)", s.name, log.Name())
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			r.stop()
+			return nil, fmt.Errorf("%s not listening on %s after 10s", s.name, addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // let start-up allocation settle before reading RSS
+	return r, nil
+}
+
+func (r *running) pid() int { return r.cmd.Process.Pid }
+
+// stop sends SIGTERM to the server it started and kills it after 10s.
+func (r *running) stop() {
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.exited:
+	case <-time.After(10 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+	}
+	r.log.Close()
+}
+
+// loadRun runs the load generator with args and decodes its JSON report.
+// during, when not nil, runs while the generator does; finished is closed
+// when the generator has exited.
+func loadRun(ctx context.Context, o options, tag string, args []string, during func(finished <-chan struct{})) (*loadtest.Report, error) {
+	full := append(append(slices.Clone(o.load[1:]), args...), "--json")
+	cmd := exec.CommandContext(ctx, o.load[0], full...)
+	var stdout bytes.Buffer
+	errLog, err := os.Create(filepath.Join(o.logs, tag+".load.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer errLog.Close()
+	fmt.Fprintf(errLog, "%s %s\n", o.load[0], strings.Join(full, " "))
+	cmd.Stdout, cmd.Stderr = &stdout, errLog
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	finished := make(chan struct{})
+	go func() { err = cmd.Wait(); close(finished) }()
+	if during != nil {
+		during(finished)
+	}
+	<-finished
+	_ = os.WriteFile(filepath.Join(o.logs, tag+".report.json"), stdout.Bytes(), 0o644)
+	var rep loadtest.Report
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
+		return nil, fmt.Errorf("load: %v; report: %v", err, jerr)
+	}
+	return &rep, nil
+}
+
+func scenario(ctx context.Context, o options, s server, sc string, rate float64, rep int) result {
+	tag := fmt.Sprintf("%s-%s-%d", s.name, sc, rep)
+	srv, err := start(o, s, tag)
+	if err != nil {
+		return result{err: err}
+	}
+	defer srv.stop()
+	url := "ws://" + srv.addr + "/echo"
+	dur := o.duration.String()
+	switch sc {
+	case "idle":
+		return idle(ctx, o, srv, tag, url, dur)
+	case "closed":
+		cpu0, _ := cpuTime(srv.pid())
+		rp, err := loadRun(ctx, o, tag, []string{"--url", url, "--conns", strconv.Itoa(o.closedConn), "--duration", dur,
+			"--size", "64", "--mode", "echo-binary", "--sources", o.sources}, nil)
+		cpu1, _ := cpuTime(srv.pid())
+		if err != nil {
+			return result{err: err}
+		}
+		r := result{closedRate: rp.Messages.ReceivedRate, closedErrors: rp.Errors.Total, closedLoadCPU: rp.Client.Utilization}
+		if rp.Messages.Received > 0 {
+			r.closedCPUUS = float64((cpu1 - cpu0).Microseconds()) / float64(rp.Messages.Received)
+		}
+		return r
+	default:
+		rp, err := loadRun(ctx, o, tag, []string{"--url", url, "--conns", strconv.Itoa(o.openConns), "--ramp", strconv.Itoa(o.ramp),
+			"--rate", strconv.FormatFloat(rate, 'f', 0, 64), "--duration", dur, "--size", "64", "--mode", "echo-binary",
+			"--sources", o.sources}, nil)
+		if err != nil {
+			return result{err: err}
+		}
+		r := result{openRate: rate, openP50: rp.Latency.Corrected.P50, openP99: rp.Latency.Corrected.P99,
+			openP999: rp.Latency.Corrected.P999, openErrors: rp.Errors.Total, openLoadCPU: rp.Client.Utilization}
+		if rp.Messages.RateRatio != nil {
+			r.openAchieved = *rp.Messages.RateRatio
+		}
+		return r
+	}
+}
+
+// idle holds o.idleConns connections and reads the server's RSS while they
+// are all held: the median of the samples taken while the server's open
+// descriptors are at their plateau.
+func idle(ctx context.Context, o options, srv *running, tag, url, dur string) result {
+	pid := srv.pid()
+	before, err := rssBytes(pid)
+	if err != nil {
+		return result{err: err}
+	}
+	baseFDs := openFDs(pid)
+	type sample struct {
+		fds int
+		rss int64
+	}
+	var samples []sample
+	rp, err := loadRun(ctx, o, tag, []string{"--url", url, "--conns", strconv.Itoa(o.idleConns), "--ramp", strconv.Itoa(o.ramp),
+		"--duration", dur, "--mode", "connect-only", "--sources", o.sources}, func(finished <-chan struct{}) {
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-finished:
+				return
+			case <-tick.C:
+				fds := openFDs(pid)
+				if rss, err := rssBytes(pid); err == nil {
+					samples = append(samples, sample{fds, rss})
+				}
+			}
+		}
+	})
+	if err != nil {
+		return result{err: err}
+	}
+	peak := 0
+	for _, s := range samples {
+		peak = max(peak, s.fds)
+	}
+	var plateau []float64
+	for _, s := range samples {
+		if s.fds >= peak-peak/200 && s.fds > baseFDs {
+			plateau = append(plateau, float64(s.rss))
+		}
+	}
+	held := peak - baseFDs
+	if len(plateau) == 0 || held <= 0 {
+		return result{err: fmt.Errorf("no connections held (report: %d established, errors %v)",
+			rp.Connections.Established, rp.Errors.ByClass)}
+	}
+	heldRSS := median(plateau)
+	return result{idleConns: held, idleRSSBefore: before, idleRSSHeld: int64(heldRSS),
+		idleRSSPerConn: (heldRSS - float64(before)) / float64(held)}
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+)
+
+func values(rs []result, f func(result) float64) []float64 {
+	var out []float64
+	for _, r := range rs {
+		if r.err == nil {
+			out = append(out, f(r))
+		}
+	}
+	return out
+}
+
+// median of xs; NaN when empty.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+type resultsInfo struct {
+	started    time.Time
+	elapsed    time.Duration
+	saturation float64
+	openRate   float64
+	metricsOn  bool
+}
+
+// row is the medians of one server.
+type row struct {
+	name, kind                 string
+	rssPerConn, held           float64
+	rate, cpuUS                float64
+	p50, p99, p999, achieved   float64
+	closedLoadCPU, openLoadCPU float64
+	errs                       []string
+}
+
+func summarizeRows(servers []server, res map[string]map[string][]result) []row {
+	var rows []row
+	for _, s := range servers {
+		r := row{name: s.name, kind: s.kind}
+		idle, closed, open := res["idle"][s.name], res["closed"][s.name], res["open"][s.name]
+		r.rssPerConn = median(values(idle, func(x result) float64 { return x.idleRSSPerConn }))
+		r.held = median(values(idle, func(x result) float64 { return float64(x.idleConns) }))
+		r.rate = median(values(closed, func(x result) float64 { return x.closedRate }))
+		r.cpuUS = median(values(closed, func(x result) float64 { return x.closedCPUUS }))
+		r.closedLoadCPU = median(values(closed, func(x result) float64 { return x.closedLoadCPU }))
+		r.p50 = median(values(open, func(x result) float64 { return x.openP50 }))
+		r.p99 = median(values(open, func(x result) float64 { return x.openP99 }))
+		r.p999 = median(values(open, func(x result) float64 { return x.openP999 }))
+		r.achieved = median(values(open, func(x result) float64 { return x.openAchieved }))
+		r.openLoadCPU = median(values(open, func(x result) float64 { return x.openLoadCPU }))
+		for sc, rs := range map[string][]result{"idle": idle, "closed": closed, "open": open} {
+			var n int64
+			for _, x := range rs {
+				if x.err != nil {
+					r.errs = append(r.errs, fmt.Sprintf("%s: %v", sc, x.err))
+				}
+				n += x.closedErrors + x.openErrors
+			}
+			if n > 0 {
+				r.errs = append(r.errs, fmt.Sprintf("%s: %d load errors over %d runs", sc, n, len(rs)))
+			}
+		}
+		slices.Sort(r.errs)
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func num(v float64, format string) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, v)
+}
+
+func results(o options, servers []server, res map[string]map[string][]result, info resultsInfo) string {
+	rows := summarizeRows(servers, res)
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	goVersion, _ := exec.Command("go", "env", "GOVERSION").Output()
+
+	p("# Capacity results\n\n")
+	p("Written by `make capacity` (`go run ./bench/capacity`) on %s; the run took %v.\n\n",
+		info.started.UTC().Format("2006-01-02 15:04 MST"), info.elapsed.Round(time.Second))
+	p("- Machine: %s; %s. Load generator and server share the machine (loopback, separate processes).\n",
+		machine(), strings.TrimSpace(string(goVersion)))
+	metrics := "on (`--control-addr`, /metrics served)"
+	if !info.metricsOn {
+		metrics = "**off**: this build of `sockmon serve` has no `--control-addr` yet"
+	}
+	p("- sockmon metrics: %s.\n", metrics)
+	p("- Every figure is the median of %d runs; each run starts the server afresh. Servers: sockmon, "+
+		"the reference echo servers of `bench/refservers` (gorilla/websocket, lxzan/gws, lesismal/nbio, "+
+		"and a raw netpoll echo as the ceiling), all with a 64 KiB message limit.\n\n", o.repeats)
+
+	p("## Commands\n\n```\n")
+	p("sockmon serve --addr 127.0.0.1:PORT --echo-path /echo --max-conns %d --max-message-size 65536", max(o.idleConns, o.openConns)+1000)
+	if info.metricsOn {
+		p(" --control-addr 127.0.0.1:PORT2")
+	}
+	p("\nref-<name> -addr 127.0.0.1:PORT\n\n")
+	d := o.duration.String()
+	p("# 1. idle: server RSS (VmRSS) before, and while all connections are held\n")
+	p("sockmon load --url ws://127.0.0.1:PORT/echo --mode connect-only --conns %d --ramp %d --duration %s --sources %s --json\n",
+		o.idleConns, o.ramp, d, o.sources)
+	p("# 2. closed loop: replies/s and server CPU (utime+stime) per message\n")
+	p("sockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --size 64 --duration %s --sources %s --json\n",
+		o.closedConn, d, o.sources)
+	p("# 3. open model at half of sockmon's median closed-loop rate (%.0f / 2 = %.0f msg/s)\n", info.saturation, info.openRate)
+	p("sockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --ramp %d --rate %.0f --size 64 --duration %s --sources %s --json\n",
+		o.openConns, o.ramp, info.openRate, d, o.sources)
+	p("```\n\n")
+
+	p("## Results\n\n")
+	p("| server | idle RSS per conn (KiB) | conns held | closed-loop msg/s | server CPU per msg (µs) | open p50 (ms) | open p99 (ms) | open p99.9 (ms) | open rate achieved |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name,
+			num(r.rssPerConn/1024, "%.1f"), num(r.held, "%.0f"), num(r.rate, "%.0f"), num(r.cpuUS, "%.1f"),
+			num(r.p50, "%.3f"), num(r.p99, "%.3f"), num(r.p999, "%.3f"), num(r.achieved*100, "%.1f%%"))
+	}
+	p("\nCorrected latency: measured from each message's intended send time on the constant-rate schedule " +
+		"(coordinated omission corrected, as wrk2 does).\n\n")
+
+	var sm *row
+	var peers []row
+	var raw *row
+	for i := range rows {
+		switch rows[i].kind {
+		case "sockmon":
+			sm = &rows[i]
+		case "peer":
+			peers = append(peers, rows[i])
+		case "raw":
+			raw = &rows[i]
+		}
+	}
+	if sm != nil {
+		p("## Ratios\n\n")
+		best := func(f func(row) float64, higher bool) (string, float64) {
+			name, v := "", math.NaN()
+			for _, r := range peers {
+				x := f(r)
+				if math.IsNaN(x) {
+					continue
+				}
+				if math.IsNaN(v) || (higher && x > v) || (!higher && x < v) {
+					name, v = r.name, x
+				}
+			}
+			return name, v
+		}
+		p("| figure | sockmon | best peer | sockmon / best peer | raw netpoll | sockmon / raw |\n|---|---:|---:|---:|---:|---:|\n")
+		line := func(label string, f func(row) float64, higher bool, format string) {
+			bn, bv := best(f, higher)
+			rv := math.NaN()
+			if raw != nil {
+				rv = f(*raw)
+			}
+			p("| %s | %s | %s (%s) | %s | %s | %s |\n", label, num(f(*sm), format), num(bv, format), bn,
+				num(f(*sm)/bv, "%.2f"), num(rv, format), num(f(*sm)/rv, "%.2f"))
+		}
+		line("closed-loop msg/s (higher is better)", func(r row) float64 { return r.rate }, true, "%.0f")
+		line("server CPU µs per msg (lower is better)", func(r row) float64 { return r.cpuUS }, false, "%.1f")
+		line("idle RSS KiB per conn (lower is better)", func(r row) float64 { return r.rssPerConn / 1024 }, false, "%.1f")
+		line("open p99 ms (lower is better)", func(r row) float64 { return r.p99 }, false, "%.3f")
+
+		p("\n## Targets\n\n")
+		_, bestRate := best(func(r row) float64 { return r.rate }, true)
+		check := func(ok bool) string {
+			if ok {
+				return "met"
+			}
+			return "**not met**"
+		}
+		p("- Saturation throughput at least the best of gorilla, gws and nbio: %s / %s msg/s: %s.\n",
+			num(sm.rate, "%.0f"), num(bestRate, "%.0f"), check(sm.rate >= bestRate))
+		if raw != nil {
+			p("- At least 85%% of the raw netpoll echo: %s of %s msg/s (%s): %s.\n",
+				num(sm.rate, "%.0f"), num(raw.rate, "%.0f"), num(sm.rate/raw.rate*100, "%.1f%%"), check(sm.rate >= 0.85*raw.rate))
+		}
+		p("- At most 4 KiB of server RSS per idle connection at %d connections: %s KiB: %s.\n",
+			o.idleConns, num(sm.rssPerConn/1024, "%.1f"), check(sm.rssPerConn <= 4096))
+		p("- Corrected p99 at most 1 ms at half of saturation with %d connections: %s ms: %s.\n",
+			o.openConns, num(sm.p99, "%.3f"), check(sm.p99 <= 1))
+		if !info.metricsOn {
+			p("- The throughput targets ask for sockmon with metrics on; this run had them off (see above).\n")
+		}
+	}
+
+	p("\n## Load generator\n\n")
+	p("The generator runs as its own process on the same 2 cores. Median share of all cores it used " +
+		"(from its own getrusage): closed loop / open model.\n\n")
+	for _, r := range rows {
+		p("- %s: %s / %s\n", r.name, num(r.closedLoadCPU*100, "%.0f%%"), num(r.openLoadCPU*100, "%.0f%%"))
+	}
+	var problems []string
+	for _, r := range rows {
+		for _, e := range r.errs {
+			problems = append(problems, r.name+" "+e)
+		}
+	}
+	if len(problems) > 0 {
+		p("\n## Failures and errors\n\n")
+		for _, e := range problems {
+			p("- %s\n", e)
+		}
+	}
+	p("\n## Every run\n\n| server | scenario | runs |\n|---|---|---|\n")
+	for _, s := range servers {
+		for _, sc := range []string{"idle", "closed", "open"} {
+			var cells []string
+			for _, x := range res[sc][s.name] {
+				switch {
+				case x.err != nil:
+					cells = append(cells, "failed")
+				case sc == "idle":
+					cells = append(cells, fmt.Sprintf("%.1f KiB/conn (%d conns, %.0f → %.0f MiB)",
+						x.idleRSSPerConn/1024, x.idleConns, float64(x.idleRSSBefore)/(1<<20), float64(x.idleRSSHeld)/(1<<20)))
+				case sc == "closed":
+					cells = append(cells, fmt.Sprintf("%.0f msg/s, %.1f µs", x.closedRate, x.closedCPUUS))
+				default:
+					cells = append(cells, fmt.Sprintf("p50 %.3f p99 %.3f p99.9 %.3f ms, %.1f%% of rate",
+						x.openP50, x.openP99, x.openP999, x.openAchieved*100))
+				}
+			}
+			p("| %s | %s | %s |\n", s.name, sc, strings.Join(cells, "; "))
+		}
+	}
+	return b.String()
+}
