@@ -28,8 +28,8 @@ type session struct {
 	id  int
 	run *run
 
-	mu      sync.Mutex
-	w       wire
+	mu         sync.Mutex
+	w          wire
 	open       bool // upgraded and not yet closed
 	closing    bool // we sent a close frame
 	peerClosed bool // the server sent a close frame (already counted)
