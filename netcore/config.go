@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/sockmon/sockmon/metrics"
 )
 
 // Config is the server's configuration. A zero field means "use the
@@ -66,11 +69,56 @@ type Config struct {
 	// grace period minus a margin).
 	ShutdownTimeout time.Duration
 
-	// Handler handles the messages of Path. Default: an echo of both text and
-	// binary messages (the protocol issue replaces it).
+	// Handler handles the messages of Path. Default: the sockmon protocol
+	// (JSON envelopes on text frames, binary frames echoed).
 	Handler Handler
 	// Logger receives structured logs. Default: slog.Default().
 	Logger *slog.Logger
+	// Metrics records every message. Default: a new metrics.Metrics owned
+	// and closed by the server.
+	Metrics *metrics.Metrics
+
+	// JWTSecret verifies client tokens (HS256) from ?token= or
+	// Authorization: Bearer. Without it, every client is anonymous and a
+	// token is refused with 401.
+	JWTSecret []byte
+	// RequireAuth refuses clients without a valid token (401).
+	RequireAuth bool
+	// AllowedOrigins lists the Origin values browsers may connect from
+	// ("https://app.example.com", "https://*.example.com" or "*"). Empty
+	// allows every origin. Requests without Origin (non-browser clients)
+	// are always allowed.
+	AllowedOrigins []string
+	// TrustedProxies are the networks (CIDR) whose X-Forwarded-For is
+	// believed: the client IP is the rightmost address not in them.
+	TrustedProxies []netip.Prefix
+
+	// ConnRate and ConnBurst limit new connections per client IP: ConnRate
+	// per second with bursts of ConnBurst (429 + Retry-After). Defaults 20
+	// and 100; a negative ConnRate disables the limit.
+	ConnRate  int
+	ConnBurst int
+	// MessageRate and MessageBurst limit messages per connection: an error
+	// reply with code rate_limited and retryAfterMs. Defaults 100 per
+	// second, bursts of 200; a negative MessageRate disables the limit.
+	MessageRate  int
+	MessageBurst int
+	// BanAfter is how many rate-limited messages in one BanWindow close the
+	// connection with 1008 and ban its IP, or its user when authenticated.
+	// Defaults 50 and 10s.
+	BanAfter  int
+	BanWindow time.Duration
+	// BanDuration is the first ban; each repeat doubles it up to BanMax,
+	// and the doubling decays one step per BanDecay without an offence.
+	// Defaults 1m, 1h and 10m.
+	BanDuration time.Duration
+	BanMax      time.Duration
+	BanDecay    time.Duration
+	// MaxBadMessages is how many malformed messages in one BanWindow close a
+	// connection with 1008. Default 20.
+	MaxBadMessages int
+	// MaxRoomsPerConn caps the rooms one connection may join. Default 64.
+	MaxRoomsPerConn int
 }
 
 // Defaults, in one place.
@@ -89,6 +137,17 @@ const (
 	DefaultCompressionThreshold = 512
 	DefaultDrainDelay           = 5 * time.Second
 	DefaultShutdownTimeout      = 25 * time.Second
+	DefaultConnRate             = 20
+	DefaultConnBurst            = 100
+	DefaultMessageRate          = 100
+	DefaultMessageBurst         = 200
+	DefaultBanAfter             = 50
+	DefaultBanWindow            = 10 * time.Second
+	DefaultBanDuration          = time.Minute
+	DefaultBanMax               = time.Hour
+	DefaultBanDecay             = 10 * time.Minute
+	DefaultMaxBadMessages       = 20
+	DefaultMaxRoomsPerConn      = 64
 )
 
 // setDefaults fills every zero field with its default.
@@ -122,9 +181,17 @@ func (c *Config) setDefaults() {
 	defDur(&c.CloseTimeout, DefaultCloseTimeout)
 	defDur(&c.DrainDelay, DefaultDrainDelay)
 	defDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
-	if c.Handler == nil {
-		c.Handler = EchoHandler
-	}
+	defInt(&c.ConnRate, DefaultConnRate)
+	defInt(&c.ConnBurst, DefaultConnBurst)
+	defInt(&c.MessageRate, DefaultMessageRate)
+	defInt(&c.MessageBurst, DefaultMessageBurst)
+	defInt(&c.BanAfter, DefaultBanAfter)
+	defInt(&c.MaxBadMessages, DefaultMaxBadMessages)
+	defInt(&c.MaxRoomsPerConn, DefaultMaxRoomsPerConn)
+	defDur(&c.BanWindow, DefaultBanWindow)
+	defDur(&c.BanDuration, DefaultBanDuration)
+	defDur(&c.BanMax, DefaultBanMax)
+	defDur(&c.BanDecay, DefaultBanDecay)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -168,6 +235,20 @@ func (c *Config) validate() error {
 	}
 	if c.PingInterval > 0 && c.IdleTimeout > 0 && c.IdleTimeout <= c.PingInterval {
 		bad("idle-timeout %s must be longer than ping-interval %s, or pings cannot keep a quiet client alive", c.IdleTimeout, c.PingInterval)
+	}
+	if c.BanMax < c.BanDuration {
+		bad("ban-max %s is shorter than ban-duration %s", c.BanMax, c.BanDuration)
+	}
+	if c.RequireAuth && len(c.JWTSecret) == 0 {
+		bad("require-auth needs a client secret (SOCKMON_JWT_SECRET)")
+	}
+	if len(c.JWTSecret) > 0 && len(c.JWTSecret) < 32 {
+		bad("the client JWT secret is %d bytes; HS256 wants at least 32", len(c.JWTSecret))
+	}
+	for _, o := range c.AllowedOrigins {
+		if o != "*" && !strings.Contains(o, "://") {
+			bad("allowed origin %q must be a scheme://host[:port] (or *)", o)
+		}
 	}
 	if c.DrainDelay > 0 && c.DrainDelay >= c.ShutdownTimeout {
 		bad("drain-delay %s must be shorter than shutdown-timeout %s", c.DrainDelay, c.ShutdownTimeout)

@@ -2,12 +2,15 @@ package netcore
 
 import (
 	"net"
+	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/netpoll"
 	"github.com/gobwas/ws"
+	"github.com/sockmon/sockmon/metrics"
 )
 
 // Conn is one client connection. It is created when netpoll accepts the TCP
@@ -41,14 +44,31 @@ type Conn struct {
 	handler Handler // chosen by path at upgrade; read-only after
 	deflate bool    // permessage-deflate negotiated; read-only after upgrade
 
+	// Identity, set at upgrade and read-only after.
+	userID        string
+	authenticated bool
+	ip            netip.Addr
+	shard         *metrics.Shard
+
+	rooms       atomic.Pointer[[]string] // copy-on-write; written by the reader only
+	closeReason atomic.Pointer[string]
+	endReason   atomic.Uint32 // a metrics.DisconnectReason for ends a close code does not tell
+
 	// Reader state: touched only by the goroutine inside onRequest, which
 	// netpoll runs for one connection at a time.
-	inBatch    bool // the reader holds the writer token for this batch
-	readDone   bool // stop handling input: discard it
-	msgOp      ws.OpCode
-	msgDeflate bool
-	msgBuf     []byte
-	utf8       utf8State
+	inBatch                 bool // the reader holds the writer token for this batch
+	readDone                bool // stop handling input: discard it
+	msgOp                   ws.OpCode
+	msgDeflate              bool
+	msgBuf                  []byte
+	utf8                    utf8State
+	kind                    metrics.Kind // what the message being handled is, for the latency histogram
+	clock                   int64        // metrics nanotime at the start of the message being handled
+	limiter                 gcra
+	limitGen                uint64
+	strikes                 int32 // rate-limited messages in the window that started at strikeWindow
+	bad                     int32 // malformed messages in the window that started at badWindow
+	strikeWindow, badWindow int64
 
 	// Writer state, guarded by wmu. The goroutine that sets writing owns
 	// netpoll's output buffer until it clears it; everyone else appends
@@ -84,34 +104,66 @@ func (c *Conn) Compressed() bool { return c.deflate }
 // ConnInfo is a copy of a connection's state for readers (admin listings,
 // tests). Times are wall-clock.
 type ConnInfo struct {
-	ID           uint64
-	RemoteAddr   string
-	ConnectedAt  time.Time
-	LastActivity time.Time
-	MessagesIn   uint64
-	MessagesOut  uint64
-	BytesIn      uint64
-	BytesOut     uint64
-	Errors       uint64
-	Compressed   bool
-	Open         bool
+	ID            uint64
+	RemoteAddr    string
+	ConnectedAt   time.Time
+	LastActivity  time.Time
+	MessagesIn    uint64
+	MessagesOut   uint64
+	BytesIn       uint64
+	BytesOut      uint64
+	Errors        uint64
+	Compressed    bool
+	Open          bool
+	UserID        string
+	Authenticated bool
+	Rooms         []string
 }
 
 // Info copies the connection's counters and times.
 func (c *Conn) Info() ConnInfo {
 	return ConnInfo{
-		ID:           c.id,
-		RemoteAddr:   c.remote,
-		ConnectedAt:  time.Unix(0, c.connectedAt.Load()),
-		LastActivity: time.Unix(0, c.lastActivity.Load()),
-		MessagesIn:   c.msgsIn.Load(),
-		MessagesOut:  c.msgsOut.Load(),
-		BytesIn:      c.bytesIn.Load(),
-		BytesOut:     c.bytesOut.Load(),
-		Errors:       c.errs.Load(),
-		Compressed:   c.deflate,
-		Open:         c.state.Load() == stateOpen,
+		ID:            c.id,
+		RemoteAddr:    c.remote,
+		ConnectedAt:   time.Unix(0, c.connectedAt.Load()),
+		LastActivity:  time.Unix(0, c.lastActivity.Load()),
+		MessagesIn:    c.msgsIn.Load(),
+		MessagesOut:   c.msgsOut.Load(),
+		BytesIn:       c.bytesIn.Load(),
+		BytesOut:      c.bytesOut.Load(),
+		Errors:        c.errs.Load(),
+		Compressed:    c.deflate,
+		Open:          c.state.Load() == stateOpen,
+		UserID:        c.userID,
+		Authenticated: c.authenticated,
+		Rooms:         c.Rooms(),
 	}
+}
+
+// UserID returns the authenticated user id, or "" for anonymous clients.
+func (c *Conn) UserID() string { return c.userID }
+
+// Authenticated reports whether the client presented a valid token.
+func (c *Conn) Authenticated() bool { return c.authenticated }
+
+// Rooms returns the rooms the connection is in. The slice must not be
+// modified.
+func (c *Conn) Rooms() []string {
+	if p := c.rooms.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// from is the "from" of the messages this connection publishes: its user id,
+// or anon:<socket id>.
+func (c *Conn) appendFrom(b []byte) []byte {
+	if c.authenticated {
+		return appendJSONString(b, c.userID)
+	}
+	b = append(b, `"anon:`...)
+	b = strconv.AppendUint(b, c.id, 10)
+	return append(b, '"')
 }
 
 // Close starts the closing handshake with code and reason: the close frame

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudwego/netpoll"
 	"github.com/gobwas/ws"
+	"github.com/sockmon/sockmon/metrics"
 )
 
 // The read path: netpoll calls onRequest on a pooled goroutine when a
@@ -44,7 +45,7 @@ func (c *Conn) serveHandshake() {
 		}
 		if end > s.cfg.MaxHeaderBytes || (end < 0 && n >= s.cfg.MaxHeaderBytes) {
 			c.refuse(&HandshakeError{Status: http.StatusRequestHeaderFieldsTooLarge,
-				Reason: "request head over " + strconv.Itoa(s.cfg.MaxHeaderBytes) + " bytes", RejectReason: "handshake"})
+				Reason: "request head over " + strconv.Itoa(s.cfg.MaxHeaderBytes) + " bytes", RejectReason: metrics.RejectHandshake})
 			c.discardInput()
 			return
 		}
@@ -81,18 +82,29 @@ func (c *Conn) upgrade(head []byte) {
 	case s.cfg.EchoPath:
 		h = EchoHandler
 	default:
-		c.refuse(&HandshakeError{Status: http.StatusNotFound, Reason: "no WebSocket endpoint at " + strconv.Quote(req.Path), RejectReason: "handshake"})
+		c.refuse(&HandshakeError{Status: http.StatusNotFound, Reason: "no WebSocket endpoint at " + strconv.Quote(req.Path), RejectReason: metrics.RejectHandshake})
 		return
+	}
+	var (
+		id Identity
+		ip = addrIP(c.nc.RemoteAddr())
+	)
+	if h == s.cfg.Handler {
+		var herr *HandshakeError
+		if id, ip, herr = s.admit(c, &req); herr != nil {
+			c.refuse(herr)
+			return
+		}
 	}
 	if s.draining.Load() {
 		c.refuse(&HandshakeError{Status: http.StatusServiceUnavailable, Reason: "server is draining",
-			Header: [][2]string{{"Retry-After", "5"}}, RejectReason: "draining"})
+			Header: [][2]string{{"Retry-After", "5"}}, RejectReason: metrics.RejectDraining})
 		return
 	}
 	if s.upgraded.Add(1) > int64(s.cfg.MaxConns) {
 		s.upgraded.Add(-1)
 		c.refuse(&HandshakeError{Status: http.StatusServiceUnavailable, Reason: "connection limit reached",
-			Header: [][2]string{{"Retry-After", "5"}}, RejectReason: "limit"})
+			Header: [][2]string{{"Retry-After", "5"}}, RejectReason: metrics.RejectLimit})
 		return
 	}
 	ext := ""
@@ -101,6 +113,7 @@ func (c *Conn) upgrade(head []byte) {
 	}
 	c.deflate = ext != ""
 	c.handler = h
+	c.userID, c.authenticated, c.ip = id.UserID, id.Authenticated, ip
 	buf := getBuffer()
 	*buf = appendSwitching((*buf)[:0], req.key, ext)
 	w := c.nc.Writer()
@@ -125,12 +138,18 @@ func (c *Conn) upgrade(head []byte) {
 		return
 	}
 	s.stats.accepted.Add(1)
+	s.metrics.ConnectionOpened(c.auth())
+	c.shard.ObserveHandshake(time.Duration(now - c.acceptedAt))
+	for _, f := range s.hooks.connect {
+		f(ConnectEvent{Conn: c, Request: &req})
+	}
 }
 
 // refuse answers the handshake with an HTTP error and closes the socket
 // once the answer is flushed.
 func (c *Conn) refuse(e *HandshakeError) {
 	c.srv.stats.rejected.Add(1)
+	c.srv.metrics.ConnectionRejected(e.RejectReason)
 	c.readDone = true
 	buf := getBuffer()
 	*buf = appendRefusal((*buf)[:0], e)
@@ -161,6 +180,7 @@ func (c *Conn) serveFrames() {
 	}
 	r := c.nc.Reader()
 	c.lastActivity.Store(c.srv.now())
+	c.clock = c.shard.Nanotime()
 	c.beginBatch()
 	for r.Len() > 0 {
 		if err := c.readFrame(r); err != nil {
@@ -341,7 +361,20 @@ func (c *Conn) dispatch(op ws.OpCode, deflated bool, msg []byte) error {
 		return closeErr(CloseInvalidPayload, "invalid UTF-8 in text message")
 	}
 	c.msgsIn.Add(1)
-	if err := c.handler.HandleMessage(c, MessageType(op), msg); err != nil {
+	c.kind = metrics.KindEcho
+	if op == ws.OpBinary {
+		c.kind = metrics.KindBinary
+	}
+	err := c.handler.HandleMessage(c, MessageType(op), msg)
+	// The reading that ends this message starts the next one of the batch.
+	start := c.clock
+	c.clock = c.shard.Nanotime()
+	c.shard.ObserveMessage(c.kind, time.Duration(c.clock-start))
+	c.shard.MessageReceived(len(msg))
+	for _, f := range c.srv.hooks.message {
+		f(MessageEvent{Conn: c, Type: MessageType(op), Size: len(msg), Duration: time.Duration(c.clock - start)})
+	}
+	if err != nil {
 		var ce *CloseError
 		if errors.As(err, &ce) {
 			return ce

@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/sockmon/sockmon/metrics"
 )
 
 // The write path.
@@ -108,6 +109,7 @@ func (c *Conn) writeDirect(op ws.OpCode, rsv1 bool, payload []byte) error {
 func (c *Conn) countOut(op ws.OpCode, n int) {
 	if op.IsData() {
 		c.msgsOut.Add(1)
+		c.shard.MessagesSent(1, n)
 	}
 	c.bytesOut.Add(uint64(n))
 }
@@ -251,6 +253,7 @@ func (c *Conn) slowConsumer() {
 	c.wmu.Unlock()
 	if c.state.Load() == stateOpen {
 		c.srv.stats.slowConsumers.Add(1)
+		c.setEndReason(metrics.ReasonSlowConsumer)
 	}
 	c.sendClose(ClosePolicy, "slow consumer: outbound queue over its cap", true, false)
 }
@@ -277,6 +280,7 @@ func (c *Conn) sendClose(code ws.StatusCode, reason string, closeAfter, fromRead
 		}
 	}
 	c.closeCode.Store(uint32(code))
+	c.closeReason.Store(&reason)
 	c.closeBy.Store(c.srv.now() + int64(c.srv.cfg.CloseTimeout))
 	var body [2 + maxCloseReason]byte
 	binary.BigEndian.PutUint16(body[:2], uint16(code))

@@ -2,7 +2,6 @@ package netcore
 
 import (
 	"context"
-	"math/rand/v2"
 
 	"github.com/gobwas/ws"
 	"time"
@@ -35,6 +34,7 @@ func (s *Server) drain(ctx context.Context, code ws.StatusCode, reason string) e
 	evl, ln := s.evl, s.ln
 	s.mu.Unlock()
 	s.draining.Store(true)
+	s.metrics.SetReady(false)
 
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()
@@ -51,36 +51,17 @@ func (s *Server) drain(ctx context.Context, code ws.StatusCode, reason string) e
 		_ = ln.Close()
 	}
 
-	// Spread the closes over half of the time left, keeping the other half
-	// for close handshakes.
+	// Tell protocol clients why, then close everyone in jittered batches
+	// over half of the time left, keeping the other half for the close
+	// handshakes.
+	s.bgCancel()
+	s.bgWG.Wait()
+	s.System("shutdown", reason)
 	conns := make([]*Conn, 0, s.reg.count.Load())
 	for i := range s.reg.shards {
 		conns = s.reg.snapshotShard(i, conns)
 	}
-	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
-	window := time.Until(deadline) / 2
-	per := (len(conns) + drainBatches - 1) / drainBatches
-	if per < 1 {
-		per = 1
-	}
-	gap := window / drainBatches
-	for i := 0; i < len(conns); i += per {
-		end := min(i+per, len(conns))
-		for _, c := range conns[i:end] {
-			if c.state.Load() == stateHandshake {
-				_ = c.nc.Close()
-				continue
-			}
-			c.sendClose(code, reason, false, false)
-		}
-		if end < len(conns) && gap > 0 {
-			jitter := time.Duration(rand.Int64N(int64(gap))) // 0.5..1.5 of gap
-			select {
-			case <-time.After(gap/2 + jitter):
-			case <-ctx.Done():
-			}
-		}
-	}
+	s.closeInBatches(ctx, conns, code, reason, 0, time.Until(deadline)/2)
 
 	// Wait for the close handshakes; drop the rest at the deadline.
 	poll := time.NewTicker(10 * time.Millisecond)
@@ -98,6 +79,10 @@ func (s *Server) drain(ctx context.Context, code ws.StatusCode, reason string) e
 
 	close(s.stop)
 	s.wg.Wait()
+	s.metrics.SetReady(false)
+	if s.ownsMetrics {
+		_ = s.metrics.Close()
+	}
 	if evl != nil {
 		sctx, scancel := context.WithTimeout(context.Background(), time.Second)
 		_ = evl.Shutdown(sctx)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/gobwas/ws"
+	"github.com/sockmon/sockmon/metrics"
 )
 
 // Close codes sockmon sends (DESIGN.md, CONVENTIONS.md C9). Codes 1005, 1006
@@ -48,9 +49,9 @@ type HandshakeError struct {
 	Status int
 	Reason string
 	Header [][2]string
-	// RejectReason is the bounded label counted in the rejected-connections
-	// metric ("handshake", "limit", "draining", ...).
-	RejectReason string
+	// RejectReason is the label counted in
+	// sockmon_connections_rejected_total.
+	RejectReason metrics.RejectReason
 }
 
 func (e *HandshakeError) Error() string {
@@ -58,7 +59,7 @@ func (e *HandshakeError) Error() string {
 }
 
 func badRequest(reason string) *HandshakeError {
-	return &HandshakeError{Status: http.StatusBadRequest, Reason: reason, RejectReason: "handshake"}
+	return &HandshakeError{Status: http.StatusBadRequest, Reason: reason, RejectReason: metrics.RejectHandshake}
 }
 
 // Sentinel errors.

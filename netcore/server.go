@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cloudwego/netpoll"
+	"github.com/sockmon/sockmon/metrics"
 )
 
 // Server is a WebSocket server on a netpoll event loop. Create it with New,
@@ -21,8 +22,23 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	reg   registry
-	stats serverStats
+	reg         registry
+	stats       serverStats
+	metrics     *metrics.Metrics
+	ownsMetrics bool
+	hub         hub
+	ipLimit     ipLimiter
+	bans        bans
+	overrides   overrides
+	limitGen    atomic.Uint64 // bumped by SetRateLimit; connections re-read their limit
+	hooks       hooks
+	maintenance atomic.Pointer[MaintenanceState]
+
+	// Background work the server owns (batched disconnects); Shutdown
+	// cancels bgCtx and waits for bgWG.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup
 
 	clock    atomic.Int64 // coarse unix nanoseconds, advanced by the sweeper
 	upgraded atomic.Int64 // connections past the upgrade and not closed
@@ -87,9 +103,24 @@ func New(cfg Config) (*Server, error) {
 			Runner:       runTask,
 		})
 	})
-	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), metrics: cfg.Metrics}
+	if s.metrics == nil {
+		m, err := metrics.New(metrics.Options{})
+		if err != nil {
+			return nil, err
+		}
+		s.metrics, s.ownsMetrics = m, true
+	}
+	if s.cfg.Handler == nil {
+		s.cfg.Handler = &protocol{srv: s}
+	}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.reg.init()
+	s.hub.init()
+	s.ipLimit.init()
+	s.limitGen.Store(1)
 	s.clock.Store(time.Now().UnixNano())
+	s.metrics.SetReady(false)
 	return s, nil
 }
 
@@ -99,9 +130,19 @@ func (s *Server) Config() Config { return s.cfg }
 // now returns the coarse clock: accurate to the sweeper's tick.
 func (s *Server) now() int64 { return s.clock.Load() }
 
-// Ready reports whether the server accepts new clients: serving and not
-// draining.
-func (s *Server) Ready() bool { return s.serving.Load() && !s.draining.Load() }
+// Ready reports whether the server accepts new clients: serving, not
+// draining and not in maintenance.
+func (s *Server) Ready() bool {
+	return s.serving.Load() && !s.draining.Load() && s.maintenance.Load() == nil
+}
+
+// Metrics returns the metrics the server records into.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// banPolicy collects the escalation settings.
+func (s *Server) banPolicy() banPolicy {
+	return banPolicy{base: s.cfg.BanDuration, max: s.cfg.BanMax, decay: s.cfg.BanDecay}
+}
 
 // Draining reports whether a drain has started.
 func (s *Server) Draining() bool { return s.draining.Load() }
@@ -177,9 +218,14 @@ func (s *Server) Serve(ln net.Listener) error {
 	go s.sweep()
 	s.mu.Unlock()
 
+	if s.ownsMetrics {
+		s.metrics.Start()
+	}
 	s.serving.Store(true)
+	s.metrics.SetReady(s.Ready())
 	err = evl.Serve(ln)
 	s.serving.Store(false)
+	s.metrics.SetReady(false)
 	s.mu.Lock()
 	stopped := s.stopped
 	s.mu.Unlock()
@@ -203,6 +249,7 @@ func (s *Server) onPrepare(nc netpoll.Connection) context.Context {
 		acceptedAt: now,
 	}
 	c.flushFn = c.flushOwned
+	c.shard = s.metrics.Shard(c.id)
 	c.lastActivity.Store(now)
 	_ = nc.SetWriteTimeout(s.cfg.WriteTimeout)
 	_ = nc.AddCloseCallback(c.onSocketClosed)
@@ -238,11 +285,17 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) error {
 // onSocketClosed is netpoll's close callback: the socket is gone, whoever
 // closed it.
 func (c *Conn) onSocketClosed(netpoll.Connection) error {
+	s := c.srv
 	prev := c.state.Swap(stateClosed)
-	c.srv.reg.remove(c)
+	s.reg.remove(c)
 	if prev == stateOpen || prev == stateClosing {
-		c.srv.upgraded.Add(-1)
-		c.srv.stats.closed.Add(1)
+		s.upgraded.Add(-1)
+		s.stats.closed.Add(1)
+		for _, r := range c.Rooms() {
+			s.hub.leave(r, c)
+		}
+		s.overrides.forgetSocket(c.id)
+		c.reportDisconnect()
 	}
 	c.wmu.Lock()
 	p := c.pending

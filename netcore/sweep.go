@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/sockmon/sockmon/metrics"
 )
 
 // The sweeper: one goroutine per server that advances the coarse clock and
@@ -30,6 +31,7 @@ func (s *Server) sweep() {
 	t := time.NewTicker(s.sweepTick())
 	defer t.Stop()
 	var batch []*Conn
+	lastExpiry := time.Now()
 	for {
 		select {
 		case <-s.stop:
@@ -43,6 +45,11 @@ func (s *Server) sweep() {
 				}
 			}
 			clear(batch)
+			if now.Sub(lastExpiry) > time.Minute {
+				lastExpiry = now
+				s.ipLimit.expire(now.Add(-time.Minute).UnixNano())
+				s.bans.expire(now.UnixNano(), s.banPolicy())
+			}
 		}
 	}
 }
@@ -53,10 +60,12 @@ func (s *Server) sweepConn(c *Conn, now int64) {
 	case stateHandshake:
 		if now-c.acceptedAt > int64(s.cfg.HandshakeTimeout) {
 			s.stats.rejected.Add(1)
+			s.metrics.ConnectionRejected(metrics.RejectHandshake)
 			_ = c.nc.Close()
 		}
 	case stateOpen:
 		if s.cfg.IdleTimeout > 0 && now-c.lastActivity.Load() > int64(s.cfg.IdleTimeout) {
+			c.setEndReason(metrics.ReasonIdleTimeout)
 			c.sendClose(CloseNormal, "idle timeout", true, false)
 			return
 		}

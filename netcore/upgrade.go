@@ -10,6 +10,7 @@ import (
 
 	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws/wsflate"
+	"github.com/sockmon/sockmon/metrics"
 )
 
 // The opening handshake (RFC 6455 section 4.2), parsed from the raw header
@@ -182,21 +183,21 @@ func parseRequest(head []byte, req *Request) *HandshakeError {
 func checkUpgrade(req *Request) *HandshakeError {
 	if req.Method != http.MethodGet {
 		return &HandshakeError{Status: http.StatusMethodNotAllowed, Reason: "the upgrade must be a GET, got " + req.Method,
-			Header: [][2]string{{"Allow", "GET"}}, RejectReason: "handshake"}
+			Header: [][2]string{{"Allow", "GET"}}, RejectReason: metrics.RejectHandshake}
 	}
 	if req.Host == "" {
 		return badRequest("missing Host header")
 	}
 	if !req.upgrade {
 		return &HandshakeError{Status: http.StatusUpgradeRequired, Reason: "this endpoint speaks WebSocket only: missing 'Upgrade: websocket'",
-			Header: [][2]string{{"Upgrade", "websocket"}, {"Sec-WebSocket-Version", "13"}}, RejectReason: "handshake"}
+			Header: [][2]string{{"Upgrade", "websocket"}, {"Sec-WebSocket-Version", "13"}}, RejectReason: metrics.RejectHandshake}
 	}
 	if !req.connUpg {
 		return badRequest("missing 'upgrade' token in the Connection header")
 	}
 	if req.version != "13" {
 		return &HandshakeError{Status: http.StatusUpgradeRequired, Reason: "unsupported Sec-WebSocket-Version " + strconv.Quote(req.version) + ", want 13",
-			Header: [][2]string{{"Sec-WebSocket-Version", "13"}}, RejectReason: "handshake"}
+			Header: [][2]string{{"Sec-WebSocket-Version", "13"}}, RejectReason: metrics.RejectHandshake}
 	}
 	if req.key == "" {
 		return badRequest("missing Sec-WebSocket-Key")

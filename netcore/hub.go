@@ -1,0 +1,132 @@
+package netcore
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// The hub: rooms by name, spread over independently locked shards. A
+// publish copies the member list under the room's read lock and writes
+// outside any lock; the frame is encoded once for every member.
+//
+// Lock order: hubShard.mu, then room.mu. Conn.wmu is never held with either.
+
+const hubShards = 64
+
+type hub struct {
+	seed   maphash.Seed
+	shards [hubShards]hubShard
+}
+
+type hubShard struct {
+	mu    sync.RWMutex
+	rooms map[string]*room
+}
+
+type room struct {
+	mu      sync.RWMutex
+	members map[*Conn]struct{}
+}
+
+func (h *hub) init() {
+	h.seed = maphash.MakeSeed()
+	for i := range h.shards {
+		h.shards[i].rooms = make(map[string]*room)
+	}
+}
+
+func (h *hub) shard(name []byte) *hubShard {
+	return &h.shards[maphash.Bytes(h.seed, name)&(hubShards-1)]
+}
+
+// join adds c to the room, creating it. It reports whether c was not yet a
+// member.
+func (h *hub) join(name string, c *Conn) bool {
+	s := h.shard([]byte(name))
+	s.mu.Lock()
+	r := s.rooms[name]
+	if r == nil {
+		r = &room{members: make(map[*Conn]struct{})}
+		s.rooms[name] = r
+	}
+	r.mu.Lock()
+	_, had := r.members[c]
+	r.members[c] = struct{}{}
+	r.mu.Unlock()
+	s.mu.Unlock()
+	return !had
+}
+
+// leave removes c from the room and deletes the room when it empties.
+func (h *hub) leave(name string, c *Conn) bool {
+	s := h.shard([]byte(name))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[name]
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	_, had := r.members[c]
+	delete(r.members, c)
+	empty := len(r.members) == 0
+	r.mu.Unlock()
+	if empty {
+		delete(s.rooms, name)
+	}
+	return had
+}
+
+// members appends the room's members to dst.
+func (h *hub) members(name []byte, dst []*Conn) []*Conn {
+	s := h.shard(name)
+	s.mu.RLock()
+	r := s.rooms[string(name)]
+	s.mu.RUnlock()
+	if r == nil {
+		return dst
+	}
+	r.mu.RLock()
+	for c := range r.members {
+		dst = append(dst, c)
+	}
+	r.mu.RUnlock()
+	return dst
+}
+
+// RoomInfo is a room's name and size.
+type RoomInfo struct {
+	Name    string
+	Members int
+}
+
+// rooms lists every room.
+func (h *hub) rooms() []RoomInfo {
+	var out []RoomInfo
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for name, r := range s.rooms {
+			r.mu.RLock()
+			out = append(out, RoomInfo{Name: name, Members: len(r.members)})
+			r.mu.RUnlock()
+		}
+		s.mu.RUnlock()
+	}
+	return out
+}
+
+// count returns the number of rooms.
+func (h *hub) count() int {
+	n := 0
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		n += len(s.rooms)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// connSlices recycles member lists of publishes.
+var connSlices = sync.Pool{New: func() any { s := make([]*Conn, 0, 256); return &s }}
