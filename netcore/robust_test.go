@@ -206,3 +206,10 @@ func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
 		t.Fatalf("%d idle connections added %d goroutines", n, grew)
 	}
 }
+
+func TestHeartbeat(t *testing.T) {
+	srv, _ := testServer(t, Config{EchoPath: "/echo"})
+	waitFor(t, "a heartbeat", func() bool { return !srv.LastHeartbeat().IsZero() })
+	first := srv.LastHeartbeat()
+	waitFor(t, "the next heartbeat", func() bool { return srv.LastHeartbeat().After(first) })
+}

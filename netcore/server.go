@@ -40,10 +40,12 @@ type Server struct {
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
 
-	clock    atomic.Int64 // coarse unix nanoseconds, advanced by the sweeper
-	upgraded atomic.Int64 // connections past the upgrade and not closed
-	draining atomic.Bool
-	serving  atomic.Bool
+	clock     atomic.Int64 // coarse unix nanoseconds, advanced by the sweeper
+	heartbeat atomic.Int64 // unix nanoseconds of the last runner heartbeat
+	beatFn    func()
+	upgraded  atomic.Int64 // connections past the upgrade and not closed
+	draining  atomic.Bool
+	serving   atomic.Bool
 
 	mu      sync.Mutex // guards the fields below
 	evl     netpoll.EventLoop
@@ -115,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.Handler = &protocol{srv: s}
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	s.beatFn = func() { s.heartbeat.Store(time.Now().UnixNano()) }
 	s.reg.init()
 	s.hub.init()
 	s.ipLimit.init()

@@ -38,6 +38,9 @@ func (s *Server) sweep() {
 			return
 		case now := <-t.C:
 			s.clock.Store(now.UnixNano())
+			// The heartbeat goes through the runner that serves connections,
+			// so it stops when the runner cannot schedule work.
+			taskRunner.run(s.beatFn)
 			for i := range s.reg.shards {
 				batch = s.reg.snapshotShard(i, batch[:0])
 				for _, c := range batch {
@@ -79,3 +82,17 @@ func (s *Server) sweepConn(c *Conn, now int64) {
 		}
 	}
 }
+
+// LastHeartbeat returns when the engine last proved it can run connection
+// work: the sweeper submits a task to the connection runner every tick and
+// the task records the time. A heartbeat older than a few ticks means the
+// engine is stalled (what /livez reports). Zero before Serve.
+func (s *Server) LastHeartbeat() time.Time {
+	if ns := s.heartbeat.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// SweepInterval is the sweeper's tick, the heartbeat's period.
+func (s *Server) SweepInterval() time.Duration { return s.sweepTick() }

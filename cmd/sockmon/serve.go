@@ -7,20 +7,26 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/cloudwego/netpoll"
+	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore"
 )
 
 // serveFlags are the flags of `sockmon serve`, bound to a netcore.Config.
 type serveFlags struct {
-	cfg         netcore.Config
-	compression bool
-	logLevel    string
+	cfg             netcore.Config
+	compression     bool
+	logLevel        string
+	allowedOrigins  string
+	trustedProxies  string
+	historyInterval time.Duration
 }
 
 func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
@@ -43,6 +49,21 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", netcore.DefaultShutdownTimeout, "on SIGTERM: the whole drain finishes within this")
 	fs.BoolVar(&f.compression, "compression", true, "negotiate permessage-deflate (no context takeover)")
 	fs.IntVar(&c.CompressionThreshold, "compression-threshold", netcore.DefaultCompressionThreshold, "messages smaller than this many bytes are sent uncompressed")
+	fs.BoolVar(&c.RequireAuth, "require-auth", false, "refuse clients without a valid token (401); the client secret comes from $SOCKMON_JWT_SECRET")
+	fs.StringVar(&f.allowedOrigins, "allowed-origins", "", "comma-separated Origins browsers may connect from (https://app.example.com, https://*.example.com); empty allows all")
+	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client IP")
+	fs.IntVar(&c.ConnRate, "conn-rate", netcore.DefaultConnRate, "new connections per second per client IP (429 over it); 0 disables")
+	fs.IntVar(&c.ConnBurst, "conn-burst", netcore.DefaultConnBurst, "burst of new connections per client IP")
+	fs.IntVar(&c.MessageRate, "message-rate", netcore.DefaultMessageRate, "messages per second per connection (rate_limited error over it); 0 disables")
+	fs.IntVar(&c.MessageBurst, "message-burst", netcore.DefaultMessageBurst, "burst of messages per connection")
+	fs.IntVar(&c.BanAfter, "ban-after", netcore.DefaultBanAfter, "rate-limited messages within --ban-window that close a connection (1008) and ban its IP or user")
+	fs.DurationVar(&c.BanWindow, "ban-window", netcore.DefaultBanWindow, "window for --ban-after and --max-bad-messages")
+	fs.DurationVar(&c.BanDuration, "ban-duration", netcore.DefaultBanDuration, "first ban; each repeat doubles it")
+	fs.DurationVar(&c.BanMax, "ban-max", netcore.DefaultBanMax, "longest ban")
+	fs.DurationVar(&c.BanDecay, "ban-decay", netcore.DefaultBanDecay, "quiet time that undoes one doubling")
+	fs.IntVar(&c.MaxBadMessages, "max-bad-messages", netcore.DefaultMaxBadMessages, "malformed messages within --ban-window that close a connection with 1008")
+	fs.IntVar(&c.MaxRoomsPerConn, "max-rooms", netcore.DefaultMaxRoomsPerConn, "rooms one connection may join")
+	fs.DurationVar(&f.historyInterval, "history-interval", 5*time.Second, "metrics history sampling period")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = flagUsage(stderr, fs, "sockmon serve [flags]")
 	return fs, f
@@ -50,7 +71,7 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 
 // config turns the flags into a netcore.Config: a 0 on the command line
 // switches a timer off, where netcore reads 0 as "default".
-func (f *serveFlags) config(logger *slog.Logger) netcore.Config {
+func (f *serveFlags) config(logger *slog.Logger, getenv func(string) string) (netcore.Config, error) {
 	c := f.cfg
 	off := func(d *time.Duration) {
 		if *d == 0 {
@@ -60,9 +81,38 @@ func (f *serveFlags) config(logger *slog.Logger) netcore.Config {
 	off(&c.IdleTimeout)
 	off(&c.PingInterval)
 	off(&c.DrainDelay)
+	for _, p := range []*int{&c.ConnRate, &c.MessageRate} {
+		if *p == 0 {
+			*p = -1
+		}
+	}
 	c.DisableCompression = !f.compression
 	c.Logger = logger
-	return c
+	c.JWTSecret = []byte(getenv("SOCKMON_JWT_SECRET"))
+	c.AllowedOrigins = splitList(f.allowedOrigins)
+	for _, p := range splitList(f.trustedProxies) {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return c, fmt.Errorf("--trusted-proxies: %v", err)
+		}
+		c.TrustedProxies = append(c.TrustedProxies, pfx)
+	}
+	m, err := metrics.New(metrics.Options{HistoryInterval: f.historyInterval, Version: version, Revision: revision})
+	if err != nil {
+		return c, err
+	}
+	c.Metrics = m
+	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func serveCommand(args []string, stdout, stderr io.Writer) int {
@@ -80,7 +130,14 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	srv, err := netcore.New(f.config(logger))
+	cfg, err := f.config(logger, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		return 2
+	}
+	cfg.Metrics.Start()
+	defer cfg.Metrics.Close()
+	srv, err := netcore.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
 		return 2
