@@ -152,7 +152,7 @@ func (s *Server) DisconnectAll(reason string, batchSize int, interval time.Durat
 	}
 	conns := s.openConns(nil)
 	s.spawn(func(ctx context.Context) {
-		s.closeInBatches(ctx, conns, CloseAdmin, reason, batchSize, time.Duration(len(conns)/batchSize)*interval)
+		s.closeInBatches(ctx, conns, CloseAdmin, reason, batchSize, interval)
 	})
 	return len(conns)
 }
@@ -307,16 +307,12 @@ func (s *Server) spawn(f func(ctx context.Context)) {
 }
 
 // closeInBatches closes conns with code and reason, batchSize at a time
-// (0: spread over 20 batches), the batches spread over window with jitter.
-func (s *Server) closeInBatches(ctx context.Context, conns []*Conn, code ws.StatusCode, reason string, batchSize int, window time.Duration) {
+// (0: in drainBatches batches), with a jittered pause of about gap between
+// batches (0.5 to 1.5 gap), until ctx ends.
+func (s *Server) closeInBatches(ctx context.Context, conns []*Conn, code ws.StatusCode, reason string, batchSize int, gap time.Duration) {
 	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
 	if batchSize <= 0 {
 		batchSize = max(1, (len(conns)+drainBatches-1)/drainBatches)
-	}
-	batches := (len(conns) + batchSize - 1) / batchSize
-	var gap time.Duration
-	if batches > 1 {
-		gap = window / time.Duration(batches-1)
 	}
 	for i := 0; i < len(conns); i += batchSize {
 		for _, c := range conns[i:min(i+batchSize, len(conns))] {
@@ -327,9 +323,8 @@ func (s *Server) closeInBatches(ctx context.Context, conns []*Conn, code ws.Stat
 			c.Close(code, reason)
 		}
 		if i+batchSize < len(conns) && gap > 0 {
-			jittered := gap/2 + time.Duration(rand.Int64N(int64(gap))) // 0.5 to 1.5 gap
 			select {
-			case <-time.After(jittered):
+			case <-time.After(gap/2 + time.Duration(rand.Int64N(int64(gap)))):
 			case <-ctx.Done():
 				return
 			}

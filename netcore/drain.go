@@ -61,7 +61,7 @@ func (s *Server) drain(ctx context.Context, code ws.StatusCode, reason string) e
 	for i := range s.reg.shards {
 		conns = s.reg.snapshotShard(i, conns)
 	}
-	s.closeInBatches(ctx, conns, code, reason, 0, time.Until(deadline)/2)
+	s.closeInBatches(ctx, conns, code, reason, 0, time.Until(deadline)/2/drainBatches)
 
 	// Wait for the close handshakes; drop the rest at the deadline.
 	poll := time.NewTicker(10 * time.Millisecond)

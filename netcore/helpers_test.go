@@ -63,3 +63,23 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// serveTest serves an already built server on 127.0.0.1:0 until the test
+// ends and returns its address.
+func serveTest(t testing.TB, srv *Server) string {
+	t.Helper()
+	ln, err := netpoll.CreateListener("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Shutdown(context.Background())
+		<-errc
+	})
+	waitFor(t, "server ready", srv.Ready)
+	return ln.Addr().String()
+}

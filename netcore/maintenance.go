@@ -18,7 +18,8 @@ type MaintenanceState struct {
 
 // SetMaintenance turns maintenance mode on or off. Turning it on again
 // replaces the reason. With drain, connected clients are closed with 1012
-// (reconnect later) over about ten seconds; without it they stay.
+// (reconnect later) in up to 20 batches of at least 50, a quarter of a
+// second apart; without it they stay.
 func (s *Server) SetMaintenance(on bool, reason string, drain bool) {
 	if !on {
 		s.maintenance.Store(nil)
@@ -38,7 +39,7 @@ func (s *Server) SetMaintenance(on bool, reason string, drain bool) {
 	if drain {
 		conns := s.protocolConns()
 		s.spawn(func(ctx context.Context) {
-			s.closeInBatches(ctx, conns, CloseServiceRestart, reason, 0, 10*time.Second)
+			s.closeInBatches(ctx, conns, CloseServiceRestart, reason, max(50, (len(conns)+drainBatches-1)/drainBatches), 250*time.Millisecond)
 		})
 	}
 }
