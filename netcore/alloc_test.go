@@ -40,3 +40,29 @@ func TestEchoAllocs(t *testing.T) {
 		t.Logf("%.4f allocations per message with %d messages per write", n, perWrite)
 	})
 }
+
+// TestProtocolAllocs: a JSON echo and a JSON ping cost no allocation in
+// sockmon's code (the envelope is scanned in place and the reply built in a
+// pooled buffer). As for binary, netpoll's one closure per wake-up is
+// shared by the messages in flight.
+func TestProtocolAllocs(t *testing.T) {
+	for name, msg := range map[string]string{
+		"echo": `{"type":"echo","id":42,"data":{"user":"x","seq":[1,2,3],"text":"hello"}}`,
+		"ping": `{"type":"ping","id":"abc"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, addr := testServer(t, Config{MessageRate: -1})
+			const perWrite = 100
+			r := newEchoRigPath(t, addr, "/ws", []byte(msg), perWrite)
+			// Size the reply buffer from one real round trip.
+			for i := 0; i < 50; i++ {
+				r.roundTrip(t)
+			}
+			n := testing.AllocsPerRun(200, func() { r.roundTrip(t) }) / perWrite
+			if n > 0.05 {
+				t.Fatalf("%.3f allocations per %s with %d in flight, want ~0", n, name, perWrite)
+			}
+			t.Logf("%.4f allocations per %s", n, name)
+		})
+	}
+}

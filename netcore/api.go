@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -270,13 +273,47 @@ func (s *Server) fanOut(conns []*Conn, payload []byte) int {
 	putHeader(f, true, false, ws.OpText, len(payload))
 	f = append(f, payload...)
 	*fb = f
+	n := writeAll(conns, f)
+	putBuffer(fb)
+	return n
+}
+
+// fanOutChunk is the fan-out size above which the writes are split over
+// the cores: each write is a sendmsg, and one goroutine alone would leave
+// the other cores idle.
+const fanOutChunk = 512
+
+// writeAll writes frame to every connection and returns how many took it.
+// Large fan-outs run in parallel on the runner, one chunk per core; frame
+// must stay valid until writeAll returns, which it does after every chunk.
+func writeAll(conns []*Conn, frame []byte) int {
+	chunks := min(runtime.GOMAXPROCS(0), (len(conns)+fanOutChunk-1)/fanOutChunk)
+	if chunks <= 1 {
+		return writeChunk(conns, frame)
+	}
+	var wg sync.WaitGroup
+	var total atomic.Int64
+	size := (len(conns) + chunks - 1) / chunks
+	for i := size; i < len(conns); i += size {
+		part := conns[i:min(i+size, len(conns))]
+		wg.Add(1)
+		taskRunner.run(func() {
+			total.Add(int64(writeChunk(part, frame)))
+			wg.Done()
+		})
+	}
+	n := writeChunk(conns[:size], frame)
+	wg.Wait()
+	return n + int(total.Load())
+}
+
+func writeChunk(conns []*Conn, frame []byte) int {
 	n := 0
 	for _, c := range conns {
-		if c.WriteFrame(f) == nil {
+		if c.WriteFrame(frame) == nil {
 			n++
 		}
 	}
-	putBuffer(fb)
 	return n
 }
 

@@ -18,6 +18,20 @@ type echoRig struct {
 	reply []byte
 }
 
+// newEchoRigPath prepares perWrite text frames of msg for path; the reply
+// size is learnt from one round trip.
+func newEchoRigPath(t testing.TB, addr, path string, msg []byte, perWrite int) *echoRig {
+	r := &echoRig{c: dialRaw(t, addr, path)}
+	one := frame(true, 0, ws.OpText, msg, true)
+	r.c.write(one)
+	f := r.c.next()
+	for i := 0; i < perWrite; i++ {
+		r.req = append(r.req, frame(true, 0, ws.OpText, msg, true)...)
+	}
+	r.reply = make([]byte, perWrite*(serverHeaderLen(len(f.payload))+len(f.payload)))
+	return r
+}
+
 func newEchoRig(t testing.TB, perWrite int) *echoRig {
 	_, addr := testServer(t, Config{EchoPath: "/echo"})
 	r := &echoRig{c: dialRaw(t, addr, "/echo")}

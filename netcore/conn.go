@@ -78,8 +78,8 @@ type Conn struct {
 	closeAfterFlush bool
 	pending         []byte
 
-	// flushFn is c.flushOwned, bound once so that handing a flush to the
-	// runner does not allocate a method value per write.
+	// flushFn is c.flushBlocking, bound once so that handing a flush to
+	// the runner does not allocate a method value per write.
 	flushFn func()
 }
 

@@ -17,8 +17,11 @@ import (
 //     written straight into netpoll's buffer and flushed once at the end
 //     (Reply);
 //   - otherwise the first goroutine that writes (a broadcast, a ping, a
-//     close): it writes its frame into netpoll's buffer and hands the flush
-//     to a pooled goroutine, so that it never waits for a slow peer.
+//     close): it writes its frame into netpoll's buffer and flushes it.
+//
+// Flushes never wait: one non-blocking sendmsg, and if the socket is full
+// the token and the rest go to a pooled goroutine that waits for the socket
+// (flushBlocking).
 //
 // Everyone who finds the token taken appends the frame to pending, which the
 // owner drains before giving the token back. pending is what a slow consumer
@@ -142,7 +145,7 @@ func (c *Conn) writeQueued(op ws.OpCode, rsv1 bool, payload []byte, capped bool)
 		c.releaseToken()
 		return err
 	}
-	taskRunner.run(c.flushFn)
+	c.flushOwned()
 	return nil
 }
 
@@ -172,7 +175,7 @@ func (c *Conn) writeRaw(frame []byte, capped bool) error {
 	}
 	copy(buf, frame)
 	c.countOut(ws.OpBinary, len(frame))
-	taskRunner.run(c.flushFn)
+	c.flushOwned()
 	return nil
 }
 
@@ -195,14 +198,27 @@ func (c *Conn) endBatch() {
 	c.flushOwned()
 }
 
-// flushOwned is run by the token owner: flush, drain pending, repeat, then
-// release the token. A flush blocks only while the peer's socket buffer is
-// full, for at most Config.WriteTimeout.
+// noWaitFlusher is the non-blocking flush of sockmon's netpoll
+// (third_party/netpoll/PATCHES.md).
+type noWaitFlusher interface {
+	FlushNoWait() (complete bool, err error)
+}
+
+// flushOwned is run by the token owner: send what is buffered without
+// waiting, drain pending the same way, then release the token. If the
+// socket is full, the rest goes to a pooled goroutine (flushBlocking) that
+// keeps the token until the socket drains, for at most Config.WriteTimeout.
+// So the caller never blocks on its peer.
 func (c *Conn) flushOwned() {
 	for {
-		if err := c.nc.Writer().Flush(); err != nil {
+		complete, err := c.nc.(noWaitFlusher).FlushNoWait()
+		if err != nil {
 			c.releaseToken()
 			_ = c.nc.Close()
+			return
+		}
+		if !complete {
+			taskRunner.run(c.flushFn)
 			return
 		}
 		c.wmu.Lock()
@@ -228,6 +244,18 @@ func (c *Conn) flushOwned() {
 		copy(buf, p)
 		putPending(p)
 	}
+}
+
+// flushBlocking waits for a full socket to take the rest of the output
+// buffer, then carries on as flushOwned. It runs on the runner, holding the
+// token.
+func (c *Conn) flushBlocking() {
+	if err := c.nc.Writer().Flush(); err != nil {
+		c.releaseToken()
+		_ = c.nc.Close()
+		return
+	}
+	c.flushOwned()
 }
 
 // releaseToken gives the token back after a failed write, dropping the queue.

@@ -251,7 +251,7 @@ func (s *Server) onPrepare(nc netpoll.Connection) context.Context {
 		remote:     remoteString(nc.RemoteAddr()),
 		acceptedAt: now,
 	}
-	c.flushFn = c.flushOwned
+	c.flushFn = c.flushBlocking
 	c.shard = s.metrics.Shard(c.id)
 	c.lastActivity.Store(now)
 	_ = nc.SetWriteTimeout(s.cfg.WriteTimeout)

@@ -270,6 +270,41 @@ func (c *connection) Flush() error {
 	return c.flush()
 }
 
+// FlushNoWait (sockmon patch) makes the written data visible and sends as
+// much of the output buffer as the socket takes in one sendmsg, without
+// waiting for the socket to become writable. It reports whether the output
+// buffer is now empty; if not, the caller must call Flush later to send the
+// rest. Like Flush, it must not be called concurrently with other writes.
+func (c *connection) FlushNoWait() (complete bool, err error) {
+	if !c.IsActive() {
+		return false, Exception(ErrConnClosed, "when flush")
+	}
+	if !c.lock(flushing) {
+		return false, Exception(ErrConcurrentAccess, "when flush")
+	}
+	defer c.unlock(flushing)
+	c.outputBuffer.Flush()
+	if c.outputBuffer.IsEmpty() {
+		return true, nil
+	}
+	barrier := barrierPool.Get().(*barrier)
+	bs := c.outputBuffer.GetBytes(barrier.bs)
+	n, err := sendmsg(c.fd, bs, barrier.ivs, false)
+	clear(barrier.bs)
+	barrierPool.Put(barrier)
+	if err != nil && err != syscall.EAGAIN {
+		return false, Exception(err, "when flush")
+	}
+	if n > 0 {
+		err = c.outputBuffer.Skip(n)
+		c.outputBuffer.Release()
+		if err != nil {
+			return false, Exception(err, "when flush")
+		}
+	}
+	return c.outputBuffer.IsEmpty(), nil
+}
+
 // MallocAck implements Connection.
 func (c *connection) MallocAck(n int) (err error) {
 	return c.outputBuffer.MallocAck(n)
