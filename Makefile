@@ -38,7 +38,8 @@ unit:
 	$(GO) test -count=1 -run Allocs ./...
 
 # Fuzz targets, one per parser: `make fuzz FUZZTIME=5m` for a longer run.
-FUZZ_TARGETS := netcore:FuzzParseHeader netcore:FuzzParseRequest netcore:FuzzFrames netcore:FuzzUTF8
+FUZZ_TARGETS := netcore:FuzzParseHeader netcore:FuzzParseRequest netcore:FuzzFrames netcore:FuzzUTF8 netcore:FuzzEnvelope \
+	metrics:FuzzParseProcStat loadtest:FuzzParsePromText
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

@@ -1,0 +1,63 @@
+package netcore_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+	"github.com/gorilla/websocket"
+	"github.com/sockmon/sockmon/netcore"
+)
+
+// shout is an embedder's own protocol: every text message comes back in
+// capitals; binary messages are refused with a close code of its own.
+type shout struct{}
+
+func (shout) HandleMessage(c *netcore.Conn, mt netcore.MessageType, data []byte) error {
+	if mt == netcore.BinaryMessage {
+		return &netcore.CloseError{Code: 4400, Reason: "text only"}
+	}
+	return c.Reply(netcore.TextMessage, bytes.ToUpper(data))
+}
+
+// Example embeds netcore with its own handler and a disconnect hook.
+func Example() {
+	srv, err := netcore.New(netcore.Config{
+		Handler:    shout{},
+		DrainDelay: -1, // no load balancer to wait for here
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		panic(err)
+	}
+	disconnects := make(chan netcore.DisconnectEvent, 1)
+	srv.OnDisconnect(func(e netcore.DisconnectEvent) { disconnects <- e })
+	ln, _ := netpoll.CreateListener("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+	for !srv.Ready() {
+		time.Sleep(time.Millisecond)
+	}
+
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/ws", nil)
+	if err != nil {
+		panic(err)
+	}
+	_ = c.WriteMessage(websocket.TextMessage, []byte("hello"))
+	_, reply, _ := c.ReadMessage()
+	fmt.Println(string(reply))
+	_ = c.WriteMessage(websocket.BinaryMessage, []byte{1})
+	_, _, err = c.ReadMessage()
+	fmt.Println(strings.TrimPrefix(err.Error(), "websocket: "))
+	e := <-disconnects
+	fmt.Println("disconnect:", e.Code, e.Initiator)
+	_ = srv.Shutdown(context.Background())
+	// Output:
+	// HELLO
+	// close 4400: text only
+	// disconnect: 4400 server
+}
