@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
+	"github.com/sockmon/sockmon/control"
+	"github.com/sockmon/sockmon/netcore"
+)
+
+const (
+	tokenTestAdminSecret  = "token-test-admin-secret-0123456789abcdef"
+	tokenTestClientSecret = "token-test-client-secret-0123456789abcdef"
+)
+
+func tokenEnv(k string) string {
+	return map[string]string{"SOCKMON_ADMIN_SECRET": tokenTestAdminSecret, "SOCKMON_JWT_SECRET": tokenTestClientSecret}[k]
+}
+
+func mint(t *testing.T, getenv func(string) string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := mintToken(args, &out, &errb, getenv)
+	return strings.TrimSpace(out.String()), errb.String(), code
+}
+
+// The tokens `sockmon token` mints are accepted where they belong: a client
+// token by the WebSocket engine (authenticated as --sub), an admin token by
+// the control server's admin API; neither is accepted by the other.
+func TestTokenCommandMintsWorkingTokens(t *testing.T) {
+	eng, err := netcore.New(netcore.Config{JWTSecret: []byte(tokenTestClientSecret), DrainDelay: -1,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := control.New(control.Config{DataDir: t.TempDir(), Engine: eng, AdminSecret: []byte(tokenTestAdminSecret),
+		ClientSecret: []byte(tokenTestClientSecret), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wln, err := netpoll.CreateListener("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = eng.Serve(wln) }()
+	go func() { _ = ctl.Serve(cln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = ctl.Shutdown(ctx)
+		_ = eng.Shutdown(ctx)
+	})
+
+	clientTok, stderr, code := mint(t, tokenEnv, "--sub", "zoe", "--ttl", "10m")
+	if code != 0 || stderr != "" {
+		t.Fatalf("client token: exit %d: %s", code, stderr)
+	}
+	adminTok, stderr, code := mint(t, tokenEnv, "--admin", "--sub", "ops-oncall")
+	if code != 0 || stderr != "" {
+		t.Fatalf("admin token: exit %d: %s", code, stderr)
+	}
+
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+wln.Addr().String()+"/ws?token="+clientTok, nil)
+	if err != nil {
+		t.Fatalf("client token refused by the engine: %v", err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		page, _ := eng.Connections(netcore.ConnQuery{UserID: "zoe"})
+		if page.Total == 1 && page.Items[0].Authenticated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the client is not authenticated as zoe")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial("ws://"+wln.Addr().String()+"/ws?token="+adminTok, nil); err == nil || resp.StatusCode != 401 {
+		t.Fatalf("the engine accepted an admin token as a client token")
+	}
+
+	admin := func(tok string) int {
+		req, _ := http.NewRequest("GET", "http://"+cln.Addr().String()+control.PathAdmin, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := admin(adminTok); s != 200 {
+		t.Fatalf("admin token refused by the admin API: %d", s)
+	}
+	if s := admin(clientTok); s != 401 {
+		t.Fatalf("client token on the admin API: %d, want 401", s)
+	}
+
+	claims := jwt.MapClaims{}
+	if _, err := jwt.ParseWithClaims(clientTok, claims, func(*jwt.Token) (any, error) { return []byte(tokenTestClientSecret), nil }); err != nil {
+		t.Fatal(err)
+	}
+	exp, _ := claims.GetExpirationTime()
+	if d := time.Until(exp.Time); d < 9*time.Minute || d > 11*time.Minute {
+		t.Fatalf("--ttl 10m: exp in %s", d)
+	}
+	if _, ok := claims["admin"]; ok {
+		t.Fatal("a client token carries an admin claim")
+	}
+}
+
+func TestTokenCommandErrors(t *testing.T) {
+	none := func(string) string { return "" }
+	short := func(k string) string {
+		if k == "SOCKMON_ADMIN_SECRET" {
+			return "short"
+		}
+		return ""
+	}
+	same := func(string) string { return tokenTestAdminSecret }
+	for _, tc := range []struct {
+		name   string
+		getenv func(string) string
+		args   []string
+		want   string
+	}{
+		{"no sub", tokenEnv, nil, "--sub is required"},
+		{"zero ttl", tokenEnv, []string{"--sub", "a", "--ttl", "0s"}, "not positive"},
+		{"no client secret", none, []string{"--sub", "a"}, "SOCKMON_JWT_SECRET is not set"},
+		{"no admin secret", none, []string{"--admin", "--sub", "a"}, "SOCKMON_ADMIN_SECRET is not set"},
+		{"short admin secret", short, []string{"--admin", "--sub", "a"}, "refuses admin secrets under"},
+		{"admin secret = client secret", same, []string{"--admin", "--sub", "a"}, "equals SOCKMON_JWT_SECRET"},
+		{"positional argument", tokenEnv, []string{"--sub", "a", "extra"}, "unexpected argument"},
+		{"unknown flag", tokenEnv, []string{"--role", "x"}, "flag provided but not defined"},
+	} {
+		out, stderr, code := mint(t, tc.getenv, tc.args...)
+		if code != 2 || out != "" || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 2 and %q", tc.name, code, out, stderr, tc.want)
+		}
+	}
+	if _, stderr, code := mint(t, tokenEnv, "--help"); code != 0 || !strings.Contains(stderr, "Usage: sockmon token") {
+		t.Errorf("--help: exit %d: %s", code, stderr)
+	}
+}

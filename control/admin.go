@@ -1,0 +1,340 @@
+package control
+
+import (
+	"encoding/json"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/sockmon/sockmon/metrics"
+	"github.com/sockmon/sockmon/netcore"
+	"github.com/valyala/fasthttp"
+)
+
+// The admin endpoints: GET /api/admin/socket (dashboard data), POST
+// /api/admin/socket (commands, see actions.go) and POST /api/health/socket
+// (the detailed health view). All need an admin token (auth.go); every
+// POST is in the audit log (audit.go).
+
+// AdminHealth is the status part of the admin views.
+type AdminHealth struct {
+	Status         string    `json:"status"`
+	Reasons        []string  `json:"reasons,omitempty"`
+	Ready          bool      `json:"ready"`
+	Draining       bool      `json:"draining"`
+	UptimeMs       int64     `json:"uptimeMs"`
+	Timestamp      time.Time `json:"timestamp"`
+	HeartbeatAgeMs *float64  `json:"heartbeatAgeMs,omitempty"`
+}
+
+// ConnectionSummary counts connections, now and since start.
+type ConnectionSummary struct {
+	Total          int64  `json:"total"`
+	Authenticated  int64  `json:"authenticated"`
+	Anonymous      int64  `json:"anonymous"`
+	Accepted       uint64 `json:"accepted"`
+	Rejected       uint64 `json:"rejected"`
+	Closed         uint64 `json:"closed"`
+	SlowConsumers  uint64 `json:"slowConsumers"`
+	ProtocolErrors uint64 `json:"protocolErrors"`
+	Rooms          int    `json:"rooms"`
+}
+
+// Performance is traffic and latency: the rolling windows (1m, 5m, 15m,
+// since start), latency by message kind, handshake latency and totals.
+type Performance struct {
+	Windows   [metrics.NumWindows]metrics.Window `json:"windows"`
+	Kinds     []metrics.KindLatency              `json:"kinds"`
+	Handshake metrics.Latency                    `json:"handshake"`
+	Totals    metrics.Totals                     `json:"totals"`
+}
+
+// AdminStatus is the dashboard data of GET /api/admin/socket.
+type AdminStatus struct {
+	Status          AdminHealth              `json:"status"`
+	Connections     ConnectionSummary        `json:"connections"`
+	Performance     Performance              `json:"performance"`
+	Process         metrics.ProcessStats     `json:"process"`
+	Maintenance     MaintenanceStatus        `json:"maintenance"`
+	Alerts          []AlertConfig            `json:"alerts"`
+	CircuitBreakers map[string]BreakerHealth `json:"circuitBreakers"`
+	RateLimits      []RateLimitView          `json:"rateLimits"`
+}
+
+// AdminStatus copies the dashboard data (the Go side of GET
+// /api/admin/socket): one metrics snapshot, the engine's counters and the
+// stored rules.
+func (s *Server) AdminStatus() (*AdminStatus, error) {
+	now := time.Now()
+	snap := s.metrics.Snapshot()
+	alerts, err := s.AlertConfigs()
+	if err != nil {
+		return nil, err
+	}
+	rls, err := s.rateLimitViews()
+	if err != nil {
+		return nil, err
+	}
+	maint, err := s.maintenanceStatus()
+	if err != nil {
+		return nil, err
+	}
+	return &AdminStatus{
+		Status:          s.adminHealth(&snap, now),
+		Connections:     s.connectionSummary(&snap),
+		Performance:     Performance{Windows: snap.Windows, Kinds: snap.Kinds, Handshake: snap.Handshake, Totals: snap.Totals},
+		Process:         snap.Process,
+		Maintenance:     maint,
+		Alerts:          alerts,
+		CircuitBreakers: map[string]BreakerHealth{},
+		RateLimits:      rls,
+	}, nil
+}
+
+func (s *Server) adminHealth(snap *metrics.Snapshot, now time.Time) AdminHealth {
+	v := s.evaluate(snap, now)
+	h := AdminHealth{Status: v.status, Reasons: v.reasons, Ready: s.engine.Ready(), Draining: s.engine.Draining(),
+		UptimeMs: snap.UptimeMs, Timestamp: now.UTC()}
+	if age, ok := s.heartbeatAge(now); ok {
+		ms := float64(age.Microseconds()) / 1000
+		h.HeartbeatAgeMs = &ms
+	}
+	return h
+}
+
+func (s *Server) connectionSummary(snap *metrics.Snapshot) ConnectionSummary {
+	st := s.engine.Stats()
+	return ConnectionSummary{
+		Total: snap.Connections.Total, Authenticated: snap.Connections.Authenticated, Anonymous: snap.Connections.Anonymous,
+		Accepted: st.Accepted, Rejected: st.Rejected, Closed: st.Closed, SlowConsumers: st.SlowConsumers,
+		ProtocolErrors: st.ProtocolErrs, Rooms: len(s.engine.Rooms()),
+	}
+}
+
+// maintenanceStatus is the engine's maintenance state (the truth), with
+// who set it and since when from the store when they agree.
+func (s *Server) maintenanceStatus() (MaintenanceStatus, error) {
+	m := s.engine.Maintenance()
+	if m == nil {
+		return MaintenanceStatus{}, nil
+	}
+	out := MaintenanceStatus{Enabled: true, Reason: m.Reason, Drain: m.Drain, Since: m.Since.UTC()}
+	rec, err := s.store.maintenance()
+	if err != nil {
+		return out, internalError("cannot read the maintenance state", err)
+	}
+	if rec.Enabled && rec.Reason == m.Reason {
+		out.Since, out.By = rec.Since, rec.By
+	}
+	return out, nil
+}
+
+// rateLimitViews lists the engine's overrides, marking those persisted.
+func (s *Server) rateLimitViews() ([]RateLimitView, error) {
+	stored, err := s.store.rateLimits()
+	if err != nil {
+		return nil, internalError("cannot read the rate limits", err)
+	}
+	persisted := make(map[string]bool, len(stored))
+	for _, o := range stored {
+		persisted[o.UserID] = true
+	}
+	out := []RateLimitView{}
+	for _, rl := range s.engine.RateLimits() {
+		out = append(out, RateLimitView{UserID: rl.UserID, SocketID: rl.SocketID, Limit: rl.Limit,
+			WindowMs: rl.Window.Milliseconds(), Persisted: rl.UserID != "" && persisted[rl.UserID]})
+	}
+	return out, nil
+}
+
+func (s *Server) handleAdminStatus(ctx *fasthttp.RequestCtx) {
+	if _, refusal := s.admin(ctx, s.clientIP(ctx)); refusal != nil {
+		writeError(ctx, refusal)
+		return
+	}
+	st, err := s.AdminStatus()
+	if err != nil {
+		writeError(ctx, asError(err))
+		return
+	}
+	writeOK(ctx, st)
+}
+
+// DetailedHealthOptions selects the pages of the detailed health view.
+// Zero values: the first 100 connections by connection time, the last 15
+// minutes of history at the finest resolution, the last 50 commands.
+type DetailedHealthOptions struct {
+	Connections netcore.ConnQuery
+	History     HistoryOptions
+	Commands    CommandHistoryOptions
+}
+
+// DetailedHealth is the admin view of POST /api/health/socket: the public
+// health body plus connections (summary and a page of details), metrics
+// (current and history), process stats, recent commands and alert rules.
+type DetailedHealth struct {
+	*Health
+	Connections    DetailedConnections  `json:"connections"`
+	Metrics        DetailedMetrics      `json:"metrics"`
+	Process        metrics.ProcessStats `json:"process"`
+	Maintenance    MaintenanceStatus    `json:"maintenance"`
+	CommandHistory []AuditRecord        `json:"commandHistory"`
+	AlertConfigs   []AlertConfig        `json:"alertConfigs"`
+	Admin          AdminHealth          `json:"admin"`
+}
+
+// DetailedConnections is the connections part of DetailedHealth.
+type DetailedConnections struct {
+	Summary ConnectionSummary `json:"summary"`
+	Details *ConnectionsPage  `json:"details"`
+}
+
+// DetailedMetrics is the metrics part of DetailedHealth.
+type DetailedMetrics struct {
+	Current metrics.Snapshot      `json:"current"`
+	History metrics.HistoryResult `json:"history"`
+}
+
+// DetailedHealth copies the detailed health view (the Go side of POST
+// /api/health/socket).
+func (s *Server) DetailedHealth(o DetailedHealthOptions) (*DetailedHealth, error) {
+	start := time.Now()
+	snap := s.metrics.Snapshot()
+	h := s.health(&snap, start)
+	if o.History.From.IsZero() && o.History.To.IsZero() {
+		o.History.From = start.Add(-15 * time.Minute)
+	}
+	conns, err := s.Connections(o.Connections)
+	if err != nil {
+		return nil, err
+	}
+	cmds, err := s.CommandHistory(o.Commands)
+	if err != nil {
+		return nil, err
+	}
+	alerts, err := s.AlertConfigs()
+	if err != nil {
+		return nil, err
+	}
+	maint, err := s.maintenanceStatus()
+	if err != nil {
+		return nil, err
+	}
+	return &DetailedHealth{
+		Health:         h,
+		Connections:    DetailedConnections{Summary: s.connectionSummary(&snap), Details: conns},
+		Metrics:        DetailedMetrics{Current: snap, History: s.MetricsHistory(o.History)},
+		Process:        snap.Process,
+		Maintenance:    maint,
+		CommandHistory: cmds,
+		AlertConfigs:   alerts,
+		Admin:          s.adminHealth(&snap, start),
+	}, nil
+}
+
+// DetailsRequest is the optional body of POST /api/health/socket: the data
+// of get_connections, get_metrics_history and get_command_history.
+type DetailsRequest struct {
+	Connections json.RawMessage `json:"connections"`
+	History     json.RawMessage `json:"history"`
+	Commands    json.RawMessage `json:"commands"`
+}
+
+func (s *Server) doHealthDetails(o *op, body json.RawMessage) (any, *Error) {
+	var r DetailsRequest
+	if e := decodeObject("", body, &r); e != nil {
+		return nil, e
+	}
+	var opts DetailedHealthOptions
+	var cr ConnectionsRequest
+	if e := decodeObject("connections", r.Connections, &cr); e != nil {
+		return nil, e
+	}
+	var e *Error
+	if opts.Connections, e = cr.query("connections"); e != nil {
+		return nil, e
+	}
+	var hr HistoryRequest
+	if e := decodeObject("history", r.History, &hr); e != nil {
+		return nil, e
+	}
+	if opts.History, e = hr.options("history"); e != nil {
+		return nil, e
+	}
+	var chr CommandHistoryRequest
+	if e := decodeObject("commands", r.Commands, &chr); e != nil {
+		return nil, e
+	}
+	if opts.Commands, e = chr.options("commands"); e != nil {
+		return nil, e
+	}
+	d, err := s.DetailedHealth(opts)
+	if err != nil {
+		return nil, asError(err)
+	}
+	return d, nil
+}
+
+func (s *Server) handleHealthDetails(ctx *fasthttp.RequestCtx) {
+	s.handleAudited(ctx, PathHealth)
+}
+
+func (s *Server) handleCommand(ctx *fasthttp.RequestCtx) {
+	s.handleAudited(ctx, PathAdmin)
+}
+
+// handleAudited serves an admin POST: authenticate, decode, run, reply,
+// with an audit record for every outcome.
+func (s *Server) handleAudited(ctx *fasthttp.RequestCtx, path string) {
+	ip := s.clientIP(ctx)
+	body := ctx.PostBody()
+	sub, refusal := s.admin(ctx, ip)
+	if refusal != nil {
+		s.refuse(ctx, Actor{Sub: sub, IP: ip}, actionOf(path, body), body, refusal)
+		return
+	}
+	actor := Actor{Sub: sub, IP: ip}
+	var name string
+	var data json.RawMessage
+	var run action
+	if path == PathHealth {
+		name, data, run = ActionHealthDetails, body, (*Server).doHealthDetails
+	} else {
+		var env struct {
+			Action string          `json:"action"`
+			Data   json.RawMessage `json:"data"`
+		}
+		if e := decodeObject("", body, &env); e != nil {
+			s.refuse(ctx, actor, actionOf(path, body), body, e)
+			return
+		}
+		if env.Action == "" {
+			s.refuse(ctx, actor, "", env.Data, invalidField("action", "required; valid actions: %s", strings.Join(Actions(), ", ")))
+			return
+		}
+		name, data = env.Action, env.Data
+		if run = actions[name]; run == nil {
+			run = func(*Server, *op, json.RawMessage) (any, *Error) { return nil, unknownAction(clip(name, 64)) }
+		}
+	}
+	res, after, e := s.run(actor, name, data, run)
+	if e != nil {
+		writeError(ctx, e)
+		return
+	}
+	writeOK(ctx, res)
+	if after != nil {
+		// Run once the reply is written: fasthttp calls a hijack handler
+		// after sending the response (and closes the connection after it).
+		ctx.Hijack(func(net.Conn) { after() })
+	}
+}
+
+// refuse audits and writes a refusal that happened before an action ran.
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, actor Actor, name string, data []byte, e *Error) {
+	start := time.Now()
+	rec := &AuditRecord{Time: start, Actor: actor.Sub, SourceIP: actor.IP, Action: name, Data: redact(data)}
+	rec.finish(e, start)
+	_ = s.record(rec)
+	writeError(ctx, e)
+}

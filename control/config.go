@@ -1,0 +1,225 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/sockmon/sockmon/netcore"
+)
+
+// Defaults, in one place.
+const (
+	DefaultAddr                  = ":8081"
+	DefaultDataDir               = "./data"
+	DefaultMaxBodyBytes          = 1 << 20
+	DefaultReadTimeout           = 10 * time.Second
+	DefaultWriteTimeout          = 10 * time.Second
+	DefaultIdleTimeout           = 60 * time.Second
+	DefaultDegradedErrorRate     = 0.1
+	DefaultDegradedP99           = 250 * time.Millisecond
+	DefaultDegradedMinMessages   = 100
+	DefaultMemoryDegradedRatio   = 0.9
+	DefaultMinLivenessTimeout    = 3 * time.Second
+	DefaultAuthFailures          = 10
+	DefaultAuthFailureWindow     = time.Minute
+	DefaultAuditMaxEntries       = 100_000
+	DefaultAuditMaxAge           = 90 * 24 * time.Hour
+	DefaultCommandHistoryLimit   = 50
+	DefaultDetailConnectionLimit = 100
+
+	// MinAdminSecretBytes is the shortest admin secret accepted: an HS256
+	// key should carry at least 256 bits.
+	MinAdminSecretBytes = 32
+)
+
+// Config configures the control server. A zero field means "use the
+// default" (see setDefaults); New reads it once and keeps a copy.
+type Config struct {
+	// Addr is the TCP address ListenAndServe listens on. Default ":8081".
+	Addr string
+	// DataDir holds the store (control.db): audit log, alert configs,
+	// rate-limit overrides and maintenance state. Created (0700) if
+	// missing. Default "./data".
+	DataDir string
+
+	// AdminSecret verifies admin tokens (HS256). Empty switches the admin
+	// endpoints off: they answer 503 rather than run unauthenticated. When
+	// set it must be at least MinAdminSecretBytes long.
+	AdminSecret []byte
+	// ClientSecret is the secret client tokens are signed with
+	// (SOCKMON_JWT_SECRET). It is never accepted for admin tokens; New
+	// refuses an AdminSecret equal to it, and a client token presented to
+	// the admin API is refused and logged as such.
+	ClientSecret []byte
+
+	// Engine is the WebSocket server the control side reads and drives.
+	// Required.
+	Engine *netcore.Server
+	// Logger receives structured logs (audit records included). Default: a
+	// JSON handler on standard error.
+	Logger *slog.Logger
+	// OnEmergencyShutdown is called once, on a goroutine of its own, after
+	// an accepted emergency_shutdown command has been recorded and answered.
+	// It may call Shutdown on this server and on the engine; the control
+	// server does not wait for it. Nil means: the control server shuts the
+	// engine down itself (clients are drained and the engine stops) and
+	// stays up so the operator can see the state.
+	OnEmergencyShutdown func(reason string)
+
+	// TrustedProxies are the networks (CIDR) whose X-Forwarded-For is
+	// believed for the audit log's source IP and the auth-failure limit.
+	TrustedProxies []netip.Prefix
+
+	// MaxBodyBytes caps a request body; over it the answer is 413.
+	// Default 1 MiB.
+	MaxBodyBytes int
+	// ReadTimeout, WriteTimeout and IdleTimeout bound a request read, a
+	// response write and an idle keep-alive connection. Defaults 10s, 10s,
+	// 60s.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+
+	// DegradedErrorRate is the error replies per message received over the
+	// last minute above which health says "degraded". Default 0.1 (the
+	// seed's error_rate alert).
+	DegradedErrorRate float64
+	// DegradedP99 is the message-handling p99 over the last minute above
+	// which health says "degraded". Default 250ms.
+	DegradedP99 time.Duration
+	// DegradedMinMessages is how many messages the last minute must hold
+	// before the error rate and p99 are judged, so one failed message on an
+	// idle node does not flap health. Default 100.
+	DegradedMinMessages int
+	// MemoryLimit is the resident memory (heap when /proc is unavailable)
+	// above which health says "unhealthy"; above MemoryDegradedRatio of it,
+	// "degraded". Default: the Go runtime's memory limit (GOMEMLIMIT) when
+	// one is set, otherwise no memory check. Negative disables.
+	MemoryLimit int64
+	// MemoryDegradedRatio is the fraction of MemoryLimit that makes health
+	// "degraded". Default 0.9 (the seed's memory_usage alert).
+	MemoryDegradedRatio float64
+	// LivenessTimeout is the age of the engine's heartbeat above which
+	// /livez fails and health says "unhealthy" (event loops stalled).
+	// Default: ten sweeper ticks, at least 3s.
+	LivenessTimeout time.Duration
+
+	// AuthFailures failed admin authentications from one IP within
+	// AuthFailureWindow lock that IP out (429) until the window has passed.
+	// Defaults 10 and 1 minute.
+	AuthFailures      int
+	AuthFailureWindow time.Duration
+
+	// AuditMaxEntries and AuditMaxAge bound the audit log: older records are
+	// pruned as new ones are written. Defaults 100000 and 90 days.
+	AuditMaxEntries int
+	AuditMaxAge     time.Duration
+}
+
+// setDefaults fills every zero field.
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.DegradedErrorRate == 0 {
+		c.DegradedErrorRate = DefaultDegradedErrorRate
+	}
+	if c.DegradedP99 == 0 {
+		c.DegradedP99 = DefaultDegradedP99
+	}
+	if c.DegradedMinMessages == 0 {
+		c.DegradedMinMessages = DefaultDegradedMinMessages
+	}
+	if c.MemoryLimit == 0 {
+		if lim := debug.SetMemoryLimit(-1); lim != math.MaxInt64 {
+			c.MemoryLimit = lim
+		}
+	}
+	if c.MemoryDegradedRatio == 0 {
+		c.MemoryDegradedRatio = DefaultMemoryDegradedRatio
+	}
+	if c.LivenessTimeout == 0 && c.Engine != nil {
+		c.LivenessTimeout = max(DefaultMinLivenessTimeout, 10*c.Engine.SweepInterval())
+	}
+	if c.AuthFailures == 0 {
+		c.AuthFailures = DefaultAuthFailures
+	}
+	if c.AuthFailureWindow == 0 {
+		c.AuthFailureWindow = DefaultAuthFailureWindow
+	}
+	if c.AuditMaxEntries == 0 {
+		c.AuditMaxEntries = DefaultAuditMaxEntries
+	}
+	if c.AuditMaxAge == 0 {
+		c.AuditMaxAge = DefaultAuditMaxAge
+	}
+}
+
+// validate reports every configuration error at once.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("control: "+format, args...))
+	}
+	if c.Engine == nil {
+		bad("an engine (netcore.Server) is required")
+	}
+	if n := len(c.AdminSecret); n > 0 && n < MinAdminSecretBytes {
+		bad("admin secret is %d bytes, want at least %d", n, MinAdminSecretBytes)
+	}
+	if len(c.AdminSecret) > 0 && string(c.AdminSecret) == string(c.ClientSecret) {
+		bad("admin secret equals the client (JWT) secret: client tokens would be admin tokens")
+	}
+	if c.MaxBodyBytes < 1024 {
+		bad("max body bytes %d is too small (want >= 1024)", c.MaxBodyBytes)
+	}
+	for name, d := range map[string]time.Duration{
+		"read timeout": c.ReadTimeout, "write timeout": c.WriteTimeout, "idle timeout": c.IdleTimeout,
+		"degraded p99": c.DegradedP99, "liveness timeout": c.LivenessTimeout,
+		"auth failure window": c.AuthFailureWindow, "audit max age": c.AuditMaxAge,
+	} {
+		if d < 0 {
+			bad("%s must be positive, got %s", name, d)
+		}
+	}
+	if c.DegradedErrorRate < 0 || c.DegradedErrorRate > 1 {
+		bad("degraded error rate %g is not a ratio in [0,1]", c.DegradedErrorRate)
+	}
+	if c.MemoryDegradedRatio <= 0 || c.MemoryDegradedRatio > 1 {
+		bad("memory degraded ratio %g is not in (0,1]", c.MemoryDegradedRatio)
+	}
+	if c.DegradedMinMessages < 0 {
+		bad("degraded min messages must be positive, got %d", c.DegradedMinMessages)
+	}
+	if c.AuthFailures < 0 {
+		bad("auth failures must be positive, got %d", c.AuthFailures)
+	}
+	if c.AuditMaxEntries < 0 {
+		bad("audit max entries must be positive, got %d", c.AuditMaxEntries)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,273 @@
+package control
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/sockmon/sockmon/metrics"
+	"github.com/valyala/fasthttp"
+)
+
+// Health statuses. Healthy and degraded answer 200, the others 503, so a
+// load balancer (HAProxy option httpchk) takes the node out for all three.
+const (
+	StatusHealthy     = "healthy"
+	StatusDegraded    = "degraded"
+	StatusUnhealthy   = "unhealthy"
+	StatusMaintenance = "maintenance"
+	StatusDraining    = "draining"
+)
+
+// Reasons a node is not healthy, as listed in Health.Reasons. They name a
+// check, never a value or a threshold (the public body shows no
+// configuration).
+const (
+	ReasonMaintenance = "maintenance"
+	ReasonDraining    = "draining"
+	ReasonStarting    = "starting"
+	ReasonStalled     = "event_loop_stalled"
+	ReasonMemory      = "memory_over_limit"
+	ReasonMemoryHigh  = "memory_high"
+	ReasonErrorRate   = "error_rate_high"
+	ReasonLatency     = "latency_high"
+)
+
+// Health is the public health body (GET /api/health/socket), compatible
+// with the seed's: times in milliseconds. It shows no user id, IP, token
+// or configuration.
+type Health struct {
+	Status string `json:"status"`
+	// ResponseTime is how long this check took, in milliseconds.
+	ResponseTime float64 `json:"responseTime"`
+	// Uptime is the time since the engine's metrics started, in
+	// milliseconds.
+	Uptime    int64     `json:"uptime"`
+	Timestamp time.Time `json:"timestamp"`
+	// Reasons names the checks that made the status other than healthy.
+	Reasons []string      `json:"reasons,omitempty"`
+	Details HealthDetails `json:"details"`
+}
+
+// HealthDetails is the "details" object of the public health body.
+type HealthDetails struct {
+	Connections     metrics.ConnectionCounts `json:"connections"`
+	Performance     HealthPerformance        `json:"performance"`
+	CircuitBreakers map[string]BreakerHealth `json:"circuitBreakers"`
+}
+
+// HealthPerformance is message handling over the last minute.
+type HealthPerformance struct {
+	AvgResponseTime   float64 `json:"avgResponseTime"`
+	P95ResponseTime   float64 `json:"p95ResponseTime"`
+	P99ResponseTime   float64 `json:"p99ResponseTime"`
+	ErrorRate         float64 `json:"errorRate"`
+	MessagesPerMinute float64 `json:"messagesPerMinute"`
+}
+
+// BreakerHealth is one circuit breaker in the health body. No breakers
+// exist yet (upstream RPC is roadmap step 2): the map is empty.
+type BreakerHealth struct {
+	Status   string `json:"status"`
+	Failures int    `json:"failures"`
+}
+
+// HTTPStatus is the status code the health endpoint answers with.
+func (h *Health) HTTPStatus() int {
+	if h.Status == StatusHealthy || h.Status == StatusDegraded {
+		return http.StatusOK
+	}
+	return http.StatusServiceUnavailable
+}
+
+// verdict is the outcome of the health checks on one snapshot.
+type verdict struct {
+	status  string
+	reasons []string
+}
+
+// evaluate judges the engine's state and snap. The order of precedence:
+// maintenance, draining, unhealthy, degraded, healthy; Reasons lists every
+// check that failed.
+func (s *Server) evaluate(snap *metrics.Snapshot, now time.Time) verdict {
+	var v verdict
+	unhealthy, degraded := false, false
+	maint := s.engine.Maintenance() != nil
+	draining := s.engine.Draining()
+	if maint {
+		v.reasons = append(v.reasons, ReasonMaintenance)
+	}
+	if draining {
+		v.reasons = append(v.reasons, ReasonDraining)
+	}
+	if !maint && !draining && !s.engine.Ready() {
+		unhealthy = true
+		v.reasons = append(v.reasons, ReasonStarting)
+	}
+	if age, ok := s.heartbeatAge(now); ok && age > s.cfg.LivenessTimeout {
+		unhealthy = true
+		v.reasons = append(v.reasons, ReasonStalled)
+	}
+	if lim := s.cfg.MemoryLimit; lim > 0 {
+		used := memoryUsed(&snap.Process)
+		switch {
+		case used > uint64(lim):
+			unhealthy = true
+			v.reasons = append(v.reasons, ReasonMemory)
+		case float64(used) > s.cfg.MemoryDegradedRatio*float64(lim):
+			degraded = true
+			v.reasons = append(v.reasons, ReasonMemoryHigh)
+		}
+	}
+	w := &snap.Windows[metrics.Window1m]
+	if float64(w.Latency.Count) >= float64(s.cfg.DegradedMinMessages) {
+		if w.ErrorRate > s.cfg.DegradedErrorRate {
+			degraded = true
+			v.reasons = append(v.reasons, ReasonErrorRate)
+		}
+		if w.Latency.P99Ms > float64(s.cfg.DegradedP99)/float64(time.Millisecond) {
+			degraded = true
+			v.reasons = append(v.reasons, ReasonLatency)
+		}
+	}
+	switch {
+	case maint:
+		v.status = StatusMaintenance
+	case draining:
+		v.status = StatusDraining
+	case unhealthy:
+		v.status = StatusUnhealthy
+	case degraded:
+		v.status = StatusDegraded
+	default:
+		v.status = StatusHealthy
+	}
+	return v
+}
+
+// memoryUsed is the resident set when /proc is there, the Go heap
+// otherwise.
+func memoryUsed(p *metrics.ProcessStats) uint64 {
+	if p.Available && p.RSSBytes > 0 {
+		return p.RSSBytes
+	}
+	return p.HeapSysBytes
+}
+
+// heartbeatAge is the age of the engine's last heartbeat; ok is false
+// before the engine serves (no heartbeat yet).
+func (s *Server) heartbeatAge(now time.Time) (time.Duration, bool) {
+	hb := s.engine.LastHeartbeat()
+	if hb.IsZero() {
+		return 0, false
+	}
+	return now.Sub(hb), true
+}
+
+// Health runs the health checks and returns the public health body. It
+// takes one metrics snapshot (which never blocks the message path) and
+// reads the engine's atomics.
+func (s *Server) Health() *Health {
+	start := time.Now()
+	snap := s.metrics.Snapshot()
+	return s.health(&snap, start)
+}
+
+// health builds the public body from snap; start is when the check began.
+func (s *Server) health(snap *metrics.Snapshot, start time.Time) *Health {
+	v := s.evaluate(snap, start)
+	w := &snap.Windows[metrics.Window1m]
+	h := &Health{
+		Status:    v.status,
+		Uptime:    snap.UptimeMs,
+		Timestamp: start.UTC().Truncate(time.Millisecond),
+		Reasons:   v.reasons,
+		Details: HealthDetails{
+			Connections: snap.Connections,
+			Performance: HealthPerformance{
+				AvgResponseTime:   w.Latency.AvgMs,
+				P95ResponseTime:   w.Latency.P95Ms,
+				P99ResponseTime:   w.Latency.P99Ms,
+				ErrorRate:         w.ErrorRate,
+				MessagesPerMinute: w.MessagesReceivedPerSec * 60,
+			},
+			CircuitBreakers: map[string]BreakerHealth{},
+		},
+	}
+	h.ResponseTime = float64(time.Since(start).Microseconds()) / 1000
+	return h
+}
+
+func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
+	h := s.Health()
+	writeJSON(ctx, h.HTTPStatus(), h)
+}
+
+// Livez is the liveness answer: the engine's event-loop heartbeat only,
+// never a dependency (CONVENTIONS.md C5.1).
+type Livez struct {
+	Status string `json:"status"` // "ok" or "stalled"
+	// HeartbeatAgeMs is the age of the engine's last heartbeat; absent
+	// before the engine serves.
+	HeartbeatAgeMs *float64 `json:"heartbeatAgeMs,omitempty"`
+}
+
+// Livez reports whether the engine's event loops answer their heartbeat.
+// Before the engine serves there is no heartbeat and the answer is "ok":
+// a startup probe, not liveness, covers starting.
+func (s *Server) Livez() *Livez {
+	age, ok := s.heartbeatAge(time.Now())
+	if !ok {
+		return &Livez{Status: "ok"}
+	}
+	ms := float64(age.Microseconds()) / 1000
+	l := &Livez{Status: "ok", HeartbeatAgeMs: &ms}
+	if age > s.cfg.LivenessTimeout {
+		l.Status = "stalled"
+	}
+	return l
+}
+
+// HTTPStatus is 200 for "ok", 503 otherwise.
+func (l *Livez) HTTPStatus() int {
+	if l.Status == "ok" {
+		return http.StatusOK
+	}
+	return http.StatusServiceUnavailable
+}
+
+func (s *Server) handleLivez(ctx *fasthttp.RequestCtx) {
+	l := s.Livez()
+	writeJSON(ctx, l.HTTPStatus(), l)
+}
+
+// Readyz is the readiness answer: whether the node accepts new clients.
+type Readyz struct {
+	Status string `json:"status"` // "ready", "starting", "draining" or "maintenance"
+}
+
+// Readyz reports whether the engine accepts new clients (CONVENTIONS.md
+// C5.2): not while starting, draining or in maintenance.
+func (s *Server) Readyz() *Readyz {
+	switch {
+	case s.engine.Ready():
+		return &Readyz{Status: "ready"}
+	case s.engine.Draining():
+		return &Readyz{Status: "draining"}
+	case s.engine.Maintenance() != nil:
+		return &Readyz{Status: "maintenance"}
+	}
+	return &Readyz{Status: "starting"}
+}
+
+// HTTPStatus is 200 for "ready", 503 otherwise.
+func (r *Readyz) HTTPStatus() int {
+	if r.Status == "ready" {
+		return http.StatusOK
+	}
+	return http.StatusServiceUnavailable
+}
+
+func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx) {
+	r := s.Readyz()
+	writeJSON(ctx, r.HTTPStatus(), r)
+}

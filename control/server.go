@@ -1,0 +1,427 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sockmon/sockmon/metrics"
+	"github.com/sockmon/sockmon/netcore"
+	"github.com/valyala/fasthttp"
+)
+
+// Server is the control sidecar: health, readiness, /metrics and the admin
+// API on their own port. Create it with New, run it with Serve or
+// ListenAndServe, stop it with Shutdown. Its exported methods are the Go
+// side of the endpoints and are safe for concurrent use.
+//
+// It reads the engine only through netcore's snapshot and command methods
+// (atomics, per-shard copies); it never holds a lock of its own while it
+// calls the engine, except cmdMu, which only orders admin commands among
+// themselves.
+type Server struct {
+	cfg     Config
+	engine  *netcore.Server
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	store   *store
+	auth    *failLimiter
+	http    *fasthttp.Server
+	started time.Time
+
+	// cmdMu orders the commands that change state, so that the store and
+	// the engine see them in the same order (commit, then apply).
+	cmdMu sync.Mutex
+
+	mu      sync.Mutex
+	closed  bool
+	serving int
+
+	// bg is the context of the goroutines the server owns (an emergency
+	// shutdown of the engine); Shutdown cancels it and waits on bgWG.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup
+
+	emergency sync.Once
+}
+
+// New checks cfg, opens the store under cfg.DataDir and re-applies the
+// persisted state to the engine: maintenance mode (it stays on across a
+// restart) and the per-user rate-limit overrides. Call it before the
+// engine's Serve, so that no client is admitted before maintenance is back.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	st, err := openStore(cfg.DataDir, cfg.AuditMaxEntries, cfg.AuditMaxAge)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		engine:  cfg.Engine,
+		metrics: cfg.Engine.Metrics(),
+		log:     cfg.Logger.With("component", "control"),
+		store:   st,
+		auth:    newFailLimiter(cfg.AuthFailures, cfg.AuthFailureWindow),
+		started: time.Now(),
+	}
+	s.bg, s.bgCancel = context.WithCancel(context.Background())
+	if err := s.restore(); err != nil {
+		_ = st.close()
+		return nil, err
+	}
+	s.http = &fasthttp.Server{
+		Handler:                       s.serveHTTP,
+		ErrorHandler:                  s.serveHTTPError,
+		Name:                          "sockmon-control",
+		MaxRequestBodySize:            cfg.MaxBodyBytes,
+		ReadBufferSize:                maxHeaderBytes,
+		ReadTimeout:                   cfg.ReadTimeout,
+		WriteTimeout:                  cfg.WriteTimeout,
+		IdleTimeout:                   cfg.IdleTimeout,
+		DisablePreParseMultipartForm:  true,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: false,
+		CloseOnShutdown:               true,
+		Logger:                        fasthttpLogger{s.log},
+	}
+	if len(cfg.AdminSecret) == 0 {
+		s.log.Warn("no admin secret: the admin endpoints are off (503); set SOCKMON_ADMIN_SECRET to enable them")
+	}
+	return s, nil
+}
+
+// restore re-applies the persisted state to the engine.
+func (s *Server) restore() error {
+	m, err := s.store.maintenance()
+	if err != nil {
+		return fmt.Errorf("control: read maintenance state: %w", err)
+	}
+	if m.Enabled {
+		// No drain: a node that restarts in maintenance has no clients.
+		s.engine.SetMaintenance(true, m.Reason, false)
+		s.log.Info("maintenance mode restored from the store", "reason", m.Reason, "since", m.Since, "by", m.By)
+	}
+	rls, err := s.store.rateLimits()
+	if err != nil {
+		return fmt.Errorf("control: read rate limits: %w", err)
+	}
+	for _, o := range rls {
+		if err := s.engine.SetRateLimit(netcore.RateLimit{UserID: o.UserID, Limit: o.Limit, Window: time.Duration(o.WindowMs) * time.Millisecond}); err != nil {
+			return fmt.Errorf("control: restore rate limit of %q: %w", o.UserID, err)
+		}
+	}
+	if len(rls) > 0 {
+		s.log.Info("rate-limit overrides restored from the store", "count", len(rls))
+	}
+	return nil
+}
+
+// Config returns the configuration in force, defaults filled in.
+func (s *Server) Config() Config { return s.cfg }
+
+// Serve answers requests on ln until Shutdown, then returns
+// ErrServerClosed. It may be called for several listeners.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	s.serving++
+	s.mu.Unlock()
+	err := s.http.Serve(ln)
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed || err == nil {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// ListenAndServe listens on Config.Addr and serves until Shutdown.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("control: listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ln)
+}
+
+// Shutdown stops accepting requests, waits for those in flight and for
+// the goroutines the server owns until ctx ends, then cancels what is left
+// and closes the store. It does not stop the engine. Calling it again
+// returns at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+
+	err := s.http.ShutdownWithContext(ctx)
+	// The goroutines the server owns get until ctx ends to finish on their
+	// own (an engine drain after an emergency shutdown keeps its own
+	// deadline); then they are cancelled and no longer waited for.
+	done := make(chan struct{})
+	go func() { s.bgWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, ctx.Err())
+	}
+	s.bgCancel()
+	// bbolt's Close waits for transactions still running.
+	return errors.Join(err, s.store.close())
+}
+
+// spawn runs f on a goroutine that Shutdown cancels and waits for.
+func (s *Server) spawn(f func(ctx context.Context)) {
+	s.bgWG.Add(1)
+	go func() {
+		defer s.bgWG.Done()
+		f(s.bg)
+	}()
+}
+
+// maxHeaderBytes caps a request head (fasthttp's read buffer): room for
+// an oversized token to reach the auth check and be refused there.
+const maxHeaderBytes = 8 << 10
+
+// Paths of the control side (DESIGN.md).
+const (
+	PathHealth  = "/api/health/socket"
+	PathLivez   = "/livez"
+	PathReadyz  = "/readyz"
+	PathMetrics = "/metrics"
+	PathAdmin   = "/api/admin/socket"
+)
+
+// serveHTTP routes a request. Handlers are thin: they call the method of
+// the endpoint and marshal its result outside any lock.
+func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic in a control handler", "path", string(ctx.Path()), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			ctx.ResetBody()
+			writeError(ctx, internalError("internal error", nil))
+		}
+	}()
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	method := string(ctx.Method())
+	get := method == http.MethodGet || method == http.MethodHead
+	switch string(ctx.Path()) {
+	case PathHealth:
+		switch {
+		case get:
+			s.handleHealth(ctx)
+		case method == http.MethodPost:
+			s.handleHealthDetails(ctx)
+		default:
+			methodNotAllowed(ctx, "GET, HEAD, POST")
+		}
+	case PathLivez:
+		if !get {
+			methodNotAllowed(ctx, "GET, HEAD")
+			return
+		}
+		s.handleLivez(ctx)
+	case PathReadyz:
+		if !get {
+			methodNotAllowed(ctx, "GET, HEAD")
+			return
+		}
+		s.handleReadyz(ctx)
+	case PathMetrics:
+		if !get {
+			methodNotAllowed(ctx, "GET, HEAD")
+			return
+		}
+		s.handleMetrics(ctx)
+	case PathAdmin:
+		switch {
+		case get:
+			s.handleAdminStatus(ctx)
+		case method == http.MethodPost:
+			s.handleCommand(ctx)
+		default:
+			methodNotAllowed(ctx, "GET, HEAD, POST")
+		}
+	default:
+		writeError(ctx, notFound("no endpoint at %s", ctx.Path()))
+	}
+}
+
+// serveHTTPError answers a request fasthttp could not read: 413 for a body
+// over MaxBodyBytes (audited when it was an admin POST), 431 for a header
+// over the read buffer, 408 for a timeout, 400 otherwise.
+func (s *Server) serveHTTPError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		e := &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge,
+			Message: fmt.Sprintf("request body over %d bytes", s.cfg.MaxBodyBytes)}
+		path := string(ctx.Path())
+		if ctx.IsPost() && (path == PathAdmin || path == PathHealth) {
+			start := time.Now()
+			rec := &AuditRecord{Time: start, SourceIP: s.clientIP(ctx), Action: actionOf(path, nil),
+				Data: sizeOnly("bodyBytes", ctx.Request.Header.ContentLength())}
+			rec.finish(e, start)
+			_ = s.record(rec)
+		}
+		writeError(ctx, e)
+	case errors.As(err, &small):
+		writeError(ctx, &Error{Status: http.StatusRequestHeaderFieldsTooLarge, Code: CodeTooLarge, Message: "request header too large"})
+	case errors.As(err, &ne) && ne.Timeout():
+		writeError(ctx, &Error{Status: http.StatusRequestTimeout, Code: CodeBadRequest, Message: "request timeout"})
+	default:
+		writeError(ctx, badRequest("cannot parse the request"))
+	}
+}
+
+// actionOf is the audit action of a refused request: the action the body
+// names, if it is a short plain word.
+func actionOf(path string, body []byte) string {
+	if path == PathHealth {
+		return ActionHealthDetails
+	}
+	var env struct {
+		Action string `json:"action"`
+	}
+	if json.Unmarshal(body, &env) != nil || len(env.Action) > 64 {
+		return ""
+	}
+	for _, r := range env.Action {
+		if !(r == '_' || ('a' <= r && r <= 'z') || ('0' <= r && r <= '9')) {
+			return ""
+		}
+	}
+	return env.Action
+}
+
+// clientIP is the peer's IP, or, when the peer is a trusted proxy, the
+// rightmost X-Forwarded-For address that is not.
+func (s *Server) clientIP(ctx *fasthttp.RequestCtx) string {
+	ip, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	ip = ip.Unmap()
+	xff := string(ctx.Request.Header.Peek("X-Forwarded-For"))
+	if xff == "" || !s.trusted(ip) {
+		return ip.String()
+	}
+	hops := strings.Split(xff, ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		h, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return ip.String()
+		}
+		if h = h.Unmap(); !s.trusted(h) {
+			return h.String()
+		}
+	}
+	return ip.String()
+}
+
+func (s *Server) trusted(ip netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// admin gates an admin request: it returns the verified actor, or writes
+// the refusal and returns ok false. The refusal is returned so a POST can
+// audit it.
+func (s *Server) admin(ctx *fasthttp.RequestCtx, ip string) (actor string, refusal *Error) {
+	if len(s.cfg.AdminSecret) == 0 {
+		return "", &Error{Status: http.StatusServiceUnavailable, Code: CodeAdminDisabled,
+			Message: "the admin API is off on this node: no admin secret is configured (SOCKMON_ADMIN_SECRET)"}
+	}
+	now := time.Now()
+	if blocked, left := s.auth.blocked(ip, now); blocked {
+		secs := int((left + time.Second - 1) / time.Second)
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		return "", &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
+			Message: "too many failed authentications from this address; retry later"}
+	}
+	sub, aerr := s.verifyAdmin(string(ctx.Request.Header.Peek("Authorization")))
+	if aerr != nil {
+		s.auth.fail(ip, now)
+		if aerr.Status == http.StatusUnauthorized {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="sockmon-admin"`)
+		}
+		s.log.Warn("admin authentication refused", "sourceIp", ip, "path", string(ctx.Path()),
+			"method", string(ctx.Method()), "status", aerr.Status, "reason", aerr.reason, "sub", sub)
+		return sub, aerr.Error
+	}
+	s.auth.succeed(ip)
+	return sub, nil
+}
+
+// reply is the envelope of admin answers.
+type reply struct {
+	Success bool        `json:"success"`
+	Data    any         `json:"data,omitempty"`
+	Error   *replyError `json:"error,omitempty"`
+}
+
+type replyError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// writeJSON marshals v as the response with status.
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"success":false,"error":{"code":"internal","message":"cannot encode the reply"}}`)
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+
+// writeOK writes {"success":true,"data":data}.
+func writeOK(ctx *fasthttp.RequestCtx, data any) {
+	writeJSON(ctx, http.StatusOK, reply{Success: true, Data: data})
+}
+
+// writeError writes {"success":false,"error":{...}} with e's status.
+func writeError(ctx *fasthttp.RequestCtx, e *Error) {
+	writeJSON(ctx, e.Status, reply{Error: &replyError{Code: e.Code, Message: e.Message, Field: e.Field}})
+}
+
+func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set("Allow", allow)
+	writeError(ctx, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethod,
+		Message: fmt.Sprintf("method %s not allowed; allowed: %s", ctx.Method(), allow)})
+}
+
+// fasthttpLogger sends fasthttp's free-text messages (broken connections
+// and the like) to the structured log at debug level.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug("fasthttp", "msg", fmt.Sprintf(format, args...))
+}
