@@ -13,11 +13,12 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
-	"github.com/cloudwego/netpoll"
 	"github.com/gobwas/ws"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sys/unix"
 )
 
 // dialError carries the error class a failed dial is counted under.
@@ -30,19 +31,20 @@ func (e *dialError) Error() string { return e.class + ": " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
 // dialer opens and upgrades connections for a run. ws:// connections are
-// netpoll connections read from netpoll's event loop (no goroutine while
-// idle); wss:// connections use crypto/tls, which needs blocking reads, so
-// each holds one reader goroutine.
+// handed to the run's poller once upgraded (no goroutine while idle);
+// wss:// connections use crypto/tls, which needs blocking reads, so each
+// holds one reader goroutine.
 type dialer struct {
 	cfg   *Config
 	u     *url.URL
 	raddr *net.TCPAddr
 	tls   *tls.Config
 
-	wg sync.WaitGroup // reader goroutines of wss:// connections
+	poller *poller
+	wg     sync.WaitGroup // reader goroutines of wss:// connections
 }
 
-func newDialer(cfg *Config) (*dialer, error) {
+func newDialer(cfg *Config, p *poller) (*dialer, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil {
 		return nil, err
@@ -58,7 +60,7 @@ func newDialer(cfg *Config) (*dialer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: resolve %s: %w", u.Host, err)
 	}
-	d := &dialer{cfg: cfg, u: u, raddr: raddr}
+	d := &dialer{cfg: cfg, u: u, raddr: raddr, poller: p}
 	if u.Scheme == "wss" {
 		d.tls = &tls.Config{ServerName: u.Hostname(), InsecureSkipVerify: cfg.Insecure}
 	}
@@ -107,31 +109,64 @@ func (d *dialer) dial(ctx context.Context, s *session, n int) error {
 	if d.tls != nil {
 		return d.dialTLS(ctx, s, n, h)
 	}
-	var laddr *netpoll.TCPAddr
+	nd := net.Dialer{}
 	if src, ok := d.source(n); ok {
-		laddr = &netpoll.TCPAddr{TCPAddr: net.TCPAddr{IP: src.AsSlice()}}
+		nd.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
 	}
-	conn, err := netpoll.DialTCP(ctx, "tcp", laddr, &netpoll.TCPAddr{TCPAddr: *d.raddr})
+	conn, err := nd.DialContext(ctx, "tcp", d.raddr.String())
 	if err != nil {
 		return &dialError{ErrClassDial, err}
 	}
+	defer conn.Close()
 	deadline, _ := ctx.Deadline()
 	_ = conn.SetDeadline(deadline)
 	wsd := ws.Dialer{Header: ws.HandshakeHeaderHTTP(h)}
-	if _, _, err := wsd.Upgrade(&lineConn{c: conn}, d.u); err != nil {
-		conn.Close()
+	br, _, err := wsd.Upgrade(conn, d.u)
+	if err != nil {
 		return handshakeError(err)
 	}
-	_ = conn.SetDeadline(time.Time{})
-	// A frame that arrives in part is waited for at most Timeout.
-	_ = conn.SetReadTimeout(d.cfg.Timeout)
-	_ = conn.SetWriteTimeout(d.cfg.Timeout)
-	s.attach(&netpollWire{c: conn})
-	_ = conn.AddCloseCallback(func(netpoll.Connection) error {
-		s.onWireClosed()
-		return nil
-	})
-	return conn.SetOnRequest(s.onRequest)
+	var pending []byte
+	if br != nil && br.Buffered() > 0 {
+		pending, _ = br.Peek(br.Buffered())
+	}
+	fd, err := dupSocket(conn)
+	if err != nil {
+		return &dialError{ErrClassDial, err}
+	}
+	// The poller reads the duplicate from here on; closing conn (deferred)
+	// removes the original from Go's poller without ending the connection.
+	if err := d.poller.attach(s, fd, pending); err != nil {
+		return &dialError{ErrClassDial, err}
+	}
+	return nil
+}
+
+// dupSocket duplicates conn's descriptor as a non-blocking, close-on-exec
+// descriptor of its own.
+func dupSocket(conn net.Conn) (int, error) {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("loadtest: %T has no descriptor", conn)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var derr error
+	if err := rc.Control(func(s uintptr) {
+		fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, derr
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 func handshakeError(err error) *dialError {
@@ -142,83 +177,7 @@ func handshakeError(err error) *dialError {
 	return &dialError{ErrClassHandshake, err}
 }
 
-// lineConn hands the handshake reader one response line at a time, so the
-// bufio.Reader inside ws.Dialer never reads past the end of the response
-// headers: every byte after them stays in netpoll's buffer for onRequest.
-type lineConn struct {
-	c    netpoll.Connection
-	buf  []byte
-	line []byte
-}
-
-func (l *lineConn) Read(p []byte) (int, error) {
-	if len(l.line) == 0 {
-		r := l.c.Reader()
-		b, err := r.Until('\n')
-		if len(b) == 0 && err != nil {
-			return 0, err
-		}
-		l.buf = append(l.buf[:0], b...)
-		l.line = l.buf
-		_ = r.Release()
-	}
-	n := copy(p, l.line)
-	l.line = l.line[n:]
-	return n, nil
-}
-
-func (l *lineConn) Write(p []byte) (int, error) { return l.c.Write(p) }
-
-// onRequest is the netpoll OnRequest handler: it reads one frame, waiting at
-// most the read timeout for the rest of a partial frame, and hands it to
-// onFrame. netpoll calls it again while input remains.
-func (s *session) onRequest(_ context.Context, c netpoll.Connection) error {
-	h, err := ws.ReadHeader(c)
-	if err != nil {
-		s.readFailed(err)
-		return err
-	}
-	if h.Masked || h.Rsv != 0 || h.Length > MaxSize {
-		s.protocolError()
-		return errProtocol
-	}
-	r := c.Reader()
-	payload, err := r.Next(int(h.Length))
-	if err != nil {
-		s.readFailed(err)
-		return err
-	}
-	s.onFrame(h, payload, s.run.clock.Now())
-	return r.Release()
-}
-
 var errProtocol = errors.New("loadtest: protocol error from server")
-
-// readFailed counts a read that failed mid-frame: a timeout when the frame
-// stalled, nothing more when the connection was closed (onWireClosed counts
-// that).
-func (s *session) readFailed(err error) {
-	if errors.Is(err, netpoll.ErrReadTimeout) {
-		s.run.stats.addError(ErrClassTimeout)
-		s.mu.Lock()
-		s.goneLocked(true)
-		s.mu.Unlock()
-	}
-}
-
-// netpollWire is a ws:// connection on netpoll.
-type netpollWire struct{ c netpoll.Connection }
-
-func (w *netpollWire) write(frame []byte) error {
-	buf, err := w.c.Writer().Malloc(len(frame))
-	if err != nil {
-		return err
-	}
-	copy(buf, frame)
-	return w.c.Writer().Flush()
-}
-
-func (w *netpollWire) close() error { return w.c.Close() }
 
 // dialTLS opens a wss:// connection with crypto/tls and starts its reader.
 func (d *dialer) dialTLS(ctx context.Context, s *session, n int, h http.Header) error {

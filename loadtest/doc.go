@@ -2,9 +2,10 @@
 //
 // It drives any RFC 6455 server (and sockmon's JSON protocol) from its own
 // process: connections are dialled at a bounded ramp over a set of source
-// addresses, held by netpoll's client side with no goroutine per idle
-// connection, and driven either in a closed loop (each connection sends again
-// when its reply arrives) or in an open model at a constant total rate.
+// addresses, read by a few epoll loops of its own (poller.go) with no
+// goroutine per connection and no hand-off per frame, and driven either in a
+// closed loop (each connection sends again when its reply arrives) or in an
+// open model at a constant total rate, whose schedule the same loops fire.
 //
 // The open model corrects coordinated omission the way wrk2 does: every
 // message has an intended send time on the constant-rate schedule, a

@@ -70,8 +70,8 @@ func parsePubToken(data []byte) (pub int, seq uint64, intended, sent time.Durati
 		if j <= 0 {
 			return 0, 0, 0, 0, false
 		}
-		v, err := strconv.ParseInt(string(rest[:j]), 10, 64)
-		if err != nil {
+		v, ok := parseDecimal(rest[:j])
+		if !ok {
 			return 0, 0, 0, 0, false
 		}
 		f[i], rest = v, rest[j+1:]
@@ -176,4 +176,20 @@ func (s *session) onFanoutDone(seq uint64, now time.Duration) {
 	if !s.run.stopping.Load() {
 		s.sendPublishLocked(now, now)
 	}
+}
+
+// parseDecimal parses a non-negative decimal of at most 18 digits without
+// allocating (a delivery is parsed on every member's read).
+func parseDecimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
 }

@@ -26,6 +26,7 @@ type run struct {
 	fanout      *latencyHist // publish intended time to its last delivery
 
 	stopping atomic.Bool
+	poller   *poller // reads ws:// connections and paces the open model
 
 	sessions   []*session
 	publishers []*session // set by join before the measured phase, read-only after
@@ -70,11 +71,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("loadtest: %d connections need more open files than this process may have (%d); "+
 			"lower --conns or run several processes", cfg.Conns, lim)
 	}
-	d, err := newDialer(&cfg)
+	r := newRun(cfg)
+	p, err := newPoller(r, loopCount(&r.cfg, runtime.GOMAXPROCS(0)))
 	if err != nil {
 		return nil, err
 	}
-	r := newRun(cfg)
+	r.poller = p
+	d, err := newDialer(&r.cfg, p)
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
 	wall := time.Now()
 	var scrapes scrapeSet
 	if cfg.MetricsURL != "" {
@@ -112,6 +119,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.phase.Store("close")
 	r.closeAll(established)
+	p.stop()
 	d.wg.Wait()
 	r.phase.Store("done")
 	stopProgress()
@@ -231,6 +239,7 @@ func (r *run) measure(ctx context.Context, established []*session, start time.Du
 		senders = established
 	}
 	var wg sync.WaitGroup
+	var paced <-chan struct{}
 	reaperCtx, stopReaper := context.WithCancel(ctx)
 	if len(senders) > 0 {
 		wg.Add(1)
@@ -243,40 +252,24 @@ func (r *run) measure(ctx context.Context, established []*session, start time.Du
 				s.startClosedLoop()
 			}
 		} else {
-			n := min(runtime.GOMAXPROCS(0), 4)
-			for _, p := range shardPacers(senders, n, r.cfg.Rate, start) {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					r.pace(ctx, p, end)
-				}()
-			}
+			paced = r.poller.pace(senders, r.cfg.Rate, start, end)
 		}
 	}
 	r.clock.SleepUntil(ctx, end)
 	stopAt := r.clock.Now()
 	r.stopping.Store(true)
+	if paced != nil {
+		for _, l := range r.poller.loops {
+			l.wake()
+		}
+		<-paced
+	}
 	r.phase.Store("drain")
 	r.drain(ctx, established)
 	stopReaper()
 	wg.Wait()
 	r.countUnanswered(established)
 	return stopAt - start
-}
-
-// pace runs one pacer until end.
-func (r *run) pace(ctx context.Context, p *pacer, end time.Duration) {
-	if _, ok := r.clock.(realClock); ok {
-		lockPreciseThread()
-	}
-	send := func(s *session, t time.Duration) { s.sendDue(t) }
-	for ctx.Err() == nil && !r.stopping.Load() {
-		next := p.fire(r.clock.Now(), send)
-		if next >= end {
-			return
-		}
-		r.clock.SleepUntil(ctx, next)
-	}
 }
 
 // reap counts a message in flight longer than cfg.Timeout as a timeout,

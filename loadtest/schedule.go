@@ -53,21 +53,26 @@ func (p *pacer) fire(now time.Duration, send func(s *session, intended time.Dura
 	}
 }
 
-// shardPacers splits sessions into n pacers that together run at rate
-// messages per second; pacer j starts j/rate after start so the shards
-// interleave instead of firing together.
-func shardPacers(sessions []*session, n int, rate float64, start time.Duration) []*pacer {
-	if n > len(sessions) {
-		n = len(sessions)
+// loopPacers splits the schedule of senders over the event loops that serve
+// them (session id modulo loops): pacer j, nil when loop j serves no sender,
+// runs at rate times loop j's share of the senders, and the pacers start
+// 1/rate apart after start so that they interleave instead of firing
+// together.
+func loopPacers(senders []*session, loops int, rate float64, start time.Duration) []*pacer {
+	groups := make([][]*session, loops)
+	for _, s := range senders {
+		i := s.id % loops
+		groups[i] = append(groups[i], s)
 	}
-	out := make([]*pacer, 0, n)
-	for j := 0; j < n; j++ {
-		var members []*session
-		for i := j; i < len(sessions); i += n {
-			members = append(members, sessions[i])
+	out := make([]*pacer, loops)
+	k := 0
+	for j, g := range groups {
+		if len(g) == 0 {
+			continue
 		}
-		offset := time.Duration(float64(j) * float64(time.Second) / rate)
-		out = append(out, newPacer(members, rate/float64(n), start+offset))
+		offset := time.Duration(float64(k) * float64(time.Second) / rate)
+		out[j] = newPacer(g, rate*float64(len(g))/float64(len(senders)), start+offset)
+		k++
 	}
 	return out
 }

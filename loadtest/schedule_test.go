@@ -45,14 +45,20 @@ func TestPacerSchedule(t *testing.T) {
 	}
 }
 
-func TestShardPacersInterleave(t *testing.T) {
-	r := newRun(Config{Conns: 4, Rate: 1000, Mode: ModeEchoBinary, Clock: &fakeClock{}})
-	ps := shardPacers(r.sessions, 2, 1000, 0)
+func TestLoopPacersInterleave(t *testing.T) {
+	r := newRun(Config{Conns: 5, Rate: 1000, Mode: ModeEchoBinary, Clock: &fakeClock{}})
+	ps := loopPacers(r.sessions, 2, 1000, 0)
 	if len(ps) != 2 || ps[0].next() != 0 || ps[1].next() != time.Millisecond {
-		t.Fatalf("shards start at %v and %v, want 0 and 1ms", ps[0].next(), ps[1].next())
+		t.Fatalf("loop pacers start at %v and %v, want 0 and 1ms", ps[0].next(), ps[1].next())
 	}
-	if ps[0].gap != float64(2*time.Millisecond) {
-		t.Fatalf("shard gap %vns, want 2ms", ps[0].gap)
+	// Loop 0 serves sessions 0, 2 and 4, loop 1 sessions 1 and 3: 600 and
+	// 400 messages per second.
+	if len(ps[0].members) != 3 || ps[0].gap != float64(time.Second)/600 || ps[1].gap != float64(time.Second)/400 {
+		t.Fatalf("loop pacers of %d and %d members, gaps %vns and %vns; want 3 and 2 members at 600 and 400/s",
+			len(ps[0].members), len(ps[1].members), ps[0].gap, ps[1].gap)
+	}
+	if ps := loopPacers(r.sessions[:1], 2, 1000, 0); ps[0] == nil || ps[1] != nil {
+		t.Fatalf("one sender: pacers %v, want one for loop 0 only", ps)
 	}
 }
 
