@@ -5,6 +5,15 @@
 // message comes back fragmented), pings get pongs, a close is answered and
 // the connection closed. There is no UTF-8 check, no reassembly and no
 // per-message allocation; all replies of one read are flushed together.
+//
+// For the room fan-out comparison it also answers the two requests of
+// sockmon's protocol that `sockmon load --mode publish` sends, as cheaply as
+// possible: a text message starting {"type":"join" makes the connection a
+// member (of the one room there is) and is acked; a text message starting
+// {"type":"publish" is acked and its data is written to every member as
+// {"type":"message","room":...,"from":"raw","data":...}: one frame built
+// once and written to every connection, split over one goroutine per core
+// as sockmon's fan-out is. Any other text message is echoed.
 package main
 
 import (
@@ -12,6 +21,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/cloudwego/netpoll"
@@ -23,7 +33,13 @@ type ctxKey struct{}
 
 // conn is the per-connection state; only the connection's OnRequest
 // handler touches it, and netpoll runs one handler at a time per connection.
-type conn struct{ upgraded bool }
+type conn struct {
+	upgraded bool
+	c        netpoll.Connection
+	// mu serialises writes: the connection's own handler and fan-outs
+	// started by other connections write to it.
+	mu sync.Mutex
+}
 
 var errPath = ws.RejectConnectionError(ws.RejectionStatus(404))
 
@@ -51,11 +67,18 @@ func main() {
 				st.upgraded = true
 				return nil
 			}
-			return echo(c)
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			return echo(st, c)
 		},
 		netpoll.WithOnPrepare(func(c netpoll.Connection) context.Context {
 			_ = c.SetReadTimeout(30 * time.Second)
-			return context.WithValue(context.Background(), ctxKey{}, &conn{})
+			st := &conn{c: c}
+			_ = c.AddCloseCallback(func(netpoll.Connection) error {
+				room.leave(st)
+				return nil
+			})
+			return context.WithValue(context.Background(), ctxKey{}, st)
 		}),
 	)
 	if err != nil {
@@ -77,7 +100,7 @@ var errClosed = errors.New("netpollraw: connection closed")
 
 // echo answers every frame in the input buffer, waiting for the rest of a
 // frame that arrived in part, then flushes once.
-func echo(c netpoll.Connection) error {
+func echo(st *conn, c netpoll.Connection) error {
 	r, w := c.Reader(), c.Writer()
 	for r.Len() > 0 {
 		head, err := r.Peek(2)
@@ -133,6 +156,10 @@ func echo(c netpoll.Connection) error {
 			_ = w.Flush()
 			c.Close()
 			return errClosed
+		case ws.OpText:
+			if fin && room.request(st, w, payload) {
+				continue
+			}
 		}
 		writeFrame(w, fin, op, payload)
 	}
