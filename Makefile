@@ -27,6 +27,7 @@ test-deps:
 	@command -v node >/dev/null && command -v npm >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null)
 	cd netcore/testdata/nodews && npm ci --no-audit --no-fund --silent
+	@command -v haproxy >/dev/null || (apt-get update -qq && apt-get install -y -qq haproxy >/dev/null)
 
 vet:
 	$(GO) vet ./...
@@ -56,3 +57,8 @@ bench:
 
 clean:
 	rm -rf $(BIN)
+
+# The capacity suite (bench/capacity): builds sockmon and the reference
+# servers, runs `sockmon load` against each, writes bench/RESULTS.md.
+capacity:
+	$(GO) run ./bench/capacity -repeats 3 -duration 5s -steady-rate 30000

@@ -9,6 +9,10 @@
 //	closed  closed loop, 100 connections, 64-byte binary: messages/s and server CPU per message
 //	open    open model at half of sockmon's median closed-loop rate, -open-conns
 //	        connections: corrected p50/p99/p99.9
+//	steady  the same at -steady-rate, a rate every server sustains on this
+//	        machine (0 skips it)
+//	fanout  sockmon and the raw netpoll server only: -fanout-members connections
+//	        join one room and one of them publishes in a closed loop: deliveries/s
 //
 // Server RSS comes from /proc/PID/status (VmRSS) and server CPU from
 // /proc/PID/stat (utime+stime). Run from the repository root.
@@ -49,6 +53,9 @@ type options struct {
 	ramp       int
 	sources    string
 	servers    []string
+	steadyRate float64
+	fanMembers int
+	metrics    bool // pass --metrics-url to load runs against sockmon
 }
 
 // server is one server under test.
@@ -80,6 +87,13 @@ type result struct {
 	openP999     float64
 	openErrors   int64
 	openLoadCPU  float64
+
+	fanDeliveries float64 // deliveries per second
+	fanP50        float64 // ms from a publish to its last delivery
+	fanP99        float64
+	fanErrors     int64
+	fanLoadCPU    float64
+	fanLoadUS     float64 // generator CPU per delivery, µs
 }
 
 func main() {
@@ -97,6 +111,8 @@ func main() {
 	flag.IntVar(&o.ramp, "ramp", 5000, "connections per second while ramping")
 	flag.StringVar(&o.sources, "sources", "127.0.0.2-127.0.0.9", "source addresses of the load's connections")
 	flag.StringVar(&servers, "servers", "sockmon,gorilla,gws,nbio,netpollraw", "servers to measure")
+	flag.Float64Var(&o.steadyRate, "steady-rate", 0, "also run the open model at this rate (messages/s), one every server sustains; 0 skips it")
+	flag.IntVar(&o.fanMembers, "fanout-members", 10000, "room members in the fan-out scenario (0 skips it)")
 	flag.Parse()
 	o.servers = strings.Split(servers, ",")
 	if load != "" {
@@ -132,6 +148,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	o.metrics = metricsOn
 	var servers []server
 	for _, name := range o.servers {
 		i := slices.IndexFunc(all, func(s server) bool { return s.name == name })
@@ -187,6 +204,39 @@ func run(ctx context.Context, o options) error {
 			add("open", s.name, r)
 		}
 	}
+	if o.steadyRate > 0 {
+		for rep := 1; rep <= o.repeats; rep++ {
+			for _, s := range servers {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				logf("repeat %d/%d: %s open at %.0f msg/s (steady)", rep, o.repeats, s.name, o.steadyRate)
+				r := scenario(ctx, o, s, "steady", o.steadyRate, rep)
+				if r.err != nil {
+					logf("  %s steady: %v", s.name, r.err)
+				}
+				add("steady", s.name, r)
+			}
+		}
+	}
+	if o.fanMembers > 0 {
+		for rep := 1; rep <= o.repeats; rep++ {
+			for _, s := range servers {
+				if s.kind == "peer" {
+					continue
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				logf("repeat %d/%d: %s fan-out to %d members", rep, o.repeats, s.name, o.fanMembers)
+				r := scenario(ctx, o, s, "fanout", 0, rep)
+				if r.err != nil {
+					logf("  %s fanout: %v", s.name, r.err)
+				}
+				add("fanout", s.name, r)
+			}
+		}
+	}
 	doc := results(o, servers, res, resultsInfo{
 		started: started, elapsed: time.Since(started), saturation: sat, openRate: openRate, metricsOn: metricsOn,
 	})
@@ -230,7 +280,8 @@ func build(o options) ([]server, bool, error) {
 	metricsOn := bytes.Contains(help, []byte("--control-addr"))
 	sockmonArgs := func(addr, control string) []string {
 		a := []string{"serve", "--addr", addr, "--echo-path", "/echo",
-			"--max-conns", strconv.Itoa(max(o.idleConns, o.openConns) + 1000), "--max-message-size", "65536"}
+			"--max-conns", strconv.Itoa(max(o.idleConns, o.openConns, o.fanMembers) + 1000), "--max-message-size", "65536",
+			"--conn-rate", "0", "--message-rate", "0"}
 		if metricsOn {
 			a = append(a, "--control-addr", control)
 		}
@@ -248,12 +299,23 @@ func build(o options) ([]server, bool, error) {
 	return servers, metricsOn, nil
 }
 
+// sockmonArgsDoc is how RESULTS.md shows sockmon's command line.
+func sockmonArgsDoc(o options, metricsOn bool) string {
+	a := fmt.Sprintf("sockmon serve --addr 127.0.0.1:PORT --echo-path /echo --max-conns %d --max-message-size 65536 --conn-rate 0 --message-rate 0",
+		max(o.idleConns, o.openConns, o.fanMembers)+1000)
+	if metricsOn {
+		a += " --control-addr 127.0.0.1:PORT2"
+	}
+	return a
+}
+
 // running is a started server process.
 type running struct {
-	cmd    *exec.Cmd
-	addr   string
-	log    *os.File
-	exited chan struct{} // closed when the process has been waited for
+	cmd     *exec.Cmd
+	addr    string
+	control string // sockmon's control address, when it has one
+	log     *os.File
+	exited  chan struct{} // closed when the process has been waited for
 }
 
 func freePort() (string, error) {
@@ -286,6 +348,9 @@ func start(o options, s server, tag string) (*running, error) {
 	}
 	exited := make(chan struct{})
 	r := &running{cmd: cmd, addr: addr, log: log, exited: exited}
+	if s.kind == "sockmon" && o.metrics {
+		r.control = control
+	}
 	go func() { _ = cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -363,13 +428,31 @@ func scenario(ctx context.Context, o options, s server, sc string, rate float64,
 	defer srv.stop()
 	url := "ws://" + srv.addr + "/echo"
 	dur := o.duration.String()
+	var extra []string
+	if srv.control != "" {
+		extra = []string{"--metrics-url", "http://" + srv.control + "/metrics"}
+	}
 	switch sc {
+	case "fanout":
+		if s.kind == "sockmon" {
+			url = "ws://" + srv.addr + "/ws"
+		}
+		rp, err := loadRun(ctx, o, tag, append([]string{"--url", url, "--conns", strconv.Itoa(o.fanMembers), "--ramp", strconv.Itoa(o.ramp),
+			"--duration", dur, "--size", "64", "--mode", "publish", "--publishers", "1", "--sources", o.sources}, extra...), nil)
+		if err != nil {
+			return result{err: err}
+		}
+		if rp.Publish == nil || rp.Publish.Members < int64(o.fanMembers) {
+			return result{err: fmt.Errorf("fan-out: %v members joined of %d (errors %v)", rp.Publish, o.fanMembers, rp.Errors.ByClass)}
+		}
+		return result{fanDeliveries: rp.Publish.DeliveriesPerSecond, fanP50: rp.Publish.FanoutMS.P50, fanP99: rp.Publish.FanoutMS.P99,
+			fanErrors: rp.Errors.Total, fanLoadCPU: rp.Client.Utilization, fanLoadUS: rp.Client.CPUPerMessageUS}
 	case "idle":
 		return idle(ctx, o, srv, tag, url, dur)
 	case "closed":
 		cpu0, _ := cpuTime(srv.pid())
-		rp, err := loadRun(ctx, o, tag, []string{"--url", url, "--conns", strconv.Itoa(o.closedConn), "--duration", dur,
-			"--size", "64", "--mode", "echo-binary", "--sources", o.sources}, nil)
+		rp, err := loadRun(ctx, o, tag, append([]string{"--url", url, "--conns", strconv.Itoa(o.closedConn), "--duration", dur,
+			"--size", "64", "--mode", "echo-binary", "--sources", o.sources}, extra...), nil)
 		cpu1, _ := cpuTime(srv.pid())
 		if err != nil {
 			return result{err: err}
@@ -380,9 +463,9 @@ func scenario(ctx context.Context, o options, s server, sc string, rate float64,
 		}
 		return r
 	default:
-		rp, err := loadRun(ctx, o, tag, []string{"--url", url, "--conns", strconv.Itoa(o.openConns), "--ramp", strconv.Itoa(o.ramp),
+		rp, err := loadRun(ctx, o, tag, append([]string{"--url", url, "--conns", strconv.Itoa(o.openConns), "--ramp", strconv.Itoa(o.ramp),
 			"--rate", strconv.FormatFloat(rate, 'f', 0, 64), "--duration", dur, "--size", "64", "--mode", "echo-binary",
-			"--sources", o.sources}, nil)
+			"--sources", o.sources}, extra...), nil)
 		if err != nil {
 			return result{err: err}
 		}

@@ -47,6 +47,10 @@ type row struct {
 	rate, cpuUS                float64
 	p50, p99, p999, achieved   float64
 	closedLoadCPU, openLoadCPU float64
+	sP50, sP99, sP999          float64 // open model at the steady rate
+	sAchieved, sLoadCPU        float64
+	fan, fanP50, fanP99        float64 // fan-out deliveries/s and publish-to-last-delivery ms
+	fanLoadCPU, fanLoadUS      float64
 	errs                       []string
 }
 
@@ -65,13 +69,24 @@ func summarizeRows(servers []server, res map[string]map[string][]result) []row {
 		r.p999 = median(values(open, func(x result) float64 { return x.openP999 }))
 		r.achieved = median(values(open, func(x result) float64 { return x.openAchieved }))
 		r.openLoadCPU = median(values(open, func(x result) float64 { return x.openLoadCPU }))
-		for sc, rs := range map[string][]result{"idle": idle, "closed": closed, "open": open} {
+		steady, fan := res["steady"][s.name], res["fanout"][s.name]
+		r.sP50 = median(values(steady, func(x result) float64 { return x.openP50 }))
+		r.sP99 = median(values(steady, func(x result) float64 { return x.openP99 }))
+		r.sP999 = median(values(steady, func(x result) float64 { return x.openP999 }))
+		r.sAchieved = median(values(steady, func(x result) float64 { return x.openAchieved }))
+		r.sLoadCPU = median(values(steady, func(x result) float64 { return x.openLoadCPU }))
+		r.fan = median(values(fan, func(x result) float64 { return x.fanDeliveries }))
+		r.fanP50 = median(values(fan, func(x result) float64 { return x.fanP50 }))
+		r.fanP99 = median(values(fan, func(x result) float64 { return x.fanP99 }))
+		r.fanLoadCPU = median(values(fan, func(x result) float64 { return x.fanLoadCPU }))
+		r.fanLoadUS = median(values(fan, func(x result) float64 { return x.fanLoadUS }))
+		for sc, rs := range map[string][]result{"idle": idle, "closed": closed, "open": open, "steady": steady, "fanout": fan} {
 			var n int64
 			for _, x := range rs {
 				if x.err != nil {
 					r.errs = append(r.errs, fmt.Sprintf("%s: %v", sc, x.err))
 				}
-				n += x.closedErrors + x.openErrors
+				n += x.closedErrors + x.openErrors + x.fanErrors
 			}
 			if n > 0 {
 				r.errs = append(r.errs, fmt.Sprintf("%s: %d load errors over %d runs", sc, n, len(rs)))
@@ -111,11 +126,10 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 		"and a raw netpoll echo as the ceiling), all with a 64 KiB message limit.\n\n", o.repeats)
 
 	p("## Commands\n\n```\n")
-	p("sockmon serve --addr 127.0.0.1:PORT --echo-path /echo --max-conns %d --max-message-size 65536", max(o.idleConns, o.openConns)+1000)
+	p("%s\nref-<name> -addr 127.0.0.1:PORT\n\n", sockmonArgsDoc(o, info.metricsOn))
 	if info.metricsOn {
-		p(" --control-addr 127.0.0.1:PORT2")
+		p("# against sockmon every load run below also has --metrics-url http://127.0.0.1:PORT2/metrics\n")
 	}
-	p("\nref-<name> -addr 127.0.0.1:PORT\n\n")
 	d := o.duration.String()
 	p("# 1. idle: server RSS (VmRSS) before, and while all connections are held\n")
 	p("sockmon load --url ws://127.0.0.1:PORT/echo --mode connect-only --conns %d --ramp %d --duration %s --sources %s --json\n",
@@ -126,6 +140,16 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 	p("# 3. open model at half of sockmon's median closed-loop rate (%.0f / 2 = %.0f msg/s)\n", info.saturation, info.openRate)
 	p("sockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --ramp %d --rate %.0f --size 64 --duration %s --sources %s --json\n",
 		o.openConns, o.ramp, info.openRate, d, o.sources)
+	if o.steadyRate > 0 {
+		p("# 3b. the same at %.0f msg/s, a rate every server sustains here\n", o.steadyRate)
+		p("sockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --ramp %d --rate %.0f --size 64 --duration %s --sources %s --json\n",
+			o.openConns, o.ramp, o.steadyRate, d, o.sources)
+	}
+	if o.fanMembers > 0 {
+		p("# 4. room fan-out: %d members join one room, one publishes in a closed loop (sockmon: /ws; raw netpoll: /echo)\n", o.fanMembers)
+		p("sockmon load --url ws://127.0.0.1:PORT/ws --mode publish --publishers 1 --conns %d --ramp %d --size 64 --duration %s --sources %s --json\n",
+			o.fanMembers, o.ramp, d, o.sources)
+	}
 	p("```\n\n")
 
 	p("## Results\n\n")
@@ -137,7 +161,35 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 			num(r.p50, "%.3f"), num(r.p99, "%.3f"), num(r.p999, "%.3f"), num(r.achieved*100, "%.1f%%"))
 	}
 	p("\nCorrected latency: measured from each message's intended send time on the constant-rate schedule " +
-		"(coordinated omission corrected, as wrk2 does).\n\n")
+		"(coordinated omission corrected, as wrk2 does) to the kernel's receive timestamp of the reply.\n\n")
+	if o.steadyRate > 0 {
+		p("### Open model at %.0f msg/s, %d connections\n\n", o.steadyRate, o.openConns)
+		p("| server | p50 (ms) | p99 (ms) | p99.9 (ms) | rate achieved | load generator CPU |\n|---|---:|---:|---:|---:|---:|\n")
+		for _, r := range rows {
+			p("| %s | %s | %s | %s | %s | %s |\n", r.name, num(r.sP50, "%.3f"), num(r.sP99, "%.3f"), num(r.sP999, "%.3f"),
+				num(r.sAchieved*100, "%.1f%%"), num(r.sLoadCPU*100, "%.0f%%"))
+		}
+		p("\n")
+	}
+	if o.fanMembers > 0 {
+		p("### Room fan-out, %d members\n\n", o.fanMembers)
+		p("| server | deliveries/s | publish to last delivery p50 (ms) | p99 (ms) | load generator CPU | generator CPU per delivery (µs) |\n|---|---:|---:|---:|---:|---:|\n")
+		var smFan, rawFan float64 = math.NaN(), math.NaN()
+		for _, r := range rows {
+			if r.kind == "peer" {
+				continue
+			}
+			p("| %s | %s | %s | %s | %s | %s |\n", r.name, num(r.fan, "%.0f"), num(r.fanP50, "%.1f"), num(r.fanP99, "%.1f"),
+				num(r.fanLoadCPU*100, "%.0f%%"), num(r.fanLoadUS, "%.1f"))
+			switch r.kind {
+			case "sockmon":
+				smFan = r.fan
+			case "raw":
+				rawFan = r.fan
+			}
+		}
+		p("\nsockmon / raw netpoll fan-out: %s.\n\n", num(smFan/rawFan, "%.2f"))
+	}
 
 	var sm *row
 	var peers []row
@@ -200,6 +252,9 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 			o.idleConns, num(sm.rssPerConn/1024, "%.1f"), check(sm.rssPerConn <= 4096))
 		p("- Corrected p99 at most 1 ms at half of saturation with %d connections: %s ms: %s.\n",
 			o.openConns, num(sm.p99, "%.3f"), check(sm.p99 <= 1))
+		if o.steadyRate > 0 {
+			p("- The same at %.0f msg/s, the steady rate: %s ms: %s.\n", o.steadyRate, num(sm.sP99, "%.3f"), check(sm.sP99 <= 1))
+		}
 		if !info.metricsOn {
 			p("- The throughput targets ask for sockmon with metrics on; this run had them off (see above).\n")
 		}
@@ -225,7 +280,10 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 	}
 	p("\n## Every run\n\n| server | scenario | runs |\n|---|---|---|\n")
 	for _, s := range servers {
-		for _, sc := range []string{"idle", "closed", "open"} {
+		for _, sc := range []string{"idle", "closed", "open", "steady", "fanout"} {
+			if len(res[sc][s.name]) == 0 {
+				continue
+			}
 			var cells []string
 			for _, x := range res[sc][s.name] {
 				switch {
@@ -236,6 +294,8 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 						x.idleRSSPerConn/1024, x.idleConns, float64(x.idleRSSBefore)/(1<<20), float64(x.idleRSSHeld)/(1<<20)))
 				case sc == "closed":
 					cells = append(cells, fmt.Sprintf("%.0f msg/s, %.1f µs", x.closedRate, x.closedCPUUS))
+				case sc == "fanout":
+					cells = append(cells, fmt.Sprintf("%.0f deliveries/s, p50 %.1f ms", x.fanDeliveries, x.fanP50))
 				default:
 					cells = append(cells, fmt.Sprintf("p50 %.3f p99 %.3f p99.9 %.3f ms, %.1f%% of rate",
 						x.openP50, x.openP99, x.openP999, x.openAchieved*100))
