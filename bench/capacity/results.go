@@ -261,10 +261,23 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 	}
 
 	p("\n## Load generator\n\n")
-	p("The generator runs as its own process on the same 2 cores. Median share of all cores it used " +
-		"(from its own getrusage): closed loop / open model.\n\n")
+	p("The generator runs as its own process on the same 2 cores. It reads every connection on epoll " +
+		"loops of its own (one per core; in the open model one per core but one, the last core left to the " +
+		"rest of the process) and handles frames inline. In the open model the loop fires the schedule: it " +
+		"wakes at the next intended send but at most every 200µs, so a send leaves up to 200µs after its " +
+		"intended time (charged to the corrected latency), and a reply's time is the kernel's receive " +
+		"timestamp (SO_TIMESTAMPNS), so a reply read late is not charged. Median share of all cores it used " +
+		"(from its own getrusage): closed loop / open model at half of saturation")
+	if o.steadyRate > 0 {
+		p(" / open model at %.0f msg/s", o.steadyRate)
+	}
+	p(".\n\n")
 	for _, r := range rows {
-		p("- %s: %s / %s\n", r.name, num(r.closedLoadCPU*100, "%.0f%%"), num(r.openLoadCPU*100, "%.0f%%"))
+		p("- %s: %s / %s", r.name, num(r.closedLoadCPU*100, "%.0f%%"), num(r.openLoadCPU*100, "%.0f%%"))
+		if o.steadyRate > 0 {
+			p(" / %s", num(r.sLoadCPU*100, "%.0f%%"))
+		}
+		p("\n")
 	}
 	var problems []string
 	for _, r := range rows {
