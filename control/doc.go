@@ -38,7 +38,8 @@
 //
 // # Goroutines
 //
-// Serve runs fasthttp's accept loop and workers; Shutdown stops them. The
+// Serve runs fasthttp's accept loop and workers; Shutdown stops them
+// (fasthttp's worker-pool cleaner exits within a second after). The
 // only other goroutine is the engine shutdown started by an emergency
 // shutdown when no Config.OnEmergencyShutdown is set, which Shutdown cancels
 // and waits for. Config.OnEmergencyShutdown itself runs on a goroutine of

@@ -84,14 +84,18 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.http = &fasthttp.Server{
-		Handler:                       s.serveHTTP,
-		ErrorHandler:                  s.serveHTTPError,
-		Name:                          "sockmon-control",
-		MaxRequestBodySize:            cfg.MaxBodyBytes,
-		ReadBufferSize:                maxHeaderBytes,
-		ReadTimeout:                   cfg.ReadTimeout,
-		WriteTimeout:                  cfg.WriteTimeout,
-		IdleTimeout:                   cfg.IdleTimeout,
+		Handler:            s.serveHTTP,
+		ErrorHandler:       s.serveHTTPError,
+		Name:               "sockmon-control",
+		MaxRequestBodySize: cfg.MaxBodyBytes,
+		ReadBufferSize:     maxHeaderBytes,
+		ReadTimeout:        cfg.ReadTimeout,
+		WriteTimeout:       cfg.WriteTimeout,
+		IdleTimeout:        cfg.IdleTimeout,
+		// fasthttp's worker-pool cleaner sleeps this long between rounds
+		// and only then sees a stop: it bounds how long that goroutine
+		// outlives Shutdown.
+		MaxIdleWorkerDuration:         time.Second,
 		DisablePreParseMultipartForm:  true,
 		NoDefaultContentType:          true,
 		DisableHeaderNamesNormalizing: false,
