@@ -3,6 +3,7 @@
 //
 //	sockmon serve [flags]   run the server
 //	sockmon load [flags]    drive load at a WebSocket server
+//	sockmon token [flags]   mint a client or admin JWT
 //	sockmon version         print the version
 package main
 
@@ -32,6 +33,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serveCommand(args[1:], stdout, stderr)
 	case "load":
 		return loadCommand(args[1:], stdout, stderr)
+	case "token":
+		return tokenCommand(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "sockmon %s (revision %s)\n", version, revision)
 		return 0
@@ -51,6 +54,7 @@ func usage(w io.Writer) {
 Commands:
   serve     run the WebSocket server (sockmon serve --help lists its flags)
   load      drive load at a WebSocket server and report latency (sockmon load --help)
+  token     mint a client or admin JWT from the secret in the environment (sockmon token --help)
   version   print the version
 
 Every serve flag can also be set from the environment: --max-conns is SOCKMON_MAX_CONNS.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cloudwego/netpoll"
+	"github.com/sockmon/sockmon/control"
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore"
 )
@@ -27,6 +29,9 @@ type serveFlags struct {
 	allowedOrigins  string
 	trustedProxies  string
 	historyInterval time.Duration
+	controlAddr     string
+	dataDir         string
+	memoryLimit     int64
 }
 
 func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
@@ -64,6 +69,9 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&c.MaxBadMessages, "max-bad-messages", netcore.DefaultMaxBadMessages, "malformed messages within --ban-window that close a connection with 1008")
 	fs.IntVar(&c.MaxRoomsPerConn, "max-rooms", netcore.DefaultMaxRoomsPerConn, "rooms one connection may join")
 	fs.DurationVar(&f.historyInterval, "history-interval", 5*time.Second, "metrics history sampling period")
+	fs.StringVar(&f.controlAddr, "control-addr", ":8081", "control listen address: health, readiness, /metrics and the admin API (admin secret from $SOCKMON_ADMIN_SECRET)")
+	fs.StringVar(&f.dataDir, "data-dir", "./data", "directory of the control store: audit log, alert rules, rate-limit overrides, maintenance state")
+	fs.Int64Var(&f.memoryLimit, "memory-limit", 0, "process memory (bytes) over which health reports unhealthy; 0 uses the cgroup limit when there is one")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = flagUsage(stderr, fs, "sockmon serve [flags]")
 	return fs, f
@@ -143,14 +151,45 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
+	emergency := make(chan string, 1)
+	ctl, err := control.New(control.Config{
+		Addr:           f.controlAddr,
+		DataDir:        f.dataDir,
+		AdminSecret:    []byte(os.Getenv("SOCKMON_ADMIN_SECRET")),
+		ClientSecret:   cfg.JWTSecret,
+		Engine:         srv,
+		Logger:         logger,
+		MemoryLimit:    f.memoryLimit,
+		TrustedProxies: cfg.TrustedProxies,
+		OnEmergencyShutdown: func(reason string) {
+			select {
+			case emergency <- reason:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		return 2
+	}
 	ln, err := netpoll.CreateListener("tcp", f.cfg.Addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.cfg.Addr, err)
 		return 1
 	}
-	errc := make(chan error, 1)
+	cln, err := net.Listen("tcp", f.controlAddr)
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.controlAddr, err)
+		return 1
+	}
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	logger.Info("sockmon serving", "addr", ln.Addr().String(), "version", version, "revision", revision)
+	go func() {
+		if err := ctl.Serve(cln); err != nil {
+			errc <- fmt.Errorf("control: %w", err)
+		}
+	}()
+	logger.Info("sockmon serving", "addr", ln.Addr().String(), "control_addr", cln.Addr().String(), "version", version, "revision", revision)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -161,7 +200,16 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		return 1
 	case s := <-sig:
 		logger.Info("signal received, draining", "signal", s.String())
+	case reason := <-emergency:
+		logger.Warn("emergency shutdown requested through the admin API", "reason", reason)
 	}
+	// The control side keeps answering (health says draining) until the
+	// WebSocket side has drained.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ctl.Shutdown(ctx)
+	}()
 	go func() {
 		// A second signal skips the rest of the drain.
 		<-sig

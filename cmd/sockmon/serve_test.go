@@ -32,14 +32,23 @@ var buildSockmon = sync.OnceValues(func() (string, error) {
 })
 
 // startServe runs `sockmon serve` with args on a free port and returns the
-// process and the address it logged.
+// process and the WebSocket address it logged.
 func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd, addr, _ := startServeEnv(t, nil, args...)
+	return cmd, addr
+}
+
+// startServeEnv is startServe with extra environment variables; it also
+// returns the control address.
+func startServeEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, string, string) {
 	t.Helper()
 	bin, err := buildSockmon()
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
-	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -48,24 +57,28 @@ func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addrc := make(chan string, 1)
+	type addrs struct{ ws, control string }
+	addrc := make(chan addrs, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			var rec struct{ Msg, Addr string }
+			var rec struct {
+				Msg, Addr   string
+				ControlAddr string `json:"control_addr"`
+			}
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "sockmon serving" {
-				addrc <- rec.Addr
+				addrc <- addrs{rec.Addr, rec.ControlAddr}
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
 	select {
-	case addr := <-addrc:
-		return cmd, addr
+	case a := <-addrc:
+		return cmd, a.ws, a.control
 	case <-time.After(30 * time.Second):
 		t.Fatal("sockmon serve did not log its address")
 	}
-	return nil, ""
+	return nil, "", ""
 }
 
 // SIGTERM drains: every client gets 1001 with a reason before the process
