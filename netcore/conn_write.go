@@ -120,40 +120,23 @@ func (c *Conn) countOut(op ws.OpCode, n int) {
 // writeQueued writes a frame through the token protocol. capped says
 // whether the frame counts against the outbound cap (close frames do not).
 func (c *Conn) writeQueued(op ws.OpCode, rsv1 bool, payload []byte, capped bool) error {
-	hl := serverHeaderLen(len(payload))
-	c.wmu.Lock()
-	if c.writing {
-		if capped && len(c.pending)+hl+len(payload) > c.srv.cfg.WriteQueueBytes {
-			c.wmu.Unlock()
-			c.slowConsumer()
-			return ErrSlowConsumer
-		}
-		if c.pending == nil {
-			c.pending = getPending()
-		}
-		var hdr [maxServerHeaderSize]byte
-		putHeader(hdr[:], true, rsv1, op, len(payload))
-		c.pending = append(c.pending, hdr[:hl]...)
-		c.pending = append(c.pending, payload...)
-		c.wmu.Unlock()
-		c.countOut(op, hl+len(payload))
-		return nil
-	}
-	c.writing = true
-	c.wmu.Unlock()
-	if err := c.writeDirect(op, rsv1, payload); err != nil {
-		c.releaseToken()
-		return err
-	}
-	c.flushOwned()
-	return nil
+	var hdr [maxServerHeaderSize]byte
+	hl := putHeader(hdr[:], true, rsv1, op, len(payload))
+	return c.enqueue(hdr[:hl], payload, op, capped)
 }
 
-// writeRaw is writeQueued for a pre-encoded frame.
+// writeRaw is writeQueued for a pre-encoded data frame.
 func (c *Conn) writeRaw(frame []byte, capped bool) error {
+	return c.enqueue(nil, frame, ws.OpText, capped)
+}
+
+// enqueue writes the frame hdr+body: into netpoll's buffer when the token
+// is free (then flushes without waiting), into pending otherwise.
+func (c *Conn) enqueue(hdr, body []byte, op ws.OpCode, capped bool) error {
+	n := len(hdr) + len(body)
 	c.wmu.Lock()
 	if c.writing {
-		if capped && len(c.pending)+len(frame) > c.srv.cfg.WriteQueueBytes {
+		if capped && len(c.pending)+n > c.srv.cfg.WriteQueueBytes {
 			c.wmu.Unlock()
 			c.slowConsumer()
 			return ErrSlowConsumer
@@ -161,20 +144,22 @@ func (c *Conn) writeRaw(frame []byte, capped bool) error {
 		if c.pending == nil {
 			c.pending = getPending()
 		}
-		c.pending = append(c.pending, frame...)
+		c.pending = append(c.pending, hdr...)
+		c.pending = append(c.pending, body...)
 		c.wmu.Unlock()
-		c.countOut(ws.OpBinary, len(frame))
+		c.countOut(op, n)
 		return nil
 	}
 	c.writing = true
 	c.wmu.Unlock()
-	buf, err := c.nc.Writer().Malloc(len(frame))
+	buf, err := c.nc.Writer().Malloc(n)
 	if err != nil {
 		c.releaseToken()
 		return err
 	}
-	copy(buf, frame)
-	c.countOut(ws.OpBinary, len(frame))
+	copy(buf, hdr)
+	copy(buf[len(hdr):], body)
+	c.countOut(op, n)
 	c.flushOwned()
 	return nil
 }
