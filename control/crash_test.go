@@ -25,9 +25,16 @@ import (
 // turns into the node instead of the tests.
 const childEnv = "SOCKMON_CONTROL_TEST_CHILD_DIR"
 
+// loadEnv makes the re-executed test binary a load generator instead (see
+// bench_test.go): a closed-loop echo load on the ws address it names.
+const loadEnv = "SOCKMON_CONTROL_TEST_LOAD"
+
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
 		os.Exit(runChild(dir))
+	}
+	if ws := os.Getenv(loadEnv); ws != "" {
+		os.Exit(runLoadChild(ws))
 	}
 	os.Exit(m.Run())
 }
@@ -40,7 +47,10 @@ type childAddrs struct {
 
 // runChild serves a node on data dir until it is killed.
 func runChild(dir string) int {
-	eng, err := netcore.New(netcore.Config{Logger: slog.New(slog.DiscardHandler), DrainDelay: -1, JWTSecret: []byte(testClientSecret)})
+	// No connection or message rate limits: the benchmarks drive it from
+	// one IP as fast as it goes.
+	eng, err := netcore.New(netcore.Config{Logger: slog.New(slog.DiscardHandler), DrainDelay: -1, JWTSecret: []byte(testClientSecret),
+		ConnRate: -1, MessageRate: -1, MaxConns: 100_000})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -70,9 +80,10 @@ func runChild(dir string) int {
 
 // startChild runs a node on dir and returns the process and its
 // addresses.
-func startChild(t *testing.T, dir string) (*exec.Cmd, childAddrs) {
+func startChild(t testing.TB, dir string, wrapper ...string) (*exec.Cmd, childAddrs) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	args := append(wrapper, os.Args[0], "-test.run=^$")
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), childEnv+"="+dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

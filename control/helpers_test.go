@@ -337,3 +337,5 @@ func dialRaw(addr string) (*websocket.Conn, *http.Response, error) {
 	}
 	return c, resp, err
 }
+
+func decodeJSON(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
