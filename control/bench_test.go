@@ -212,3 +212,15 @@ func poll(ctx context.Context, url string, interval time.Duration) {
 		}
 	}
 }
+
+// The cost of one health check (the Go side of GET /api/health/socket) on
+// an idle node: one metrics snapshot and the engine's atomics.
+func BenchmarkHealthMethod(b *testing.B) {
+	f := newFixture(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if f.ctl.Health().Status != StatusHealthy {
+			b.Fatal("not healthy")
+		}
+	}
+}
