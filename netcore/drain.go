@@ -74,8 +74,16 @@ func (s *Server) drain(ctx context.Context, code ws.StatusCode, reason string) e
 		}
 		break
 	}
+	// Close outside the registry lock: netpoll runs the close callback,
+	// which removes the connection from the registry, synchronously.
 	left := s.reg.count.Load()
-	s.reg.each(func(c *Conn) { _ = c.nc.Close() })
+	var rest []*Conn
+	for i := range s.reg.shards {
+		rest = s.reg.snapshotShard(i, rest)
+	}
+	for _, c := range rest {
+		_ = c.nc.Close()
+	}
 
 	close(s.stop)
 	s.wg.Wait()

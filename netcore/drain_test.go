@@ -70,3 +70,22 @@ func TestShutdownDrainsWith1001(t *testing.T) {
 		t.Fatalf("%d connections open after Shutdown", got)
 	}
 }
+
+// A client that never answers the close frame does not hold up the drain
+// past its deadline: the socket is dropped.
+func TestShutdownDropsClientsThatDoNotAnswer(t *testing.T) {
+	srv, addr := testServer(t, Config{EchoPath: "/echo", ShutdownTimeout: time.Second, CloseTimeout: 10 * time.Second})
+	dialRaw(t, addr, "/echo") // never reads, never answers
+	waitFor(t, "the upgrade", func() bool { return srv.Stats().Open == 1 })
+	start := time.Now()
+	err := srv.Shutdown(context.Background())
+	if err == nil {
+		t.Fatal("Shutdown reported a clean drain with a connection dropped at the deadline")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Shutdown took %s with a 1s timeout", took)
+	}
+	if srv.Stats().Open != 0 {
+		t.Fatal("connection still open after Shutdown")
+	}
+}

@@ -61,7 +61,9 @@ func (r *registry) get(id uint64) *Conn {
 }
 
 // each calls f for every connection, one shard at a time. f runs under the
-// shard's read lock: it must not block or add/remove connections.
+// shard's read lock: it must not block, and must not close a connection
+// (netpoll runs the close callback, which removes it from the registry,
+// synchronously: a deadlock). Use snapshotShard to act on connections.
 func (r *registry) each(f func(c *Conn)) {
 	for i := range r.shards {
 		s := &r.shards[i]
