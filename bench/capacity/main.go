@@ -283,7 +283,7 @@ func build(o options) ([]server, bool, error) {
 			"--max-conns", strconv.Itoa(max(o.idleConns, o.openConns, o.fanMembers) + 1000), "--max-message-size", "65536",
 			"--conn-rate", "0", "--message-rate", "0", "--drain-delay", "0s"}
 		if metricsOn {
-			a = append(a, "--control-addr", control)
+			a = append(a, "--control-addr", control, "--data-dir", filepath.Join(o.logs, "sockmon-data"))
 		}
 		return a
 	}
@@ -304,7 +304,7 @@ func sockmonArgsDoc(o options, metricsOn bool) string {
 	a := fmt.Sprintf("sockmon serve --addr 127.0.0.1:PORT --echo-path /echo --max-conns %d --max-message-size 65536 --conn-rate 0 --message-rate 0 --drain-delay 0s",
 		max(o.idleConns, o.openConns, o.fanMembers)+1000)
 	if metricsOn {
-		a += " --control-addr 127.0.0.1:PORT2"
+		a += " --control-addr 127.0.0.1:PORT2 --data-dir DIR"
 	}
 	return a
 }
