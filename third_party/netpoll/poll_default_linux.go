@@ -112,6 +112,11 @@ func (p *defaultPoll) Wait() (err error) {
 		}
 		// we can make sure that there is no op remaining if Handler finished
 		p.opcache.free()
+		// sockmon patch: yield after every batch of events. A busy poller
+		// otherwise polls with msec=0 without ever entering the scheduler,
+		// holding its P until the 10 ms preemption, while the goroutines it
+		// woke (and every other goroutine, such as a health check) wait.
+		runtime.Gosched()
 	}
 }
 
