@@ -36,17 +36,27 @@ func (r *runner) run(f func()) {
 	}
 }
 
+// worker runs f, then tasks from r.tasks until a whole workerKeepAlive
+// passes without one. The idle timer is not re-armed per task (that costs
+// more than a small task): a counter says whether there was work since the
+// timer last fired, so a worker exits between one and two keep-alives after
+// its last task.
 func (r *runner) worker(f func()) {
 	f()
+	done, seen := 0, 0
 	idle := time.NewTimer(workerKeepAlive)
 	defer idle.Stop()
 	for {
 		select {
 		case f = <-r.tasks:
 			f()
-			idle.Reset(workerKeepAlive)
+			done++
 		case <-idle.C:
-			return
+			if done == seen {
+				return
+			}
+			seen = done
+			idle.Reset(workerKeepAlive)
 		}
 	}
 }
