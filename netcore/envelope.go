@@ -35,43 +35,11 @@ func parseEnvelope(p []byte, e *envelope) error {
 	*e = envelope{}
 	s := scanner{p: p}
 	s.skipSpace()
-	if s.i >= len(p) || p[s.i] != '{' {
+	if s.peek() != '{' {
 		return errNotObject
 	}
-	s.i++
-	s.skipSpace()
-	if s.peek() == '}' {
-		s.i++
-	} else {
-		for {
-			s.skipSpace()
-			ks, ke, err := s.str()
-			if err != nil {
-				return err
-			}
-			s.skipSpace()
-			if s.peek() != ':' {
-				return errBadJSON
-			}
-			s.i++
-			s.skipSpace()
-			vs := s.i
-			if err := s.value(1); err != nil {
-				return err
-			}
-			if err := e.set(p[ks:ke], p[vs:s.i]); err != nil {
-				return err
-			}
-			s.skipSpace()
-			c := s.peek()
-			s.i++
-			if c == '}' {
-				break
-			}
-			if c != ',' {
-				return errBadJSON
-			}
-		}
+	if err := s.object(1, e); err != nil {
+		return err
 	}
 	s.skipSpace()
 	if s.i != len(p) {
@@ -201,37 +169,7 @@ func (s *scanner) value(d int) error {
 		_, _, err := s.str()
 		return err
 	case c == '{':
-		s.i++
-		s.skipSpace()
-		if s.peek() == '}' {
-			s.i++
-			return nil
-		}
-		for {
-			s.skipSpace()
-			if _, _, err := s.str(); err != nil {
-				return err
-			}
-			s.skipSpace()
-			if s.peek() != ':' {
-				return errBadJSON
-			}
-			s.i++
-			s.skipSpace()
-			if err := s.value(d + 1); err != nil {
-				return err
-			}
-			s.skipSpace()
-			switch s.peek() {
-			case ',':
-				s.i++
-			case '}':
-				s.i++
-				return nil
-			default:
-				return errBadJSON
-			}
-		}
+		return s.object(d, nil)
 	case c == '[':
 		s.i++
 		s.skipSpace()
@@ -265,6 +203,49 @@ func (s *scanner) value(d int) error {
 		return s.number()
 	}
 	return errBadJSON
+}
+
+// object scans an object at nesting depth d; with e, it records the
+// object's fields sockmon looks at (the top level of an envelope).
+func (s *scanner) object(d int, e *envelope) error {
+	s.i++ // the '{'
+	s.skipSpace()
+	if s.peek() == '}' {
+		s.i++
+		return nil
+	}
+	for {
+		s.skipSpace()
+		ks, ke, err := s.str()
+		if err != nil {
+			return err
+		}
+		s.skipSpace()
+		if s.peek() != ':' {
+			return errBadJSON
+		}
+		s.i++
+		s.skipSpace()
+		vs := s.i
+		if err := s.value(d + 1); err != nil {
+			return err
+		}
+		if e != nil {
+			if err := e.set(s.p[ks:ke], s.p[vs:s.i]); err != nil {
+				return err
+			}
+		}
+		s.skipSpace()
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return nil
+		default:
+			return errBadJSON
+		}
+	}
 }
 
 func (s *scanner) literal(lit string) error {
