@@ -58,5 +58,8 @@ Commands:
   version   print the version
 
 Every serve flag can also be set from the environment: --max-conns is SOCKMON_MAX_CONNS.
+
 `)
+	fs, _ := newServeFlagSet(w)
+	flagUsage(w, fs, "sockmon serve [flags]")()
 }

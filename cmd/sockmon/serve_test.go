@@ -164,3 +164,15 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 		t.Fatalf("bad env value: %v, want an error naming SOCKMON_MAX_CONNS", err)
 	}
 }
+
+func TestTopLevelHelpListsServeFlags(t *testing.T) {
+	var out strings.Builder
+	if rc := run([]string{"--help"}, &out, io.Discard); rc != 0 {
+		t.Fatalf("sockmon --help exited %d", rc)
+	}
+	for _, want := range []string{"serve", "load", "token", "--max-conns (default 10000, $SOCKMON_MAX_CONNS)", "--ping-interval (default 25s"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("sockmon --help does not show %q", want)
+		}
+	}
+}
