@@ -301,6 +301,13 @@ func (r *run) reap(ctx context.Context) {
 // cancelled), until no message is in flight and, in publish mode, every
 // delivery has arrived.
 func (r *run) drain(ctx context.Context, established []*session) {
+	// Sends check stopping under the session's lock: once every lock has
+	// been taken after stopping was set, no send is still in progress, so
+	// the counts settled and countUnanswered read can no longer grow.
+	for _, s := range established {
+		s.mu.Lock()
+		s.mu.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+	}
 	deadline := r.clock.Now() + r.cfg.Timeout
 	if ctx.Err() != nil {
 		deadline = min(deadline, r.clock.Now()+time.Second)

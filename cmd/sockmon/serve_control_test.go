@@ -28,11 +28,21 @@ func TestServeWithControl(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b), resp.Header
 	}
+	// The address is logged as the listeners open; readiness follows once
+	// the engine serves.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _, _ := get("/readyz")
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz: %d after 10s", code)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if code, body, _ := get("/api/health/socket"); code != 200 || !strings.Contains(body, `"status":"healthy"`) {
 		t.Fatalf("health: %d %s", code, body)
-	}
-	if code, _, _ := get("/readyz"); code != 200 {
-		t.Fatalf("readyz: %d", code)
 	}
 	c, _, err := websocket.DefaultDialer.Dial("ws://"+wsAddr+"/ws", nil)
 	if err != nil {
