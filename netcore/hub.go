@@ -116,17 +116,5 @@ func (h *hub) rooms() []RoomInfo {
 	return out
 }
 
-// count returns the number of rooms.
-func (h *hub) count() int {
-	n := 0
-	for i := range h.shards {
-		s := &h.shards[i]
-		s.mu.RLock()
-		n += len(s.rooms)
-		s.mu.RUnlock()
-	}
-	return n
-}
-
 // connSlices recycles member lists of publishes.
 var connSlices = sync.Pool{New: func() any { s := make([]*Conn, 0, 256); return &s }}

@@ -69,11 +69,7 @@ func TestMisbehavingClientsDoNotAffectOthers(t *testing.T) {
 		if c == nil {
 			return
 		}
-		junk := make([]byte, 4096)
-		for j := range junk {
-			junk[j] = byte(rand.IntN(256))
-		}
-		_, _ = c.Write(junk)
+		_, _ = c.Write(randomBytes(4096))
 		hold(c)
 	})
 	bad("garbage after the handshake", 10, func(i int) {
@@ -81,11 +77,7 @@ func TestMisbehavingClientsDoNotAffectOthers(t *testing.T) {
 		if c == nil {
 			return
 		}
-		junk := make([]byte, 4096)
-		for j := range junk {
-			junk[j] = byte(rand.IntN(256))
-		}
-		_, _ = c.Write(junk)
+		_, _ = c.Write(randomBytes(4096))
 		hold(c)
 	})
 	bad("stall mid-frame", 10, func(i int) {
@@ -153,6 +145,15 @@ func TestMisbehavingClientsDoNotAffectOthers(t *testing.T) {
 		t.Error("garbage after the handshake was not counted as protocol errors")
 	}
 	t.Logf("good client: %d exact echoes while others misbehaved", echoes)
+}
+
+// randomBytes returns n random bytes: garbage for a server to survive.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rand.IntN(256))
+	}
+	return b
 }
 
 // No goroutine of ours survives Shutdown.
