@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,8 +25,7 @@ import (
 //
 //	go test -run '^$' -bench 'HealthUnderLoad' -benchtime 2000x -count 3 ./control/
 //	BENCH_NODE_CPU=0 BENCH_LOAD_CPU=1 go test ...   (pin node and generator to one core each)
-//	go test -run '^$' -bench 'EchoWithControlPolling' -benchtime 1x -count 6 ./control/ | tee echo.txt
-//	benchstat -col /polling echo.txt
+//	go test -run '^$' -bench 'EchoWithControlPolling' -benchtime 6x ./control/
 
 // benchConns is the number of closed-loop echo connections that saturate
 // the WebSocket port (each sends its next message as soon as its reply
@@ -102,24 +102,49 @@ func waitConns(b *testing.B, client *http.Client, base string, n int64) {
 	b.Fatalf("the node never held %d connections", n)
 }
 
-// The health endpoint's latency while the WebSocket port is saturated:
-// each iteration is one GET /api/health/socket on a keep-alive connection,
-// as a load balancer's check would be. Reports p50, p99 and max.
+// The health endpoint's latency while the WebSocket port is saturated,
+// against a baseline in the same run: a reference server (a process of its
+// own, idle, net/http answering a constant health body) probed the same way
+// and alternately, which is the floor the machine sets for the probe (its
+// connection set-up and its own scheduling while node and load keep the
+// cores busy). Reports p50, p99 and max of whole checks as the prober sees
+// them, the reference's p50 and p99, and the p99 of the check's own time
+// (responseTime). Two probes:
+//
+//   - probe=lb is a load balancer's check: a new connection per check and
+//     "Connection: close", as HAProxy's option httpchk and Kubernetes' probes
+//     do, one every lbProbeInterval (HAProxy's default is 2 s; faster here
+//     to collect samples).
+//   - probe=keepalive sends the next check on the same connection as soon as
+//     the last answer arrives.
 func BenchmarkHealthUnderLoad(b *testing.B) {
+	b.Run("probe=lb", func(b *testing.B) {
+		benchmarkHealthUnderLoad(b, func() *http.Client {
+			return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		}, lbProbeInterval)
+	})
+	b.Run("probe=keepalive", func(b *testing.B) {
+		benchmarkHealthUnderLoad(b, func() *http.Client { return &http.Client{Timeout: 5 * time.Second} }, 0)
+	})
+}
+
+// lbProbeInterval paces probe=lb.
+const lbProbeInterval = 10 * time.Millisecond
+
+func benchmarkHealthUnderLoad(b *testing.B, newClient func() *http.Client, interval time.Duration) {
 	_, addrs := startChild(b, b.TempDir(), nodeWrap()...)
-	base := "http://" + addrs.Control
-	client := &http.Client{Timeout: 5 * time.Second}
+	_, ref := startProcess(b, referenceEnv+"=1")
+	node, floor := "http://"+addrs.Control+PathHealth, "http://"+ref.Control+PathHealth
+	client, refClient := newClient(), newClient()
 	ctx, cancel := context.WithCancel(context.Background())
 	reports := startLoad(b, ctx, addrs.WS, time.Hour)
-	waitConns(b, client, base, benchConns)
+	waitConns(b, client, "http://"+addrs.Control, benchConns)
 	time.Sleep(time.Second) // into the steady state
 
-	lat := make([]time.Duration, 0, b.N)
-	checks := make([]float64, 0, b.N)
-	b.ResetTimer()
-	for range b.N {
+	probe := func(c *http.Client, url string) (time.Duration, float64) {
+		time.Sleep(interval)
 		start := time.Now()
-		resp, err := client.Get(base + PathHealth)
+		resp, err := c.Get(url)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -127,19 +152,38 @@ func BenchmarkHealthUnderLoad(b *testing.B) {
 		err = decodeJSON(resp.Body, &h)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != 200 {
-			b.Fatalf("health answered %d under load (%v)", resp.StatusCode, err)
+			b.Fatalf("%s answered %d under load (%v)", url, resp.StatusCode, err)
 		}
-		lat = append(lat, time.Since(start))
-		checks = append(checks, h.ResponseTime)
+		return time.Since(start), h.ResponseTime
+	}
+	lat := make([]time.Duration, 0, b.N)
+	refLat := make([]time.Duration, 0, b.N)
+	checks := make([]float64, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		var d, rd time.Duration
+		var check float64
+		if i%2 == 0 {
+			d, check = probe(client, node)
+			rd, _ = probe(refClient, floor)
+		} else {
+			rd, _ = probe(refClient, floor)
+			d, check = probe(client, node)
+		}
+		lat, refLat, checks = append(lat, d), append(refLat, rd), append(checks, check)
 	}
 	b.StopTimer()
 	cancel()
 	rep := <-reports
-	slices.Sort(lat)
-	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
-	b.ReportMetric(q(0.5), "p50-ms")
-	b.ReportMetric(q(0.99), "p99-ms")
-	b.ReportMetric(q(1), "max-ms")
+	q := func(v []time.Duration, p float64) float64 {
+		slices.Sort(v)
+		return float64(v[int(p*float64(len(v)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(q(lat, 0.5), "p50-ms")
+	b.ReportMetric(q(lat, 0.99), "p99-ms")
+	b.ReportMetric(q(lat, 1), "max-ms")
+	b.ReportMetric(q(refLat, 0.5), "ref-p50-ms")
+	b.ReportMetric(q(refLat, 0.99), "ref-p99-ms")
 	slices.Sort(checks)
 	b.ReportMetric(checks[int(0.99*float64(len(checks)-1))], "check-p99-ms")
 	if rep != nil {
@@ -147,42 +191,75 @@ func BenchmarkHealthUnderLoad(b *testing.B) {
 	}
 }
 
-// Echo throughput with and without health and /metrics polled every 100 ms:
-// each iteration is one 3 s closed-loop run; compare the two with
-// benchstat.
+// referenceEnv makes the re-executed test binary the reference server of
+// BenchmarkHealthUnderLoad.
+const referenceEnv = "SOCKMON_CONTROL_TEST_REFERENCE"
+
+// runReferenceChild serves a constant healthy body on PathHealth with
+// net/http until it is killed.
+func runReferenceChild() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	body, _ := json.Marshal(&Health{Status: StatusHealthy, Timestamp: time.Now().UTC(), Details: HealthDetails{CircuitBreakers: map[string]BreakerHealth{}}})
+	mux := http.NewServeMux()
+	mux.HandleFunc(PathHealth, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
+	addr, _ := json.Marshal(childAddrs{Control: ln.Addr().String()})
+	fmt.Println(string(addr))
+	_ = http.Serve(ln, mux)
+	return 1
+}
+
+// Echo throughput with and without health and /metrics polled every
+// 100 ms. Each iteration is a pair of 3 s closed-loop runs on one node, one
+// polled and one not, their order alternating so drift falls on both;
+// reported are the median rates and the median of the pairs' ratios.
 func BenchmarkEchoWithControlPolling(b *testing.B) {
 	_, addrs := startChild(b, b.TempDir(), nodeWrap()...)
 	base := "http://" + addrs.Control
-	for _, polling := range []string{"off", "100ms"} {
-		b.Run("polling="+polling, func(b *testing.B) {
-			var rates []float64
-			for range b.N {
-				ctx, cancel := context.WithCancel(context.Background())
-				var wg sync.WaitGroup
-				if polling != "off" {
-					for _, path := range []string{PathHealth, PathMetrics} {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							poll(ctx, base+path, 100*time.Millisecond)
-						}()
-					}
-				}
-				rep := <-startLoad(b, ctx, addrs.WS, 3*time.Second)
-				cancel()
-				wg.Wait()
-				if rep == nil || rep.Connections.Established != benchConns {
-					b.Fatalf("load run failed: %+v", rep)
-				}
-				rates = append(rates, rep.Messages.ReceivedRate)
+	run := func(polled bool) float64 {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var wg sync.WaitGroup
+		if polled {
+			for _, path := range []string{PathHealth, PathMetrics} {
+				wg.Go(func() { poll(ctx, base+path, 100*time.Millisecond) })
 			}
-			var sum float64
-			for _, r := range rates {
-				sum += r
-			}
-			b.ReportMetric(sum/float64(len(rates)), "echo-msgs/s")
-		})
+		}
+		rep := <-startLoad(b, ctx, addrs.WS, 3*time.Second)
+		cancel()
+		wg.Wait()
+		if rep == nil || rep.Connections.Established != benchConns {
+			b.Fatalf("load run failed: %+v", rep)
+		}
+		return rep.Messages.ReceivedRate
 	}
+	var off, polled, ratio []float64
+	for i := range b.N {
+		var o, p float64
+		if i%2 == 0 {
+			o, p = run(false), run(true)
+		} else {
+			p, o = run(true), run(false)
+		}
+		off, polled, ratio = append(off, o), append(polled, p), append(ratio, p/o)
+	}
+	b.ReportMetric(median(off), "off-msgs/s")
+	b.ReportMetric(median(polled), "polled-msgs/s")
+	b.ReportMetric(median(ratio), "polled/off")
+}
+
+func median(v []float64) float64 {
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
 }
 
 // nodeWrap pins the node to the CPU list in BENCH_NODE_CPU, if set.

@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 	if ws := os.Getenv(loadEnv); ws != "" {
 		os.Exit(runLoadChild(ws))
 	}
+	if os.Getenv(referenceEnv) != "" {
+		os.Exit(runReferenceChild())
+	}
 	os.Exit(m.Run())
 }
 
@@ -82,9 +85,16 @@ func runChild(dir string) int {
 // addresses.
 func startChild(t testing.TB, dir string, wrapper ...string) (*exec.Cmd, childAddrs) {
 	t.Helper()
+	return startProcess(t, childEnv+"="+dir, wrapper...)
+}
+
+// startProcess re-executes the test binary with env (NAME=value) added,
+// under wrapper if any, and returns it with the addresses it prints.
+func startProcess(t testing.TB, env string, wrapper ...string) (*exec.Cmd, childAddrs) {
+	t.Helper()
 	args := append(wrapper, os.Args[0], "-test.run=^$")
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	cmd.Env = append(os.Environ(), env)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()

@@ -54,4 +54,3 @@ func flagUsage(w io.Writer, fs *flag.FlagSet, synopsis string) func() {
 		})
 	}
 }
-
