@@ -117,6 +117,16 @@ func waitConns(b *testing.B, client *http.Client, base string, n int64) {
 //     to collect samples).
 //   - probe=keepalive sends the next check on the same connection as soon as
 //     the last answer arrives.
+//
+// With every P busy, Go's runtime finds the control port's ready sockets
+// only when sysmon polls, every 10 ms (pinned to one core, probe=lb's p50
+// is 9.4 ms). Three other ways of waiting were measured and dropped (2026-11,
+// see the issue note): blocking system calls (fast back to back, but the
+// waiting thread keeps its P until sysmon takes it back: echo at 0.88 of
+// unpolled, and probe=lb p99 15-21 ms once the P is gone between checks),
+// SIGIO to wake a private epoll loop (p99 6.3 ms, the signal goroutine
+// queues like any other), and polling a private epoll set every
+// millisecond (probe=lb p99 7.4-8.1 ms, its timer fires late on busy Ps).
 func BenchmarkHealthUnderLoad(b *testing.B) {
 	b.Run("probe=lb", func(b *testing.B) {
 		benchmarkHealthUnderLoad(b, func() *http.Client {
