@@ -124,7 +124,7 @@ func waitConns(b *testing.B, client *http.Client, base string, n int64) {
 // see the issue note): blocking system calls (fast back to back, but the
 // waiting thread keeps its P until sysmon takes it back: echo at 0.88 of
 // unpolled, and probe=lb p99 15-21 ms once the P is gone between checks),
-// SIGIO to wake a private epoll loop (p99 6.3 ms, the signal goroutine
+// SIGIO to wake a private epoll loop (probe=keepalive p99 6.3 ms: the signal goroutine
 // queues like any other), and polling a private epoll set every
 // millisecond (probe=lb p99 7.4-8.1 ms, its timer fires late on busy Ps).
 func BenchmarkHealthUnderLoad(b *testing.B) {
