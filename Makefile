@@ -39,7 +39,7 @@ unit:
 	$(GO) test -count=1 -run Allocs ./...
 
 # Fuzz targets, one per parser: `make fuzz FUZZTIME=5m` for a longer run.
-FUZZ_TARGETS := netcore:FuzzParseHeader netcore:FuzzParseRequest netcore:FuzzFrames netcore:FuzzUTF8 netcore:FuzzEnvelope \
+FUZZ_TARGETS := netcore/wsproto:FuzzParseHeader netcore/wsproto:FuzzParseRequest netcore/wsproto:FuzzUTF8 netcore:FuzzFrames netcore:FuzzEnvelope \
 	metrics:FuzzParseProcStat loadtest:FuzzParsePromText
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 func unmarshal[T any](t *testing.T, data []byte) T {
@@ -38,7 +39,7 @@ var alice = Actor{Sub: "alice", IP: "192.0.2.1"}
 func TestAdminStatus(t *testing.T) {
 	f := newFixture(t)
 	f.dial("carol")
-	waitFor(t, "a connection", func() bool { return f.engine.Stats().Open == 1 })
+	wstest.WaitFor(t, "a connection", func() bool { return f.engine.Stats().Open == 1 })
 	r := f.do("GET", PathAdmin, f.token(), nil)
 	ok, data, _, _, _ := r.envelope(t)
 	if r.status != 200 || !ok {
@@ -143,7 +144,7 @@ func TestForceDisconnect(t *testing.T) {
 	f := newFixture(t)
 	d1, d2 := f.dial("dave"), f.dial("dave")
 	e := f.dial("erin")
-	waitFor(t, "three connections", func() bool { return f.engine.Stats().Open == 3 })
+	wstest.WaitFor(t, "three connections", func() bool { return f.engine.Stats().Open == 3 })
 	data := f.mustAdmin(ActionForceDisconnectUser, map[string]any{"userId": "dave", "reason": "abuse"})
 	if got := unmarshal[map[string]any](t, data); got["disconnected"] != float64(2) {
 		t.Fatalf("reply %s", data)
@@ -252,7 +253,7 @@ func TestGetConnections(t *testing.T) {
 	g := f.dial("gina")
 	f.dial("hank")
 	f.dial("")
-	waitFor(t, "three connections", func() bool { return f.engine.Stats().Open == 3 })
+	wstest.WaitFor(t, "three connections", func() bool { return f.engine.Stats().Open == 3 })
 	_ = g.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","id":1,"room":"lobby"}`))
 	readJSON(t, g)
 	for range 3 {
@@ -592,7 +593,7 @@ func TestHealthDetails(t *testing.T) {
 		f.dial("")
 	}
 	f.dial("judy")
-	waitFor(t, "four connections", func() bool { return f.engine.Stats().Open == 4 })
+	wstest.WaitFor(t, "four connections", func() bool { return f.engine.Stats().Open == 4 })
 	f.mustAdmin(ActionGetAlertConfigs, nil)
 	r := f.do("POST", PathHealth, f.token(), []byte(`{"connections":{"limit":2,"authenticated":false},"commands":{"limit":1}}`))
 	ok, data, _, _, _ := r.envelope(t)

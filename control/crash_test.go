@@ -18,6 +18,7 @@ import (
 
 	"github.com/cloudwego/netpoll"
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 // The crash test runs a sockmon node (netcore + control) in a child
@@ -204,7 +205,7 @@ func TestCrashKeepsAcknowledgedCommands(t *testing.T) {
 		}()
 	}
 	// Kill once a good number are through, with requests in flight.
-	waitFor(t, "acknowledged commands", func() bool {
+	wstest.WaitFor(t, "acknowledged commands", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked) >= 500

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 // haproxyBin finds haproxy. Under CI=true a missing haproxy fails the test
@@ -126,7 +127,7 @@ func TestHAProxyDrainsNodeInMaintenance(t *testing.T) {
 		st, _ := haproxyStat(sock)
 		return st
 	}
-	waitFor(t, "both nodes UP in HAProxy", func() bool {
+	wstest.WaitFor(t, "both nodes UP in HAProxy", func() bool {
 		st := status()
 		return st["node1"] == "UP" && st["node2"] == "UP"
 	})
@@ -163,7 +164,7 @@ func TestHAProxyDrainsNodeInMaintenance(t *testing.T) {
 
 	// node1 into maintenance through its admin API.
 	node1.mustAdmin(ActionSetMaintenanceMode, map[string]any{"enabled": true, "reason": "haproxy test"})
-	waitFor(t, "HAProxy to mark node1 DOWN", func() bool {
+	wstest.WaitFor(t, "HAProxy to mark node1 DOWN", func() bool {
 		st := status()
 		return strings.HasPrefix(st["node1"], "DOWN") && st["node2"] == "UP"
 	})
@@ -186,7 +187,7 @@ func TestHAProxyDrainsNodeInMaintenance(t *testing.T) {
 	}
 
 	node1.mustAdmin(ActionSetMaintenanceMode, map[string]any{"enabled": false})
-	waitFor(t, "HAProxy to mark node1 UP again", func() bool { return status()["node1"] == "UP" })
+	wstest.WaitFor(t, "HAProxy to mark node1 UP again", func() bool { return status()["node1"] == "UP" })
 	n1 := node1.engine.Stats().Accepted
 	dial(10)
 	if node1.engine.Stats().Accepted == n1 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 func decodeHealth(t *testing.T, r *response) Health {
@@ -25,7 +26,7 @@ func TestHealthHealthy(t *testing.T) {
 	f := newFixture(t)
 	c := f.dial("bob-the-user")
 	f.dial("")
-	waitFor(t, "two connections", func() bool { return f.engine.Stats().Open == 2 })
+	wstest.WaitFor(t, "two connections", func() bool { return f.engine.Stats().Open == 2 })
 	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping","id":1}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestHealthDraining(t *testing.T) {
 		_ = f.engine.Shutdown(ctx)
 		close(done)
 	}()
-	waitFor(t, "draining", f.engine.Draining)
+	wstest.WaitFor(t, "draining", f.engine.Draining)
 	r := f.do("GET", PathHealth, "", nil)
 	if h := decodeHealth(t, r); r.status != 503 || h.Status != StatusDraining {
 		t.Fatalf("health while draining: %d %s", r.status, r.body)

@@ -17,6 +17,7 @@ import (
 	"github.com/cloudwego/netpoll"
 	"github.com/gorilla/websocket"
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 const (
@@ -127,8 +128,8 @@ func (f *fixture) serveEngine() {
 	f.engDone = make(chan error, 1)
 	eng := f.engine
 	go func() { f.engDone <- eng.Serve(wln) }()
-	waitFor(t, "engine serving", func() bool { return eng.Ready() || eng.Maintenance() != nil })
-	waitFor(t, "engine heartbeat", func() bool { return !eng.LastHeartbeat().IsZero() })
+	wstest.WaitFor(t, "engine serving", func() bool { return eng.Ready() || eng.Maintenance() != nil })
+	wstest.WaitFor(t, "engine heartbeat", func() bool { return !eng.LastHeartbeat().IsZero() })
 }
 
 // stop shuts both down and checks that Serve returned.
@@ -165,18 +166,6 @@ func (f *fixture) restart(serveEngine bool) {
 	f.t.Helper()
 	f.stop()
 	f.start(serveEngine)
-}
-
-// waitFor polls cond until it holds or 10 seconds pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // response is an HTTP answer read in full.

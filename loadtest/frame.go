@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/gobwas/ws"
+	"github.com/sockmon/sockmon/netcore/wsproto"
 )
 
 // appendFrame appends to dst one final client frame carrying payload, masked
@@ -14,22 +15,7 @@ import (
 func appendFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
 	var mask [4]byte
 	binary.LittleEndian.PutUint32(mask[:], rand.Uint32())
-	n := len(payload)
-	b0 := 0x80 | byte(op)
-	switch {
-	case n < 126:
-		dst = append(dst, b0, 0x80|byte(n))
-	case n <= 0xffff:
-		dst = append(dst, b0, 0x80|126, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, b0, 0x80|127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
-	}
-	dst = append(dst, mask[:]...)
-	start := len(dst)
-	dst = append(dst, payload...)
-	ws.Cipher(dst[start:], mask, 0)
-	return dst
+	return wsproto.AppendClientFrame(dst, true, 0, op, payload, mask)
 }
 
 // appendBinaryPayload appends the size-byte binary message number seq: the

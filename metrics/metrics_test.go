@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 func TestOptionsDefaults(t *testing.T) {
@@ -65,18 +67,6 @@ func samplerRunning() bool {
 	return strings.Contains(b.String(), "metrics.(*Metrics).run")
 }
 
-// waitFor polls cond, yielding the processor between tries.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
-	}
-}
-
 func TestStartCloseNoLeak(t *testing.T) {
 	m, err := New(Options{HistoryInterval: time.Millisecond})
 	if err != nil {
@@ -84,14 +74,14 @@ func TestStartCloseNoLeak(t *testing.T) {
 	}
 	m.Start()
 	m.Start() // idempotent
-	waitFor(t, "a sample from the sampler", func() bool { return len(m.History(time.Time{}, time.Time{}, 0).Points) > 0 })
+	wstest.WaitFor(t, "a sample from the sampler", func() bool { return len(m.History(time.Time{}, time.Time{}, 0).Points) > 0 })
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Close(); err != nil { // idempotent
 		t.Fatal(err)
 	}
-	waitFor(t, "the sampler to exit", func() bool { return !samplerRunning() })
+	wstest.WaitFor(t, "the sampler to exit", func() bool { return !samplerRunning() })
 	m.Start() // after Close: no-op
 	if samplerRunning() {
 		t.Error("Start after Close started the sampler")

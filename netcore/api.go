@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/sockmon/sockmon/netcore/wsproto"
 )
 
 // The embedding API: what a Go program (and the control sidecar) can read
@@ -268,9 +269,9 @@ func (s *Server) fanOut(conns []*Conn, payload []byte) int {
 		return 0
 	}
 	fb := getBuffer()
-	hl := serverHeaderLen(len(payload))
+	hl := wsproto.ServerHeaderLen(len(payload))
 	f := append((*fb)[:0], make([]byte, hl)...)
-	putHeader(f, true, false, ws.OpText, len(payload))
+	wsproto.PutHeader(f, true, false, ws.OpText, len(payload))
 	f = append(f, payload...)
 	*fb = f
 	n := writeAll(conns, f)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 func TestMaintenanceMode(t *testing.T) {
@@ -36,12 +37,12 @@ func TestMaintenanceMode(t *testing.T) {
 	// With drain they are closed with 1012.
 	srv.SetMaintenance(true, "draining now", true)
 	for _, c := range []*wsClient{stay, drained} {
-		if ce := c.expectClose(); ce.Code != 1012 {
+		if ce := c.ExpectClose(); ce.Code != 1012 {
 			t.Fatalf("drain close %d %q, want 1012", ce.Code, ce.Text)
 		}
 	}
 	srv.SetMaintenance(false, "", false)
-	waitFor(t, "readiness", srv.Ready)
+	wstest.WaitFor(t, "readiness", srv.Ready)
 	dialWS(t, url, nil)
 	if got := srv.Metrics().Snapshot(); got.Maintenance {
 		t.Fatal("maintenance gauge still on")
@@ -104,7 +105,7 @@ func TestBroadcastPublishAndDisconnects(t *testing.T) {
 		t.Fatalf("DisconnectUser closed %d, want 2", n)
 	}
 	for _, c := range []*wsClient{a1, a2} {
-		if ce := c.expectClose(); ce.Code != 4000 || ce.Text != "account locked" {
+		if ce := c.ExpectClose(); ce.Code != 4000 || ce.Text != "account locked" {
 			t.Fatalf("close %d %q", ce.Code, ce.Text)
 		}
 	}
@@ -112,11 +113,11 @@ func TestBroadcastPublishAndDisconnects(t *testing.T) {
 		t.Fatalf("DisconnectAll scheduled %d", n)
 	}
 	for _, c := range []*wsClient{b, anon} {
-		if ce := c.expectClose(); ce.Code != 4000 {
+		if ce := c.ExpectClose(); ce.Code != 4000 {
 			t.Fatalf("close %d", ce.Code)
 		}
 	}
-	waitFor(t, "every connection to close", func() bool { return srv.Stats().Open == 0 })
+	wstest.WaitFor(t, "every connection to close", func() bool { return srv.Stats().Open == 0 })
 	if srv.DisconnectSocket(12345, "x") {
 		t.Fatal("DisconnectSocket of an unknown id reported success")
 	}

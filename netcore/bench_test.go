@@ -9,11 +9,13 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gorilla/websocket"
+	"github.com/sockmon/sockmon/netcore/wsproto"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 // echoRig is a raw client on the echo endpoint with n frames prebuilt.
 type echoRig struct {
-	c     *rawClient
+	c     *wstest.Client
 	req   []byte
 	reply []byte
 }
@@ -21,33 +23,33 @@ type echoRig struct {
 // newEchoRigPath prepares perWrite text frames of msg for path; the reply
 // size is learnt from one round trip.
 func newEchoRigPath(t testing.TB, addr, path string, msg []byte, perWrite int) *echoRig {
-	r := &echoRig{c: dialRaw(t, addr, path)}
-	one := frame(true, 0, ws.OpText, msg, true)
-	r.c.write(one)
-	f := r.c.next()
+	r := &echoRig{c: wstest.Dial(t, addr, path)}
+	one := wstest.ClientFrame(true, 0, ws.OpText, msg, true)
+	r.c.Write(one)
+	f := r.c.Next()
 	for i := 0; i < perWrite; i++ {
-		r.req = append(r.req, frame(true, 0, ws.OpText, msg, true)...)
+		r.req = append(r.req, wstest.ClientFrame(true, 0, ws.OpText, msg, true)...)
 	}
-	r.reply = make([]byte, perWrite*(serverHeaderLen(len(f.payload))+len(f.payload)))
+	r.reply = make([]byte, perWrite*(wsproto.ServerHeaderLen(len(f.Payload))+len(f.Payload)))
 	return r
 }
 
 func newEchoRig(t testing.TB, perWrite int) *echoRig {
 	_, addr := testServer(t, Config{EchoPath: "/echo"})
-	r := &echoRig{c: dialRaw(t, addr, "/echo")}
+	r := &echoRig{c: wstest.Dial(t, addr, "/echo")}
 	payload := bytes.Repeat([]byte("m"), 64)
 	for i := 0; i < perWrite; i++ {
-		r.req = append(r.req, frame(true, 0, ws.OpBinary, payload, true)...)
+		r.req = append(r.req, wstest.ClientFrame(true, 0, ws.OpBinary, payload, true)...)
 	}
 	r.reply = make([]byte, perWrite*(2+len(payload)))
 	return r
 }
 
 func (r *echoRig) roundTrip(t testing.TB) {
-	if _, err := r.c.conn.Write(r.req); err != nil {
+	if _, err := r.c.Conn.Write(r.req); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.ReadFull(r.c.br, r.reply); err != nil {
+	if _, err := io.ReadFull(r.c.Reader, r.reply); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -93,10 +95,10 @@ func BenchmarkEchoGorillaBaseline(b *testing.B) {
 	b.Cleanup(func() { hs.Close() })
 	for _, perWrite := range []int{1, 16} {
 		b.Run(map[int]string{1: "ping-pong", 16: "16-in-flight"}[perWrite], func(b *testing.B) {
-			r := &echoRig{c: dialRaw(b, ln.Addr().String(), "/")}
+			r := &echoRig{c: wstest.Dial(b, ln.Addr().String(), "/")}
 			payload := bytes.Repeat([]byte("m"), 64)
 			for i := 0; i < perWrite; i++ {
-				r.req = append(r.req, frame(true, 0, ws.OpBinary, payload, true)...)
+				r.req = append(r.req, wstest.ClientFrame(true, 0, ws.OpBinary, payload, true)...)
 			}
 			r.reply = make([]byte, perWrite*(2+len(payload)))
 			b.ReportAllocs()
@@ -106,25 +108,5 @@ func BenchmarkEchoGorillaBaseline(b *testing.B) {
 				r.roundTrip(b)
 			}
 		})
-	}
-}
-
-// BenchmarkFramePath is the per-frame work without the network: parse a
-// masked client header, unmask 64 bytes, write the server header.
-func BenchmarkFramePath(b *testing.B) {
-	in := frame(true, 0, ws.OpBinary, bytes.Repeat([]byte("p"), 64), true)
-	payload := make([]byte, 64)
-	out := make([]byte, maxServerHeaderSize+64)
-	b.ReportAllocs()
-	b.SetBytes(64)
-	for i := 0; i < b.N; i++ {
-		h, n, err := parseHeader(in)
-		if err != nil {
-			b.Fatal(err)
-		}
-		copy(payload, in[n:])
-		ws.Cipher(payload, h.Mask, 0)
-		m := putHeader(out, true, false, h.OpCode, len(payload))
-		copy(out[m:], payload)
 	}
 }

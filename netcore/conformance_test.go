@@ -1,6 +1,7 @@
 package netcore
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 // An Autobahn-style conformance suite, written from RFC 6455 and RFC 7692:
@@ -28,30 +30,30 @@ func conformanceServer(t *testing.T) string {
 // 1: framing. Text and binary messages of every length-encoding boundary.
 func TestConformance1Framing(t *testing.T) {
 	addr := conformanceServer(t)
-	c := dialRaw(t, addr, "/echo")
+	c := wstest.Dial(t, addr, "/echo")
 	for _, op := range []ws.OpCode{ws.OpText, ws.OpBinary} {
 		for _, n := range []int{0, 1, 125, 126, 127, 128, 65535, 65536, 300000} {
 			p := bytes.Repeat([]byte("*"), n)
-			c.send(true, op, p)
-			c.expectEcho(op, p)
+			c.Send(true, op, p)
+			c.ExpectEcho(op, p)
 		}
 	}
 	// Many frames in one TCP write are all answered (one batch, one flush).
 	var burst []byte
 	for i := 0; i < 100; i++ {
-		burst = append(burst, frame(true, 0, ws.OpBinary, []byte(strconv.Itoa(i)), true)...)
+		burst = append(burst, wstest.ClientFrame(true, 0, ws.OpBinary, []byte(strconv.Itoa(i)), true)...)
 	}
-	c.write(burst)
+	c.Write(burst)
 	for i := 0; i < 100; i++ {
-		c.expectEcho(ws.OpBinary, []byte(strconv.Itoa(i)))
+		c.ExpectEcho(ws.OpBinary, []byte(strconv.Itoa(i)))
 	}
 }
 
 // 1 (RFC 6455 5.1): a client frame that is not masked fails the connection.
 func TestConformanceUnmaskedFrame(t *testing.T) {
-	c := dialRaw(t, conformanceServer(t), "/echo")
-	c.write(frame(true, 0, ws.OpText, []byte("hi"), false))
-	c.expectClose(CloseProtocolError)
+	c := wstest.Dial(t, conformanceServer(t), "/echo")
+	c.Write(wstest.ClientFrame(true, 0, ws.OpText, []byte("hi"), false))
+	c.ExpectClose(CloseProtocolError)
 }
 
 // 1: a 64-bit length with the most significant bit set, and lengths not
@@ -65,9 +67,9 @@ func TestConformanceBadLengths(t *testing.T) {
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
-			c := dialRaw(t, addr, "/echo")
-			c.write(b)
-			c.expectClose(CloseProtocolError)
+			c := wstest.Dial(t, addr, "/echo")
+			c.Write(b)
+			c.ExpectClose(CloseProtocolError)
 		})
 	}
 }
@@ -76,37 +78,37 @@ func TestConformanceBadLengths(t *testing.T) {
 func TestConformance2PingPong(t *testing.T) {
 	addr := conformanceServer(t)
 	t.Run("ping payloads are echoed in pongs", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
+		c := wstest.Dial(t, addr, "/echo")
 		for _, n := range []int{0, 1, 125} {
 			p := bytes.Repeat([]byte{0xfe}, n)
-			c.send(true, ws.OpPing, p)
-			f := c.next()
-			if f.h.OpCode != ws.OpPong || !bytes.Equal(f.payload, p) {
-				t.Fatalf("ping %d bytes: got op %d with %d bytes", n, f.h.OpCode, len(f.payload))
+			c.Send(true, ws.OpPing, p)
+			f := c.Next()
+			if f.Header.OpCode != ws.OpPong || !bytes.Equal(f.Payload, p) {
+				t.Fatalf("ping %d bytes: got op %d with %d bytes", n, f.Header.OpCode, len(f.Payload))
 			}
 		}
 	})
 	t.Run("ping over 125 bytes", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		c.send(true, ws.OpPing, make([]byte, 126))
-		c.expectClose(CloseProtocolError)
+		c := wstest.Dial(t, addr, "/echo")
+		c.Send(true, ws.OpPing, make([]byte, 126))
+		c.ExpectClose(CloseProtocolError)
 	})
 	t.Run("unsolicited pong is ignored", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		c.send(true, ws.OpPong, []byte("unsolicited"))
-		c.send(true, ws.OpText, []byte("still here"))
-		c.expectEcho(ws.OpText, []byte("still here"))
+		c := wstest.Dial(t, addr, "/echo")
+		c.Send(true, ws.OpPong, []byte("unsolicited"))
+		c.Send(true, ws.OpText, []byte("still here"))
+		c.ExpectEcho(ws.OpText, []byte("still here"))
 	})
 	t.Run("ten pings in one write get ten pongs", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
+		c := wstest.Dial(t, addr, "/echo")
 		var b []byte
 		for i := 0; i < 10; i++ {
-			b = append(b, frame(true, 0, ws.OpPing, []byte{byte(i)}, true)...)
+			b = append(b, wstest.ClientFrame(true, 0, ws.OpPing, []byte{byte(i)}, true)...)
 		}
-		c.write(b)
+		c.Write(b)
 		for i := 0; i < 10; i++ {
-			if f := c.next(); f.h.OpCode != ws.OpPong || f.payload[0] != byte(i) {
-				t.Fatalf("pong %d: op %d payload %v", i, f.h.OpCode, f.payload)
+			if f := c.Next(); f.Header.OpCode != ws.OpPong || f.Payload[0] != byte(i) {
+				t.Fatalf("pong %d: op %d payload %v", i, f.Header.OpCode, f.Payload)
 			}
 		}
 	})
@@ -118,11 +120,11 @@ func TestConformance3ReservedBits(t *testing.T) {
 	for _, rsv := range []byte{1, 2, 3, 4, 5, 6, 7} {
 		for _, op := range []ws.OpCode{ws.OpText, ws.OpBinary, ws.OpPing} {
 			t.Run("rsv"+strconv.Itoa(int(rsv))+"/op"+strconv.Itoa(int(op)), func(t *testing.T) {
-				c := dialRaw(t, addr, "/echo")
-				c.send(true, ws.OpText, []byte("before"))
-				c.expectEcho(ws.OpText, []byte("before"))
-				c.write(frame(true, rsv, op, []byte("x"), true))
-				c.expectClose(CloseProtocolError)
+				c := wstest.Dial(t, addr, "/echo")
+				c.Send(true, ws.OpText, []byte("before"))
+				c.ExpectEcho(ws.OpText, []byte("before"))
+				c.Write(wstest.ClientFrame(true, rsv, op, []byte("x"), true))
+				c.ExpectClose(CloseProtocolError)
 			})
 		}
 	}
@@ -133,9 +135,9 @@ func TestConformance4ReservedOpcodes(t *testing.T) {
 	addr := conformanceServer(t)
 	for _, op := range []ws.OpCode{3, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf} {
 		t.Run(strconv.Itoa(int(op)), func(t *testing.T) {
-			c := dialRaw(t, addr, "/echo")
-			c.write(frame(true, 0, op, []byte("payload"), true))
-			c.expectClose(CloseProtocolError)
+			c := wstest.Dial(t, addr, "/echo")
+			c.Write(wstest.ClientFrame(true, 0, op, []byte("payload"), true))
+			c.ExpectClose(CloseProtocolError)
 		})
 	}
 }
@@ -144,51 +146,51 @@ func TestConformance4ReservedOpcodes(t *testing.T) {
 func TestConformance5Fragmentation(t *testing.T) {
 	addr := conformanceServer(t)
 	t.Run("two fragments", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		c.send(false, ws.OpText, []byte("frag"))
-		c.send(true, ws.OpContinuation, []byte("ment"))
-		c.expectEcho(ws.OpText, []byte("fragment"))
+		c := wstest.Dial(t, addr, "/echo")
+		c.Send(false, ws.OpText, []byte("frag"))
+		c.Send(true, ws.OpContinuation, []byte("ment"))
+		c.ExpectEcho(ws.OpText, []byte("fragment"))
 	})
 	t.Run("one-byte fragments with pings between", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
+		c := wstest.Dial(t, addr, "/echo")
 		msg := []byte("fragmented binary message")
-		c.send(false, ws.OpBinary, msg[:1])
+		c.Send(false, ws.OpBinary, msg[:1])
 		for i := 1; i < len(msg); i++ {
-			c.send(true, ws.OpPing, []byte{byte(i)})
-			if f := c.next(); f.h.OpCode != ws.OpPong || f.payload[0] != byte(i) {
-				t.Fatalf("pong between fragments: op %d", f.h.OpCode)
+			c.Send(true, ws.OpPing, []byte{byte(i)})
+			if f := c.Next(); f.Header.OpCode != ws.OpPong || f.Payload[0] != byte(i) {
+				t.Fatalf("pong between fragments: op %d", f.Header.OpCode)
 			}
-			c.send(i == len(msg)-1, ws.OpContinuation, msg[i:i+1])
+			c.Send(i == len(msg)-1, ws.OpContinuation, msg[i:i+1])
 		}
-		c.expectEcho(ws.OpBinary, msg)
+		c.ExpectEcho(ws.OpBinary, msg)
 	})
 	t.Run("empty fragments", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		c.send(false, ws.OpText, nil)
-		c.send(false, ws.OpContinuation, nil)
-		c.send(true, ws.OpContinuation, nil)
-		c.expectEcho(ws.OpText, []byte{})
+		c := wstest.Dial(t, addr, "/echo")
+		c.Send(false, ws.OpText, nil)
+		c.Send(false, ws.OpContinuation, nil)
+		c.Send(true, ws.OpContinuation, nil)
+		c.ExpectEcho(ws.OpText, []byte{})
 	})
 	t.Run("continuation without a start", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		c.send(true, ws.OpContinuation, []byte("orphan"))
-		c.expectClose(CloseProtocolError)
+		c := wstest.Dial(t, addr, "/echo")
+		c.Send(true, ws.OpContinuation, []byte("orphan"))
+		c.ExpectClose(CloseProtocolError)
 	})
 	t.Run("new message while fragmented", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		c.send(false, ws.OpText, []byte("one"))
-		c.send(true, ws.OpText, []byte("two"))
-		c.expectClose(CloseProtocolError)
+		c := wstest.Dial(t, addr, "/echo")
+		c.Send(false, ws.OpText, []byte("one"))
+		c.Send(true, ws.OpText, []byte("two"))
+		c.ExpectClose(CloseProtocolError)
 	})
 	t.Run("fragmented ping", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		c.send(false, ws.OpPing, []byte("pi"))
-		c.expectClose(CloseProtocolError)
+		c := wstest.Dial(t, addr, "/echo")
+		c.Send(false, ws.OpPing, []byte("pi"))
+		c.ExpectClose(CloseProtocolError)
 	})
 	t.Run("fragmented close", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		c.send(false, ws.OpClose, []byte{3, 232})
-		c.expectClose(CloseProtocolError)
+		c := wstest.Dial(t, addr, "/echo")
+		c.Send(false, ws.OpClose, []byte{3, 232})
+		c.ExpectClose(CloseProtocolError)
 	})
 }
 
@@ -216,44 +218,44 @@ func TestConformance6UTF8(t *testing.T) {
 	}
 	for i, p := range valid {
 		t.Run("valid "+strconv.Itoa(i), func(t *testing.T) {
-			c := dialRaw(t, addr, "/echo")
-			c.send(true, ws.OpText, p)
-			c.expectEcho(ws.OpText, p)
+			c := wstest.Dial(t, addr, "/echo")
+			c.Send(true, ws.OpText, p)
+			c.ExpectEcho(ws.OpText, p)
 			// Byte by byte in fragments: code points split between frames.
 			for j := range p {
-				c.send(j == len(p)-1, map[bool]ws.OpCode{true: ws.OpText, false: ws.OpContinuation}[j == 0], p[j:j+1])
+				c.Send(j == len(p)-1, map[bool]ws.OpCode{true: ws.OpText, false: ws.OpContinuation}[j == 0], p[j:j+1])
 			}
-			c.expectEcho(ws.OpText, p)
+			c.ExpectEcho(ws.OpText, p)
 		})
 	}
 	for i, p := range invalid {
 		t.Run("invalid "+strconv.Itoa(i), func(t *testing.T) {
-			c := dialRaw(t, addr, "/echo")
-			c.send(true, ws.OpText, p)
-			c.expectClose(CloseInvalidPayload)
+			c := wstest.Dial(t, addr, "/echo")
+			c.Send(true, ws.OpText, p)
+			c.ExpectClose(CloseInvalidPayload)
 		})
 		t.Run("invalid fragmented "+strconv.Itoa(i), func(t *testing.T) {
-			c := dialRaw(t, addr, "/echo")
+			c := wstest.Dial(t, addr, "/echo")
 			for j := range p {
 				// The server may fail fast and close before the last fragment.
 				op := map[bool]ws.OpCode{true: ws.OpText, false: ws.OpContinuation}[j == 0]
-				if _, err := c.conn.Write(frame(j == len(p)-1, 0, op, p[j:j+1], true)); err != nil {
+				if _, err := c.Conn.Write(wstest.ClientFrame(j == len(p)-1, 0, op, p[j:j+1], true)); err != nil {
 					break
 				}
 			}
-			c.expectClose(CloseInvalidPayload)
+			c.ExpectClose(CloseInvalidPayload)
 		})
 	}
 	t.Run("fail fast in the first fragment", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		c.send(false, ws.OpText, []byte("ok\xed\xa0\x80"))
+		c := wstest.Dial(t, addr, "/echo")
+		c.Send(false, ws.OpText, []byte("ok\xed\xa0\x80"))
 		// No more fragments: the server must not wait for the rest.
-		c.expectClose(CloseInvalidPayload)
+		c.ExpectClose(CloseInvalidPayload)
 	})
 	t.Run("binary is not checked", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		c.send(true, ws.OpBinary, []byte{0xff, 0xfe})
-		c.expectEcho(ws.OpBinary, []byte{0xff, 0xfe})
+		c := wstest.Dial(t, addr, "/echo")
+		c.Send(true, ws.OpBinary, []byte{0xff, 0xfe})
+		c.ExpectEcho(ws.OpBinary, []byte{0xff, 0xfe})
 	})
 }
 
@@ -265,45 +267,45 @@ func TestConformance7Close(t *testing.T) {
 		return append(b, reason...)
 	}
 	t.Run("empty close is answered with 1000", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		c.send(true, ws.OpClose, nil)
-		c.expectClose(CloseNormal)
+		c := wstest.Dial(t, addr, "/echo")
+		c.Send(true, ws.OpClose, nil)
+		c.ExpectClose(CloseNormal)
 	})
 	t.Run("one-byte close payload", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		c.send(true, ws.OpClose, []byte{3})
-		c.expectClose(CloseProtocolError)
+		c := wstest.Dial(t, addr, "/echo")
+		c.Send(true, ws.OpClose, []byte{3})
+		c.ExpectClose(CloseProtocolError)
 	})
 	t.Run("data after close is ignored", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		b := frame(true, 0, ws.OpClose, closeBody(1000, "bye"), true)
-		b = append(b, frame(true, 0, ws.OpText, []byte("late"), true)...)
-		b = append(b, frame(true, 0, ws.OpPing, []byte("late"), true)...)
-		c.write(b)
-		c.expectClose(CloseNormal)
+		c := wstest.Dial(t, addr, "/echo")
+		b := wstest.ClientFrame(true, 0, ws.OpClose, closeBody(1000, "bye"), true)
+		b = append(b, wstest.ClientFrame(true, 0, ws.OpText, []byte("late"), true)...)
+		b = append(b, wstest.ClientFrame(true, 0, ws.OpPing, []byte("late"), true)...)
+		c.Write(b)
+		c.ExpectClose(CloseNormal)
 	})
 	t.Run("123-byte reason", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		c.send(true, ws.OpClose, closeBody(1000, strings.Repeat("r", 123)))
-		c.expectClose(CloseNormal)
+		c := wstest.Dial(t, addr, "/echo")
+		c.Send(true, ws.OpClose, closeBody(1000, strings.Repeat("r", 123)))
+		c.ExpectClose(CloseNormal)
 	})
 	t.Run("invalid UTF-8 reason", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		c.send(true, ws.OpClose, closeBody(1000, "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"))
-		c.expectClose(CloseInvalidPayload)
+		c := wstest.Dial(t, addr, "/echo")
+		c.Send(true, ws.OpClose, closeBody(1000, "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"))
+		c.ExpectClose(CloseInvalidPayload)
 	})
 	for _, code := range []uint16{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999} {
 		t.Run("valid code "+strconv.Itoa(int(code)), func(t *testing.T) {
-			c := dialRaw(t, addr, "/echo")
-			c.send(true, ws.OpClose, closeBody(code, "reason"))
-			c.expectClose(ws.StatusCode(code))
+			c := wstest.Dial(t, addr, "/echo")
+			c.Send(true, ws.OpClose, closeBody(code, "reason"))
+			c.ExpectClose(ws.StatusCode(code))
 		})
 	}
 	for _, code := range []uint16{0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535} {
 		t.Run("invalid code "+strconv.Itoa(int(code)), func(t *testing.T) {
-			c := dialRaw(t, addr, "/echo")
-			c.send(true, ws.OpClose, closeBody(code, ""))
-			c.expectClose(CloseProtocolError)
+			c := wstest.Dial(t, addr, "/echo")
+			c.Send(true, ws.OpClose, closeBody(code, ""))
+			c.ExpectClose(CloseProtocolError)
 		})
 	}
 }
@@ -313,48 +315,48 @@ func TestConformance7Close(t *testing.T) {
 func TestConformance9Limits(t *testing.T) {
 	_, addr := testServer(t, Config{EchoPath: "/echo", MaxMessageSize: 256 << 10})
 	t.Run("256 KiB in one frame and in 1 KiB fragments", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
+		c := wstest.Dial(t, addr, "/echo")
 		p := bytes.Repeat([]byte("0123456789abcdef"), 16<<10)
-		c.send(true, ws.OpBinary, p)
-		c.expectEcho(ws.OpBinary, p)
+		c.Send(true, ws.OpBinary, p)
+		c.ExpectEcho(ws.OpBinary, p)
 		for i := 0; i < len(p); i += 1024 {
 			op := ws.OpContinuation
 			if i == 0 {
 				op = ws.OpBinary
 			}
-			c.send(i+1024 >= len(p), op, p[i:i+1024])
+			c.Send(i+1024 >= len(p), op, p[i:i+1024])
 		}
-		c.expectEcho(ws.OpBinary, p)
+		c.ExpectEcho(ws.OpBinary, p)
 	})
 	t.Run("one frame over the limit", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
+		c := wstest.Dial(t, addr, "/echo")
 		// Only the header: the server must refuse on the length alone.
-		c.write(frame(true, 0, ws.OpBinary, make([]byte, 256<<10+1), true)[:14])
-		c.expectClose(CloseTooBig)
+		c.Write(wstest.ClientFrame(true, 0, ws.OpBinary, make([]byte, 256<<10+1), true)[:14])
+		c.ExpectClose(CloseTooBig)
 	})
 	t.Run("fragments adding up over the limit", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
+		c := wstest.Dial(t, addr, "/echo")
 		chunk := make([]byte, 64<<10)
-		c.send(false, ws.OpBinary, chunk)
+		c.Send(false, ws.OpBinary, chunk)
 		for i := 0; i < 3; i++ {
-			c.send(false, ws.OpContinuation, chunk)
+			c.Send(false, ws.OpContinuation, chunk)
 		}
-		c.send(true, ws.OpContinuation, []byte{1})
-		c.expectClose(CloseTooBig)
+		c.Send(true, ws.OpContinuation, []byte{1})
+		c.ExpectClose(CloseTooBig)
 	})
 }
 
 // 10: a large message arriving in small TCP segments (Autobahn's
 // auto-fragmentation at 1300 bytes).
 func TestConformance10SmallSegments(t *testing.T) {
-	c := dialRaw(t, conformanceServer(t), "/echo")
+	c := wstest.Dial(t, conformanceServer(t), "/echo")
 	p := bytes.Repeat([]byte("x"), 65536)
-	b := frame(true, 0, ws.OpText, p, true)
+	b := wstest.ClientFrame(true, 0, ws.OpText, p, true)
 	for i := 0; i < len(b); i += 1300 {
-		c.write(b[i:min(i+1300, len(b))])
+		c.Write(b[i:min(i+1300, len(b))])
 		time.Sleep(100 * time.Microsecond)
 	}
-	c.expectEcho(ws.OpText, p)
+	c.ExpectEcho(ws.OpText, p)
 }
 
 // 12-13: permessage-deflate.
@@ -362,69 +364,69 @@ func TestConformance12Deflate(t *testing.T) {
 	addr := conformanceServer(t)
 	ext := "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"
 	t.Run("negotiated without context takeover", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo", ext)
-		got := c.resp.Header.Get("Sec-WebSocket-Extensions")
+		c := wstest.Dial(t, addr, "/echo", ext)
+		got := c.Resp.Header.Get("Sec-WebSocket-Extensions")
 		if !strings.Contains(got, "permessage-deflate") || !strings.Contains(got, "server_no_context_takeover") || !strings.Contains(got, "client_no_context_takeover") {
 			t.Fatalf("Sec-WebSocket-Extensions %q", got)
 		}
 	})
 	t.Run("not offered, not used", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo")
-		if got := c.resp.Header.Get("Sec-WebSocket-Extensions"); got != "" {
+		c := wstest.Dial(t, addr, "/echo")
+		if got := c.Resp.Header.Get("Sec-WebSocket-Extensions"); got != "" {
 			t.Fatalf("extension %q answered without an offer", got)
 		}
 	})
 	t.Run("compressed messages of many sizes", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo", ext)
+		c := wstest.Dial(t, addr, "/echo", ext)
 		for _, n := range []int{0, 16, 64, 125, 126, 4096, 65535, 65536, 200000} {
 			p := bytes.Repeat([]byte("deflate me "), n/11+1)[:n]
-			c.write(frame(true, 4, ws.OpText, deflateForTest(t, p), true))
-			c.expectEcho(ws.OpText, p)
-			c.write(frame(true, 4, ws.OpBinary, deflateForTest(t, p), true))
-			c.expectEcho(ws.OpBinary, p)
+			c.Write(wstest.ClientFrame(true, 4, ws.OpText, wstest.Deflate(t, p), true))
+			c.ExpectEcho(ws.OpText, p)
+			c.Write(wstest.ClientFrame(true, 4, ws.OpBinary, wstest.Deflate(t, p), true))
+			c.ExpectEcho(ws.OpBinary, p)
 		}
 	})
 	t.Run("uncompressed messages still accepted", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo", ext)
-		c.send(true, ws.OpText, []byte("plain"))
-		c.expectEcho(ws.OpText, []byte("plain"))
+		c := wstest.Dial(t, addr, "/echo", ext)
+		c.Send(true, ws.OpText, []byte("plain"))
+		c.ExpectEcho(ws.OpText, []byte("plain"))
 	})
 	t.Run("compressed message in fragments", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo", ext)
+		c := wstest.Dial(t, addr, "/echo", ext)
 		p := []byte(strings.Repeat("fragmented and compressed ", 100))
-		z := deflateForTest(t, p)
-		c.write(frame(false, 4, ws.OpText, z[:10], true))
-		c.write(frame(false, 0, ws.OpContinuation, z[10:20], true))
-		c.write(frame(true, 0, ws.OpContinuation, z[20:], true))
-		c.expectEcho(ws.OpText, p)
+		z := wstest.Deflate(t, p)
+		c.Write(wstest.ClientFrame(false, 4, ws.OpText, z[:10], true))
+		c.Write(wstest.ClientFrame(false, 0, ws.OpContinuation, z[10:20], true))
+		c.Write(wstest.ClientFrame(true, 0, ws.OpContinuation, z[20:], true))
+		c.ExpectEcho(ws.OpText, p)
 	})
 	t.Run("RSV1 on a continuation", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo", ext)
-		z := deflateForTest(t, []byte("abcdefgh"))
-		c.write(frame(false, 4, ws.OpText, z[:2], true))
-		c.write(frame(true, 4, ws.OpContinuation, z[2:], true))
-		c.expectClose(CloseProtocolError)
+		c := wstest.Dial(t, addr, "/echo", ext)
+		z := wstest.Deflate(t, []byte("abcdefgh"))
+		c.Write(wstest.ClientFrame(false, 4, ws.OpText, z[:2], true))
+		c.Write(wstest.ClientFrame(true, 4, ws.OpContinuation, z[2:], true))
+		c.ExpectClose(CloseProtocolError)
 	})
 	t.Run("RSV1 on a control frame", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo", ext)
-		c.write(frame(true, 4, ws.OpPing, nil, true))
-		c.expectClose(CloseProtocolError)
+		c := wstest.Dial(t, addr, "/echo", ext)
+		c.Write(wstest.ClientFrame(true, 4, ws.OpPing, nil, true))
+		c.ExpectClose(CloseProtocolError)
 	})
 	t.Run("zip bomb gets 1009", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo", ext)
-		bomb := deflateForTest(t, make([]byte, 16<<20)) // 16 MiB of zeros in ~16 KiB
-		c.write(frame(true, 4, ws.OpBinary, bomb, true))
-		c.expectClose(CloseTooBig)
+		c := wstest.Dial(t, addr, "/echo", ext)
+		bomb := wstest.Deflate(t, make([]byte, 16<<20)) // 16 MiB of zeros in ~16 KiB
+		c.Write(wstest.ClientFrame(true, 4, ws.OpBinary, bomb, true))
+		c.ExpectClose(CloseTooBig)
 	})
 	t.Run("corrupt deflate data", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo", ext)
-		c.write(frame(true, 4, ws.OpBinary, []byte{0xff, 0xff, 0xff, 0xff}, true))
-		c.expectClose(CloseProtocolError)
+		c := wstest.Dial(t, addr, "/echo", ext)
+		c.Write(wstest.ClientFrame(true, 4, ws.OpBinary, []byte{0xff, 0xff, 0xff, 0xff}, true))
+		c.ExpectClose(CloseProtocolError)
 	})
 	t.Run("compressed text with invalid UTF-8", func(t *testing.T) {
-		c := dialRaw(t, addr, "/echo", ext)
-		c.write(frame(true, 4, ws.OpText, deflateForTest(t, []byte("ok\xff")), true))
-		c.expectClose(CloseInvalidPayload)
+		c := wstest.Dial(t, addr, "/echo", ext)
+		c.Write(wstest.ClientFrame(true, 4, ws.OpText, wstest.Deflate(t, []byte("ok\xff")), true))
+		c.ExpectClose(CloseInvalidPayload)
 	})
 }
 
@@ -462,7 +464,7 @@ func TestConformanceHandshake(t *testing.T) {
 			defer conn.Close()
 			_, _ = conn.Write([]byte(tc.req))
 			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-			resp, err := http.ReadResponse(bufioReader(conn), nil)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 			if err != nil {
 				t.Fatalf("read response: %v", err)
 			}

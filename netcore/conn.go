@@ -11,6 +11,7 @@ import (
 	"github.com/cloudwego/netpoll"
 	"github.com/gobwas/ws"
 	"github.com/sockmon/sockmon/metrics"
+	"github.com/sockmon/sockmon/netcore/wsproto"
 )
 
 // Conn is one client connection. It is created when netpoll accepts the TCP
@@ -61,7 +62,7 @@ type Conn struct {
 	msgOp                   ws.OpCode
 	msgDeflate              bool
 	msgBuf                  []byte
-	utf8                    utf8State
+	utf8                    wsproto.UTF8State
 	kind                    metrics.Kind // what the message being handled is, for the latency histogram
 	clock                   int64        // metrics nanotime at the start of the message being handled
 	limiter                 gcra

@@ -11,6 +11,7 @@ import (
 	"github.com/cloudwego/netpoll"
 	"github.com/gobwas/ws"
 	"github.com/sockmon/sockmon/metrics"
+	"github.com/sockmon/sockmon/netcore/wsproto"
 )
 
 // The read path: netpoll calls onRequest on a pooled goroutine when a
@@ -67,12 +68,12 @@ func (c *Conn) serveHandshake() {
 func (c *Conn) upgrade(head []byte) {
 	s := c.srv
 	var req Request
-	if herr := parseRequest(head, &req); herr != nil {
-		c.refuse(herr)
+	if rerr := wsproto.ParseRequest(head, &req); rerr != nil {
+		c.refuse(badHandshake(rerr))
 		return
 	}
-	if herr := checkUpgrade(&req); herr != nil {
-		c.refuse(herr)
+	if rerr := wsproto.CheckUpgrade(&req); rerr != nil {
+		c.refuse(badHandshake(rerr))
 		return
 	}
 	var h Handler
@@ -109,13 +110,13 @@ func (c *Conn) upgrade(head []byte) {
 	}
 	ext := ""
 	if !s.cfg.DisableCompression {
-		ext = negotiateDeflate(&req)
+		ext = wsproto.NegotiateDeflate(&req)
 	}
 	c.deflate = ext != ""
 	c.handler = h
 	c.userID, c.authenticated, c.ip = id.UserID, id.Authenticated, ip
 	buf := getBuffer()
-	*buf = appendSwitching((*buf)[:0], req.key, ext)
+	*buf = wsproto.AppendSwitching((*buf)[:0], req.Key, ext)
 	w := c.nc.Writer()
 	dst, err := w.Malloc(len(*buf))
 	if err == nil {
@@ -152,7 +153,7 @@ func (c *Conn) refuse(e *HandshakeError) {
 	c.srv.metrics.ConnectionRejected(e.RejectReason)
 	c.readDone = true
 	buf := getBuffer()
-	*buf = appendRefusal((*buf)[:0], e)
+	*buf = wsproto.AppendRefusal((*buf)[:0], e.Status, e.Reason, e.Header)
 	w := c.nc.Writer()
 	if dst, err := w.Malloc(len(*buf)); err == nil {
 		copy(dst, *buf)
@@ -235,11 +236,11 @@ func (c *Conn) readFrame(r netpoll.Reader) error {
 	if err != nil {
 		return err
 	}
-	hl := headerLen(p[0], p[1])
+	hl := wsproto.HeaderLen(p[0], p[1])
 	if p, err = c.peek(r, hl); err != nil {
 		return err
 	}
-	h, _, err := parseHeader(p)
+	h, _, err := wsproto.ParseHeader(p)
 	if err != nil {
 		return closeErr(CloseProtocolError, err.Error())
 	}
@@ -323,7 +324,7 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte) error {
 			c.msgBuf = (*getBuffer())[:0]
 		}
 	}
-	if c.msgOp == ws.OpText && !c.msgDeflate && !c.utf8.feed(payload) {
+	if c.msgOp == ws.OpText && !c.msgDeflate && !c.utf8.Feed(payload) {
 		return closeErr(CloseInvalidPayload, "invalid UTF-8 in text message")
 	}
 	c.msgBuf = append(c.msgBuf, payload...)
@@ -332,7 +333,7 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte) error {
 	}
 	op, deflated, msg := c.msgOp, c.msgDeflate, c.msgBuf
 	c.msgOp, c.msgDeflate = 0, false
-	if op == ws.OpText && !deflated && !c.utf8.done() {
+	if op == ws.OpText && !deflated && !c.utf8.Done() {
 		return closeErr(CloseInvalidPayload, "text message ends inside a UTF-8 sequence")
 	}
 	err := c.dispatch(op, deflated, msg)
@@ -346,10 +347,10 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte) error {
 func (c *Conn) dispatch(op ws.OpCode, deflated bool, msg []byte) error {
 	if deflated {
 		buf := getBuffer()
-		out, err := inflateMessage((*buf)[:0], msg, c.srv.cfg.MaxMessageSize)
+		out, err := wsproto.Inflate((*buf)[:0], msg, c.srv.cfg.MaxMessageSize)
 		*buf = out
 		defer putBuffer(buf)
-		if errors.Is(err, errInflatedTooLarge) {
+		if errors.Is(err, wsproto.ErrInflatedTooLarge) {
 			return closeErr(CloseTooBig, "inflated message over "+strconv.Itoa(c.srv.cfg.MaxMessageSize)+" bytes")
 		}
 		if err != nil {
@@ -395,7 +396,7 @@ func (c *Conn) handleClose(payload []byte) error {
 	code := ws.StatusCode(0)
 	if len(payload) >= 2 {
 		code, _ = ws.ParseCloseFrameDataUnsafe(payload)
-		if !validReceivedCloseCode(code) {
+		if !wsproto.ValidReceivedCloseCode(code) {
 			return closeErr(CloseProtocolError, "invalid close code "+strconv.Itoa(int(code)))
 		}
 		if !utf8.Valid(payload[2:]) {

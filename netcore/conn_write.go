@@ -1,8 +1,7 @@
 package netcore
 
 import (
-	"encoding/binary"
-	"unicode/utf8"
+	"github.com/sockmon/sockmon/netcore/wsproto"
 
 	"github.com/gobwas/ws"
 	"github.com/sockmon/sockmon/metrics"
@@ -84,7 +83,7 @@ func (c *Conn) prepareData(mt MessageType, data []byte) (op ws.OpCode, rsv1 bool
 		return op, false, data, noRelease, nil
 	}
 	buf := getBuffer()
-	out, err := deflateMessage((*buf)[:0], data)
+	out, err := wsproto.Deflate((*buf)[:0], data)
 	if err != nil {
 		putBuffer(buf)
 		return 0, false, nil, nil, err
@@ -98,12 +97,12 @@ func noRelease() {}
 // writeDirect writes a frame into netpoll's buffer; the caller holds the
 // writer token.
 func (c *Conn) writeDirect(op ws.OpCode, rsv1 bool, payload []byte) error {
-	hl := serverHeaderLen(len(payload))
+	hl := wsproto.ServerHeaderLen(len(payload))
 	buf, err := c.nc.Writer().Malloc(hl + len(payload))
 	if err != nil {
 		return err
 	}
-	putHeader(buf, true, rsv1, op, len(payload))
+	wsproto.PutHeader(buf, true, rsv1, op, len(payload))
 	copy(buf[hl:], payload)
 	c.countOut(op, hl+len(payload))
 	return nil
@@ -120,8 +119,8 @@ func (c *Conn) countOut(op ws.OpCode, n int) {
 // writeQueued writes a frame through the token protocol. capped says
 // whether the frame counts against the outbound cap (close frames do not).
 func (c *Conn) writeQueued(op ws.OpCode, rsv1 bool, payload []byte, capped bool) error {
-	var hdr [maxServerHeaderSize]byte
-	hl := putHeader(hdr[:], true, rsv1, op, len(payload))
+	var hdr [wsproto.MaxServerHeaderSize]byte
+	hl := wsproto.PutHeader(hdr[:], true, rsv1, op, len(payload))
 	return c.enqueue(hdr[:hl], payload, op, capped)
 }
 
@@ -295,9 +294,8 @@ func (c *Conn) sendClose(code ws.StatusCode, reason string, closeAfter, fromRead
 	c.closeCode.Store(uint32(code))
 	c.closeReason.Store(&reason)
 	c.closeBy.Store(c.srv.now() + int64(c.srv.cfg.CloseTimeout))
-	var body [2 + maxCloseReason]byte
-	binary.BigEndian.PutUint16(body[:2], uint16(code))
-	n := 2 + copy(body[2:], truncateReason(reason))
+	var body [2 + wsproto.MaxCloseReason]byte
+	n := len(wsproto.AppendClosePayload(body[:0], code, reason))
 	if closeAfter {
 		c.wmu.Lock()
 		c.closeAfterFlush = true
@@ -320,20 +318,4 @@ func (c *Conn) closeSocketAfterFlush() {
 	if !busy {
 		_ = c.nc.Close()
 	}
-}
-
-// maxCloseReason is the room for a reason in a close frame (125 - 2).
-const maxCloseReason = 123
-
-// truncateReason cuts reason to fit a close frame without splitting a
-// UTF-8 sequence.
-func truncateReason(s string) string {
-	if len(s) <= maxCloseReason {
-		return s
-	}
-	s = s[:maxCloseReason]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 // Shutdown flips readiness at once, refuses new upgrades with 503 during the
@@ -46,7 +47,7 @@ func TestShutdownDrainsWith1001(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(context.Background()) }()
-	waitFor(t, "readiness to flip", func() bool { return !srv.Ready() })
+	wstest.WaitFor(t, "readiness to flip", func() bool { return !srv.Ready() })
 	_, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+"/echo", nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("upgrade while draining: err %v, resp %+v; want 503 with Retry-After", err, resp)
@@ -75,8 +76,8 @@ func TestShutdownDrainsWith1001(t *testing.T) {
 // past its deadline: the socket is dropped.
 func TestShutdownDropsClientsThatDoNotAnswer(t *testing.T) {
 	srv, addr := testServer(t, Config{EchoPath: "/echo", ShutdownTimeout: time.Second, CloseTimeout: 10 * time.Second})
-	dialRaw(t, addr, "/echo") // never reads, never answers
-	waitFor(t, "the upgrade", func() bool { return srv.Stats().Open == 1 })
+	wstest.Dial(t, addr, "/echo") // never reads, never answers
+	wstest.WaitFor(t, "the upgrade", func() bool { return srv.Stats().Open == 1 })
 	start := time.Now()
 	err := srv.Shutdown(context.Background())
 	if err == nil {

@@ -142,7 +142,7 @@ func (s *scanner) str() (start, end int, err error) {
 					return 0, 0, errBadJSON
 				}
 				for _, h := range s.p[s.i+1 : s.i+5] {
-					if _, ok := unhex(h); !ok {
+					if !isHex(h) {
 						return 0, 0, errBadJSON
 					}
 				}
@@ -293,4 +293,8 @@ func (s *scanner) number() error {
 		}
 	}
 	return nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/sockmon/sockmon/metrics"
+	"github.com/sockmon/sockmon/netcore/wsproto"
 )
 
 // Close codes sockmon sends (DESIGN.md, CONVENTIONS.md C9). Codes 1005, 1006
@@ -58,8 +59,9 @@ func (e *HandshakeError) Error() string {
 	return fmt.Sprintf("netcore: handshake refused with %d %s: %s", e.Status, http.StatusText(e.Status), e.Reason)
 }
 
-func badRequest(reason string) *HandshakeError {
-	return &HandshakeError{Status: http.StatusBadRequest, Reason: reason, RejectReason: metrics.RejectHandshake}
+// badHandshake is the refusal of a request that is not a valid upgrade.
+func badHandshake(e *wsproto.RequestError) *HandshakeError {
+	return &HandshakeError{Status: e.Status, Reason: e.Reason, Header: e.Header, RejectReason: metrics.RejectHandshake}
 }
 
 // Sentinel errors.
@@ -73,8 +75,4 @@ var (
 	ErrSlowConsumer = errors.New("netcore: outbound queue over its cap (slow consumer)")
 	// ErrMessageTooLarge is returned by writes of a message over MaxMessageSize.
 	ErrMessageTooLarge = errors.New("netcore: message larger than the configured maximum")
-
-	errShortHeader      = errors.New("netcore: short frame header")
-	errNonMinimalLength = errors.New("netcore: payload length not minimally encoded")
-	errLengthTooLarge   = errors.New("netcore: payload length has the most significant bit set")
 )

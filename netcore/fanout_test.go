@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 // The room fan-out benchmark: one publish to a room of 10,000 members. The
@@ -38,7 +39,7 @@ func TestMain(m *testing.M) {
 func fanoutClient(spec string) int {
 	addr, n, _ := strings.Cut(spec, " ")
 	members, _ := strconv.Atoi(n)
-	join := frame(true, 0, ws.OpText, []byte(`{"type":"join","room":"bench"}`), true)
+	join := wstest.ClientFrame(true, 0, ws.OpText, []byte(`{"type":"join","room":"bench"}`), true)
 	var received atomic.Int64
 	var wg sync.WaitGroup
 	for i := 0; i < members; i++ {
@@ -108,7 +109,7 @@ func BenchmarkRoomFanout(b *testing.B) {
 		}
 	}
 	expect("ready")
-	waitFor(b, "every member in the room", func() bool {
+	wstest.WaitFor(b, "every member in the room", func() bool {
 		rooms := srv.Rooms()
 		return len(rooms) == 1 && rooms[0].Members == members
 	})

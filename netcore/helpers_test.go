@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cloudwego/netpoll"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 // testServer starts a server on 127.0.0.1:0 with cfg and stops it when the
@@ -48,20 +49,8 @@ func testServer(t testing.TB, cfg Config) (*Server, string) {
 			t.Errorf("Serve did not return after Shutdown")
 		}
 	})
-	waitFor(t, "server ready", srv.Ready)
+	wstest.WaitFor(t, "server ready", srv.Ready)
 	return srv, ln.Addr().(*net.TCPAddr).String()
-}
-
-// waitFor polls cond until it holds or 10 seconds pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -80,6 +69,6 @@ func serveTest(t testing.TB, srv *Server) string {
 		_ = srv.Shutdown(context.Background())
 		<-errc
 	})
-	waitFor(t, "server ready", srv.Ready)
+	wstest.WaitFor(t, "server ready", srv.Ready)
 	return ln.Addr().String()
 }

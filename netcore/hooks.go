@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/sockmon/sockmon/netcore/wsproto"
 )
 
 // Typed hooks (centrifuge's events.go style). Register them before Serve;
@@ -22,6 +23,9 @@ const (
 	InitiatorClient Initiator = "client"
 	InitiatorServer Initiator = "server"
 )
+
+// Request is the upgrade request as parsed by wsproto.ParseRequest.
+type Request = wsproto.Request
 
 // ConnectEvent is a completed upgrade.
 type ConnectEvent struct {

@@ -10,20 +10,21 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gorilla/websocket"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 func TestMaxConns(t *testing.T) {
 	srv, addr := testServer(t, Config{EchoPath: "/echo", MaxConns: 2})
-	a := dialRaw(t, addr, "/echo")
-	dialRaw(t, addr, "/echo")
-	_, resp := dialRawResp(t, addr, "/echo")
+	a := wstest.Dial(t, addr, "/echo")
+	wstest.Dial(t, addr, "/echo")
+	_, resp := wstest.DialResp(t, addr, "/echo")
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("third connection: status %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	a.send(true, ws.OpClose, nil)
-	a.expectClose(CloseNormal)
-	waitFor(t, "a slot to free up", func() bool { return srv.Stats().Open < 2 })
-	dialRaw(t, addr, "/echo")
+	a.Send(true, ws.OpClose, nil)
+	a.ExpectClose(CloseNormal)
+	wstest.WaitFor(t, "a slot to free up", func() bool { return srv.Stats().Open < 2 })
+	wstest.Dial(t, addr, "/echo")
 }
 
 // A client that sends half a handshake and stalls (slowloris) is dropped at
@@ -55,18 +56,18 @@ func TestHandshakeTimeout(t *testing.T) {
 func TestPingAndIdleTimeout(t *testing.T) {
 	_, addr := testServer(t, Config{EchoPath: "/echo", PingInterval: 50 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
 
-	silent := dialRaw(t, addr, "/echo")
+	silent := wstest.Dial(t, addr, "/echo")
 	pings := 0
 	for {
-		f := silent.next()
-		if f.h.OpCode == ws.OpPing {
+		f := silent.Next()
+		if f.Header.OpCode == ws.OpPing {
 			pings++
 			continue
 		}
-		if f.h.OpCode != ws.OpClose {
-			t.Fatalf("silent client got op %d", f.h.OpCode)
+		if f.Header.OpCode != ws.OpClose {
+			t.Fatalf("silent client got op %d", f.Header.OpCode)
 		}
-		if code, reason := ws.ParseCloseFrameData(f.payload); code != CloseNormal || reason != "idle timeout" {
+		if code, reason := ws.ParseCloseFrameData(f.Payload); code != CloseNormal || reason != "idle timeout" {
 			t.Fatalf("silent client closed with %d %q", code, reason)
 		}
 		break
@@ -93,8 +94,8 @@ func TestPingAndIdleTimeout(t *testing.T) {
 // cap; writes to it never block the writer.
 func TestSlowConsumer(t *testing.T) {
 	srv, addr := testServer(t, Config{EchoPath: "/echo", WriteQueueBytes: 256 << 10, WriteTimeout: 30 * time.Second})
-	slow := dialRaw(t, addr, "/echo")
-	waitFor(t, "the connection to register", func() bool { return len(srv.Conns()) == 1 })
+	slow := wstest.Dial(t, addr, "/echo")
+	wstest.WaitFor(t, "the connection to register", func() bool { return len(srv.Conns()) == 1 })
 	c := srv.Conn(srv.Conns()[0].ID)
 	msg := bytes.Repeat([]byte("z"), 16<<10)
 	var err error
@@ -115,12 +116,12 @@ func TestSlowConsumer(t *testing.T) {
 	}
 	// The peer reads on: whatever was in flight, then the 1008 close frame.
 	for {
-		f, err := slow.tryNext(5 * time.Second)
+		f, err := slow.TryNext(5 * time.Second)
 		if err != nil {
 			t.Fatalf("reading the backlog: %v", err)
 		}
-		if f.h.OpCode == ws.OpClose {
-			if code, _ := ws.ParseCloseFrameData(f.payload); code != ClosePolicy {
+		if f.Header.OpCode == ws.OpClose {
+			if code, _ := ws.ParseCloseFrameData(f.Payload); code != ClosePolicy {
 				t.Fatalf("close code %d, want 1008", code)
 			}
 			break

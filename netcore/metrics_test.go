@@ -20,7 +20,7 @@ func TestMessagesAreRecorded(t *testing.T) {
 		`{"type":"echo","data":1}`, `{"type":"echo","data":2}`, `{"type":"ping"}`,
 		`{"type":"join","room":"a"}`, `{"type":"publish","room":"a","data":0}`, `{"type":"leave","room":"a"}`, `nonsense`,
 	} {
-		c.send(m)
+		c.Send(m)
 		c.recv()
 		if strings.Contains(m, "publish") {
 			c.recv() // the publisher is a member: its own message

@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 // Tests of the client protocol with a real client library (gorilla).
@@ -50,7 +51,7 @@ func dialStatus(t *testing.T, url string, hdr http.Header) (int, http.Header) {
 	return resp.StatusCode, resp.Header
 }
 
-func (w *wsClient) send(msg string) {
+func (w *wsClient) Send(msg string) {
 	w.t.Helper()
 	if err := w.c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
 		w.t.Fatalf("send %s: %v", msg, err)
@@ -78,12 +79,12 @@ func (w *wsClient) recv() map[string]any {
 // roundTrip sends msg and returns the reply.
 func (w *wsClient) roundTrip(msg string) map[string]any {
 	w.t.Helper()
-	w.send(msg)
+	w.Send(msg)
 	return w.recv()
 }
 
-// expectClose reads until the server closes and returns the close error.
-func (w *wsClient) expectClose() *websocket.CloseError {
+// ExpectClose reads until the server closes and returns the close error.
+func (w *wsClient) ExpectClose() *websocket.CloseError {
 	w.t.Helper()
 	_ = w.c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
@@ -157,7 +158,7 @@ func TestPublishFanOut(t *testing.T) {
 	}
 	outsider := dialWS(t, "ws://"+addr+"/ws", nil)
 	pub := clients[0]
-	pub.send(`{"type":"publish","id":"p1","room":"news","data":{"headline":"sockmon ships"}}`)
+	pub.Send(`{"type":"publish","id":"p1","room":"news","data":{"headline":"sockmon ships"}}`)
 	// The publisher gets its ack and, as a member, the message too.
 	var gotAck bool
 	for i := 0; i < 2; i++ {
@@ -188,7 +189,7 @@ func TestPublishFanOut(t *testing.T) {
 			c.c.Close()
 		}
 	}
-	waitFor(t, "the room to disappear", func() bool { return len(srv.Rooms()) == 0 })
+	wstest.WaitFor(t, "the room to disappear", func() bool { return len(srv.Rooms()) == 0 })
 }
 
 // token signs claims with secret (HS256 unless method says otherwise).
@@ -211,7 +212,7 @@ func TestClientAuth(t *testing.T) {
 	t.Run("valid token in the query", func(t *testing.T) {
 		c := dialWS(t, url+"?token="+valid, nil)
 		c.roundTrip(`{"type":"join","room":"r"}`)
-		c.send(`{"type":"publish","room":"r","data":1}`)
+		c.Send(`{"type":"publish","room":"r","data":1}`)
 		for i := 0; i < 2; i++ {
 			if m := c.recv(); m["type"] == "message" && m["from"] != "alice" {
 				t.Fatalf("from %v, want alice", m["from"])
@@ -274,9 +275,9 @@ func TestMessageRateLimitAndBan(t *testing.T) {
 		t.Fatalf("over the rate: %v, want rate_limited with retryAfterMs", m)
 	}
 	for i := 0; i < 3; i++ {
-		c.send(`{"type":"ping"}`)
+		c.Send(`{"type":"ping"}`)
 	}
-	if ce := c.expectClose(); ce.Code != 1008 {
+	if ce := c.ExpectClose(); ce.Code != 1008 {
 		t.Fatalf("close %d %q, want 1008", ce.Code, ce.Text)
 	}
 	status, hdr := dialStatus(t, url, nil)
@@ -391,8 +392,8 @@ func TestGarbageIsEventuallyClosed(t *testing.T) {
 			t.Fatalf("garbage %d: %v", i, m)
 		}
 	}
-	c.send(`garbage`)
-	if ce := c.expectClose(); ce.Code != 1008 {
+	c.Send(`garbage`)
+	if ce := c.ExpectClose(); ce.Code != 1008 {
 		t.Fatalf("close %d, want 1008", ce.Code)
 	}
 }
@@ -420,11 +421,11 @@ func TestHooksOrderAndArguments(t *testing.T) {
 	c.roundTrip(`{"type":"ping"}`)
 	c.roundTrip(`{"type":"nope"}`)
 	srv.DisconnectSocket(srv.Conns()[0].ID, "kicked by test")
-	if ce := c.expectClose(); ce.Code != 4000 || ce.Text != "kicked by test" {
+	if ce := c.ExpectClose(); ce.Code != 4000 || ce.Text != "kicked by test" {
 		t.Fatalf("close %d %q, want 4000 kicked by test", ce.Code, ce.Text)
 	}
 	c.c.Close()
-	waitFor(t, "the disconnect hook", func() bool {
+	wstest.WaitFor(t, "the disconnect hook", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(events) > 0 && strings.HasPrefix(events[len(events)-1], "disconnect")

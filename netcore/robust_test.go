@@ -13,6 +13,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gorilla/websocket"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 // Bad input never affects other clients: a well-behaved client keeps
@@ -85,7 +86,7 @@ func TestMisbehavingClientsDoNotAffectOthers(t *testing.T) {
 		if c == nil {
 			return
 		}
-		_, _ = c.Write(frame(true, 0, ws.OpBinary, make([]byte, 1000), true)[:50])
+		_, _ = c.Write(wstest.ClientFrame(true, 0, ws.OpBinary, make([]byte, 1000), true)[:50])
 		hold(c)
 	})
 	bad("half a handshake", 10, func(i int) {
@@ -101,7 +102,7 @@ func TestMisbehavingClientsDoNotAffectOthers(t *testing.T) {
 		if c == nil {
 			return
 		}
-		f := frame(true, 0, ws.OpBinary, bytes.Repeat([]byte("f"), 8192), true)
+		f := wstest.ClientFrame(true, 0, ws.OpBinary, bytes.Repeat([]byte("f"), 8192), true)
 		for j := 0; j < 2000 && ctx.Err() == nil; j++ {
 			_ = c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
 			if _, err := c.Write(f); err != nil {
@@ -115,7 +116,7 @@ func TestMisbehavingClientsDoNotAffectOthers(t *testing.T) {
 		if c == nil {
 			return
 		}
-		_, _ = c.Write(frame(true, 0, ws.OpText, []byte(strings.Repeat("x", 5000)), true)[:2000])
+		_, _ = c.Write(wstest.ClientFrame(true, 0, ws.OpText, []byte(strings.Repeat("x", 5000)), true)[:2000])
 		_ = c.(*net.TCPConn).SetLinger(0)
 		c.Close()
 	})
@@ -176,7 +177,7 @@ func TestNoGoroutineLeakAfterShutdown(t *testing.T) {
 	if err := srv.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "netcore goroutines to exit", func() bool {
+	wstest.WaitFor(t, "netcore goroutines to exit", func() bool {
 		buf := make([]byte, 1<<20)
 		n := runtime.Stack(buf, true)
 		// Idle runner workers are process-wide and exit on their own; no
@@ -200,9 +201,9 @@ func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
 	before := settle()
 	const n = 300
 	for i := 0; i < n; i++ {
-		dialRaw(t, addr, "/echo")
+		wstest.Dial(t, addr, "/echo")
 	}
-	waitFor(t, "all upgrades", func() bool { return srv.Stats().Open == n })
+	wstest.WaitFor(t, "all upgrades", func() bool { return srv.Stats().Open == n })
 	if grew := settle() - before; grew > 10 {
 		t.Fatalf("%d idle connections added %d goroutines", n, grew)
 	}
@@ -210,7 +211,7 @@ func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
 
 func TestHeartbeat(t *testing.T) {
 	srv, _ := testServer(t, Config{EchoPath: "/echo"})
-	waitFor(t, "a heartbeat", func() bool { return !srv.LastHeartbeat().IsZero() })
+	wstest.WaitFor(t, "a heartbeat", func() bool { return !srv.LastHeartbeat().IsZero() })
 	first := srv.LastHeartbeat()
-	waitFor(t, "the next heartbeat", func() bool { return srv.LastHeartbeat().After(first) })
+	wstest.WaitFor(t, "the next heartbeat", func() bool { return srv.LastHeartbeat().After(first) })
 }

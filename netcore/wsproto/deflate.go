@@ -1,4 +1,4 @@
-package netcore
+package wsproto
 
 import (
 	"bytes"
@@ -27,8 +27,8 @@ var flateWriters = sync.Pool{New: func() any {
 	return w
 }}
 
-// deflateMessage appends the compressed form of p to dst.
-func deflateMessage(dst, p []byte) ([]byte, error) {
+// Deflate appends the compressed form of p to dst.
+func Deflate(dst, p []byte) ([]byte, error) {
 	buf := bytes.NewBuffer(dst)
 	w := flateWriters.Get().(*flate.Writer)
 	defer flateWriters.Put(w)
@@ -41,7 +41,7 @@ func deflateMessage(dst, p []byte) ([]byte, error) {
 	}
 	out := buf.Bytes()
 	if !bytes.HasSuffix(out, deflateTail) {
-		return dst, errors.New("netcore: deflate flush did not end with an empty stored block")
+		return dst, errors.New("wsproto: deflate flush did not end with an empty stored block")
 	}
 	return out[:len(out)-len(deflateTail)], nil
 }
@@ -87,13 +87,15 @@ func (m *multiReader) ReadByte() (byte, error) {
 
 var inflaters = sync.Pool{New: func() any { return new(inflater) }}
 
-// errInflatedTooLarge reports a message that inflates past the limit (a zip
-// bomb, or just a large message): close 1009.
-var errInflatedTooLarge = errors.New("netcore: inflated message over the size limit")
+// ErrInflatedTooLarge reports a message that inflates past the limit (a zip
+// bomb, or just a large message): the engine closes with 1009.
+var ErrInflatedTooLarge = errors.New("wsproto: inflated message over the size limit")
 
-// inflateMessage appends the decompressed form of p to dst, reading at most
-// limit bytes of output.
-func inflateMessage(dst, p []byte, limit int) ([]byte, error) {
+// Inflate appends the decompressed form of p (one message's payload, the
+// sync-flush tail stripped as RFC 7692 section 7.2.2 sends it) to dst,
+// producing at most limit bytes of output: past that it stops with
+// ErrInflatedTooLarge, so a deflate bomb costs no more than limit.
+func Inflate(dst, p []byte, limit int) ([]byte, error) {
 	f := inflaters.Get().(*inflater)
 	defer inflaters.Put(f)
 	f.mr = multiReader{parts: [3][]byte{p, deflateTail, deflateFinal}}
@@ -114,7 +116,7 @@ func inflateMessage(dst, p []byte, limit int) ([]byte, error) {
 		n, err := f.r.Read(room)
 		dst = dst[:len(dst)+n]
 		if len(dst)-start > limit {
-			return dst, errInflatedTooLarge
+			return dst, ErrInflatedTooLarge
 		}
 		if err == io.EOF {
 			return dst, nil
@@ -123,37 +125,4 @@ func inflateMessage(dst, p []byte, limit int) ([]byte, error) {
 			return dst, err
 		}
 	}
-}
-
-// Buffer pools. A buffer grown past maxPooled is left to the GC so that one
-// large message does not pin memory forever.
-const maxPooled = 64 << 10
-
-var bufferPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-func getBuffer() *[]byte { return bufferPool.Get().(*[]byte) }
-
-func putBuffer(b *[]byte) {
-	if cap(*b) > maxPooled {
-		return
-	}
-	*b = (*b)[:0]
-	bufferPool.Put(b)
-}
-
-var pendingPool sync.Pool
-
-func getPending() []byte {
-	if b, ok := pendingPool.Get().(*[]byte); ok {
-		return (*b)[:0]
-	}
-	return make([]byte, 0, 4096)
-}
-
-func putPending(p []byte) {
-	if cap(p) > maxPooled {
-		return
-	}
-	p = p[:0]
-	pendingPool.Put(&p)
 }

@@ -1,19 +1,19 @@
-package netcore
+package wsproto
 
 import "unicode/utf8"
 
-// utf8State validates UTF-8 incrementally across the fragments of a text
+// UTF8State validates UTF-8 incrementally across the fragments of a text
 // message, so that an invalid sequence is caught in the fragment that carries
 // it (fail fast) and a code point split between fragments is still accepted.
 // The zero value is ready for the first fragment.
-type utf8State struct {
+type UTF8State struct {
 	tail  [utf8.UTFMax]byte // bytes of an incomplete code point carried over
 	ntail int
 }
 
-// feed validates p as the continuation of what was fed before. It reports
+// Feed validates p as the continuation of what was fed before. It reports
 // false as soon as the bytes cannot be the start of valid UTF-8.
-func (s *utf8State) feed(p []byte) bool {
+func (s *UTF8State) Feed(p []byte) bool {
 	if s.ntail > 0 {
 		// Complete the carried code point with bytes from p.
 		need := seqLen(s.tail[0]) - s.ntail
@@ -51,9 +51,9 @@ func (s *utf8State) feed(p []byte) bool {
 	return true
 }
 
-// done reports whether the message ended on a code point boundary, and
+// Done reports whether the message ended on a code point boundary, and
 // resets the state for the next message.
-func (s *utf8State) done() bool {
+func (s *UTF8State) Done() bool {
 	ok := s.ntail == 0
 	s.ntail = 0
 	return ok

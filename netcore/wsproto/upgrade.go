@@ -1,4 +1,4 @@
-package netcore
+package wsproto
 
 import (
 	"bytes"
@@ -10,12 +10,27 @@ import (
 
 	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws/wsflate"
-	"github.com/sockmon/sockmon/metrics"
 )
 
 // The opening handshake (RFC 6455 section 4.2), parsed from the raw header
-// block that the connection peeked out of netpoll's buffer. The parser works
-// on a byte slice, knows nothing of sockets and is fuzzed on its own.
+// block that the engine peeked out of netpoll's buffer. The parser works on a
+// byte slice, knows nothing of sockets and is fuzzed on its own.
+
+// RequestError refuses an upgrade request with an HTTP status. Header lines
+// are added to the response (Allow on 405, Sec-WebSocket-Version on 426).
+type RequestError struct {
+	Status int
+	Reason string
+	Header [][2]string
+}
+
+func (e *RequestError) Error() string {
+	return "wsproto: " + strconv.Itoa(e.Status) + " " + http.StatusText(e.Status) + ": " + e.Reason
+}
+
+func badRequest(reason string) *RequestError {
+	return &RequestError{Status: http.StatusBadRequest, Reason: reason}
+}
 
 // Request is the part of an upgrade request that sockmon looks at. It is
 // built once per connection and may be kept by hooks.
@@ -30,13 +45,19 @@ type Request struct {
 	// UserAgent is kept for the connection listing.
 	UserAgent string
 
-	key        string
-	version    string
-	upgrade    bool // Upgrade: websocket
-	connUpg    bool // Connection: upgrade
-	extensions []string
 	// XForwardedFor is the raw X-Forwarded-For header, if any.
 	XForwardedFor string
+
+	// Key is Sec-WebSocket-Key, Version Sec-WebSocket-Version (repeated
+	// headers joined with ", "), Extensions every Sec-WebSocket-Extensions
+	// value in order.
+	Key        string
+	Version    string
+	Extensions []string
+	// UpgradeWebSocket and ConnectionUpgrade report the Upgrade: websocket
+	// and Connection: upgrade tokens.
+	UpgradeWebSocket  bool
+	ConnectionUpgrade bool
 }
 
 // Query returns the first value of the query parameter name, unescaped.
@@ -97,9 +118,10 @@ func unhex(c byte) (byte, bool) {
 
 var errBadEscape = badRequest("bad percent-escape in the query")
 
-// parseRequest parses an HTTP/1.1 request head ending in an empty line.
-// It reports a *HandshakeError naming what is wrong.
-func parseRequest(head []byte, req *Request) *HandshakeError {
+// ParseRequest parses an HTTP/1.1 request head ending in an empty line into
+// req. It reports a *RequestError (always a 4xx) naming what is wrong. The
+// strings of req are copies: head may be reused afterwards.
+func ParseRequest(head []byte, req *Request) *RequestError {
 	line, rest, ok := cutLine(head)
 	if !ok {
 		return badRequest("request line not terminated")
@@ -147,19 +169,19 @@ func parseRequest(head []byte, req *Request) *HandshakeError {
 			}
 			req.Host = value
 		case asciiEqualFold(name, "upgrade"):
-			req.upgrade = req.upgrade || hasToken(value, "websocket")
+			req.UpgradeWebSocket = req.UpgradeWebSocket || hasToken(value, "websocket")
 		case asciiEqualFold(name, "connection"):
-			req.connUpg = req.connUpg || hasToken(value, "upgrade")
+			req.ConnectionUpgrade = req.ConnectionUpgrade || hasToken(value, "upgrade")
 		case asciiEqualFold(name, "sec-websocket-key"):
 			keys++
-			req.key = value
+			req.Key = value
 		case asciiEqualFold(name, "sec-websocket-version"):
-			if req.version != "" {
-				req.version += ", "
+			if req.Version != "" {
+				req.Version += ", "
 			}
-			req.version += value
+			req.Version += value
 		case asciiEqualFold(name, "sec-websocket-extensions"):
-			req.extensions = append(req.extensions, value)
+			req.Extensions = append(req.Extensions, value)
 		case asciiEqualFold(name, "origin"):
 			req.Origin = value
 		case asciiEqualFold(name, "authorization"):
@@ -179,43 +201,45 @@ func parseRequest(head []byte, req *Request) *HandshakeError {
 	return nil
 }
 
-// checkUpgrade validates the WebSocket-specific part of a parsed request.
-func checkUpgrade(req *Request) *HandshakeError {
+// CheckUpgrade validates the WebSocket-specific part of a parsed request:
+// 405 for a method other than GET, 426 for a missing Upgrade or a version
+// other than 13, 400 for the rest.
+func CheckUpgrade(req *Request) *RequestError {
 	if req.Method != http.MethodGet {
-		return &HandshakeError{Status: http.StatusMethodNotAllowed, Reason: "the upgrade must be a GET, got " + req.Method,
-			Header: [][2]string{{"Allow", "GET"}}, RejectReason: metrics.RejectHandshake}
+		return &RequestError{Status: http.StatusMethodNotAllowed, Reason: "the upgrade must be a GET, got " + req.Method,
+			Header: [][2]string{{"Allow", "GET"}}}
 	}
 	if req.Host == "" {
 		return badRequest("missing Host header")
 	}
-	if !req.upgrade {
-		return &HandshakeError{Status: http.StatusUpgradeRequired, Reason: "this endpoint speaks WebSocket only: missing 'Upgrade: websocket'",
-			Header: [][2]string{{"Upgrade", "websocket"}, {"Sec-WebSocket-Version", "13"}}, RejectReason: metrics.RejectHandshake}
+	if !req.UpgradeWebSocket {
+		return &RequestError{Status: http.StatusUpgradeRequired, Reason: "this endpoint speaks WebSocket only: missing 'Upgrade: websocket'",
+			Header: [][2]string{{"Upgrade", "websocket"}, {"Sec-WebSocket-Version", "13"}}}
 	}
-	if !req.connUpg {
+	if !req.ConnectionUpgrade {
 		return badRequest("missing 'upgrade' token in the Connection header")
 	}
-	if req.version != "13" {
-		return &HandshakeError{Status: http.StatusUpgradeRequired, Reason: "unsupported Sec-WebSocket-Version " + strconv.Quote(req.version) + ", want 13",
-			Header: [][2]string{{"Sec-WebSocket-Version", "13"}}, RejectReason: metrics.RejectHandshake}
+	if req.Version != "13" {
+		return &RequestError{Status: http.StatusUpgradeRequired, Reason: "unsupported Sec-WebSocket-Version " + strconv.Quote(req.Version) + ", want 13",
+			Header: [][2]string{{"Sec-WebSocket-Version", "13"}}}
 	}
-	if req.key == "" {
+	if req.Key == "" {
 		return badRequest("missing Sec-WebSocket-Key")
 	}
-	if k, err := base64.StdEncoding.DecodeString(req.key); err != nil || len(k) != 16 {
+	if k, err := base64.StdEncoding.DecodeString(req.Key); err != nil || len(k) != 16 {
 		return badRequest("Sec-WebSocket-Key must be 16 bytes in base64")
 	}
 	return nil
 }
 
-// negotiateDeflate returns the Sec-WebSocket-Extensions value to answer
+// NegotiateDeflate returns the Sec-WebSocket-Extensions value to answer
 // with ("" when compression is not used).
-func negotiateDeflate(req *Request) string {
+func NegotiateDeflate(req *Request) string {
 	ext := wsflate.Extension{Parameters: wsflate.Parameters{
 		ServerNoContextTakeover: true,
 		ClientNoContextTakeover: true,
 	}}
-	for _, h := range req.extensions {
+	for _, h := range req.Extensions {
 		opts, ok := httphead.ParseOptions([]byte(h), nil)
 		if !ok {
 			continue
@@ -236,18 +260,19 @@ func negotiateDeflate(req *Request) string {
 	return ""
 }
 
-// acceptKey computes Sec-WebSocket-Accept for a client key.
-func acceptKey(key string) string {
+// AcceptKey computes Sec-WebSocket-Accept for a client key.
+func AcceptKey(key string) string {
 	h := sha1.New()
 	h.Write([]byte(key))
 	h.Write([]byte("258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	return base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
-// appendSwitching appends the 101 response.
-func appendSwitching(dst []byte, key, extensions string) []byte {
+// AppendSwitching appends the 101 response to a client key, with the
+// negotiated extensions when not empty.
+func AppendSwitching(dst []byte, key, extensions string) []byte {
 	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	dst = append(dst, acceptKey(key)...)
+	dst = append(dst, AcceptKey(key)...)
 	dst = append(dst, "\r\n"...)
 	if extensions != "" {
 		dst = append(dst, "Sec-WebSocket-Extensions: "...)
@@ -257,18 +282,18 @@ func appendSwitching(dst []byte, key, extensions string) []byte {
 	return append(dst, "\r\n"...)
 }
 
-// appendRefusal appends a complete HTTP error response that closes the
-// connection, with a one-line plain-text body.
-func appendRefusal(dst []byte, e *HandshakeError) []byte {
-	body := e.Reason + "\n"
+// AppendRefusal appends a complete HTTP error response that closes the
+// connection, with reason as a one-line plain-text body.
+func AppendRefusal(dst []byte, status int, reason string, header [][2]string) []byte {
+	body := reason + "\n"
 	dst = append(dst, "HTTP/1.1 "...)
-	dst = strconv.AppendInt(dst, int64(e.Status), 10)
+	dst = strconv.AppendInt(dst, int64(status), 10)
 	dst = append(dst, ' ')
-	dst = append(dst, http.StatusText(e.Status)...)
+	dst = append(dst, http.StatusText(status)...)
 	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
 	dst = append(dst, "\r\n"...)
-	for _, h := range e.Header {
+	for _, h := range header {
 		dst = append(dst, h[0]...)
 		dst = append(dst, ": "...)
 		dst = append(dst, h[1]...)
