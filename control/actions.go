@@ -13,6 +13,7 @@ import (
 
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/protocol"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -321,16 +322,15 @@ func (s *Server) doSetRateLimit(o *op, data json.RawMessage) (any, *Error) {
 		}
 		windowMs = *r.WindowMs
 	}
-	rl := netcore.RateLimit{UserID: r.UserID, SocketID: socketID, Limit: *r.Limit, Window: time.Duration(windowMs) * time.Millisecond}
+	rl := protocol.RateLimit{UserID: r.UserID, SocketID: socketID, Limit: *r.Limit, Window: time.Duration(windowMs) * time.Millisecond}
 	view := RateLimitView{UserID: r.UserID, SocketID: socketID, Limit: rl.Limit, WindowMs: windowMs, Removed: rl.Limit == 0}
 
 	s.cmdMu.Lock()
 	defer s.cmdMu.Unlock()
 	if socketID != 0 {
-		if s.engine.Conn(socketID) == nil {
+		if err := s.proto.SetRateLimit(rl); errors.Is(err, protocol.ErrNoSuchSocket) {
 			return nil, notFound("socket %d is not connected", socketID)
-		}
-		if err := s.engine.SetRateLimit(rl); err != nil {
+		} else if err != nil {
 			return nil, invalidField("data", "%v", err)
 		}
 		return view, nil
@@ -339,9 +339,9 @@ func (s *Server) doSetRateLimit(o *op, data json.RawMessage) (any, *Error) {
 	if e := o.commit(func(tx *bolt.Tx) error { return putRateLimit(tx, over) }); e != nil {
 		return nil, e
 	}
-	// Validated above as netcore validates it; an error here would be a
-	// netcore contract change, and the store already holds the override.
-	if err := s.engine.SetRateLimit(rl); err != nil {
+	// Validated above as the protocol validates it; an error here would be
+	// a contract change, and the store already holds the override.
+	if err := s.proto.SetRateLimit(rl); err != nil {
 		s.log.Error("engine refused a stored rate limit", "userId", r.UserID, "err", err)
 	}
 	view.Persisted = true
@@ -365,8 +365,8 @@ type ConnectionsRequest struct {
 
 // query checks r and turns it into a netcore query; prefix is the field
 // path of r.
-func (r *ConnectionsRequest) query(prefix string) (netcore.ConnQuery, *Error) {
-	q := netcore.ConnQuery{UserID: r.UserID, Authenticated: r.Authenticated, Room: r.Room, RemotePrefix: r.RemoteAddress, SortBy: r.SortBy, Limit: 100, Offset: r.Offset}
+func (r *ConnectionsRequest) query(prefix string) (protocol.ConnQuery, *Error) {
+	q := protocol.ConnQuery{ConnQuery: netcore.ConnQuery{UserID: r.UserID, Authenticated: r.Authenticated, RemotePrefix: r.RemoteAddress, SortBy: r.SortBy, Limit: 100, Offset: r.Offset}, Room: r.Room}
 	if !slices.Contains([]string{"", "connectedAt", "messages", "errors"}, r.SortBy) {
 		return q, invalidField(prefix+".sortBy", "%q is not one of connectedAt, messages, errors", r.SortBy)
 	}
@@ -417,8 +417,8 @@ type ConnectionsPage struct {
 // Connections returns the page of connections q selects (the Go side of
 // get_connections). It copies per-connection atomics from the engine's
 // registry; it never touches a lock of the message path.
-func (s *Server) Connections(q netcore.ConnQuery) (*ConnectionsPage, error) {
-	page, err := s.engine.Connections(q)
+func (s *Server) Connections(q protocol.ConnQuery) (*ConnectionsPage, error) {
+	page, err := s.proto.Connections(q)
 	if err != nil {
 		return nil, invalidField("data", "%v", err)
 	}
@@ -679,7 +679,7 @@ func (s *Server) doExecuteCommand(o *op, data json.RawMessage) (any, *Error) {
 		if len(msg) == 0 || string(msg) == "null" {
 			return nil, invalidField("data.message", "required (any JSON value)")
 		}
-		n, err := s.engine.Broadcast(msg, r.Room)
+		n, err := s.proto.Broadcast(msg, r.Room)
 		if err != nil {
 			return nil, invalidField("data.message", "%v", err)
 		}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sockmon/sockmon/metrics"
-	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/protocol"
 	"github.com/valyala/fasthttp"
 )
 
@@ -107,7 +107,7 @@ func (s *Server) connectionSummary(snap *metrics.Snapshot) ConnectionSummary {
 	return ConnectionSummary{
 		Total: snap.Connections.Total, Authenticated: snap.Connections.Authenticated, Anonymous: snap.Connections.Anonymous,
 		Accepted: st.Accepted, Rejected: st.Rejected, Closed: st.Closed, SlowConsumers: st.SlowConsumers,
-		ProtocolErrors: st.ProtocolErrs, Rooms: len(s.engine.Rooms()),
+		ProtocolErrors: st.ProtocolErrs, Rooms: len(s.proto.Rooms()),
 	}
 }
 
@@ -140,7 +140,7 @@ func (s *Server) rateLimitViews() ([]RateLimitView, error) {
 		persisted[o.UserID] = true
 	}
 	out := []RateLimitView{}
-	for _, rl := range s.engine.RateLimits() {
+	for _, rl := range s.proto.RateLimits() {
 		out = append(out, RateLimitView{UserID: rl.UserID, SocketID: rl.SocketID, Limit: rl.Limit,
 			WindowMs: rl.Window.Milliseconds(), Persisted: rl.UserID != "" && persisted[rl.UserID]})
 	}
@@ -164,7 +164,7 @@ func (s *Server) handleAdminStatus(ctx *fasthttp.RequestCtx) {
 // Zero values: the first 100 connections by connection time, the last 15
 // minutes of history at the finest resolution, the last 50 commands.
 type DetailedHealthOptions struct {
-	Connections netcore.ConnQuery
+	Connections protocol.ConnQuery
 	History     HistoryOptions
 	Commands    CommandHistoryOptions
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/protocol"
 	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
@@ -154,7 +155,7 @@ func TestForceDisconnect(t *testing.T) {
 			t.Fatalf("closed with %d %q, want 4000 abuse", code, reason)
 		}
 	}
-	page, err := f.ctl.Connections(netcoreQuery("erin"))
+	page, err := f.ctl.Connections(userQuery("erin"))
 	if err != nil || page.Total != 1 {
 		t.Fatalf("Connections: %+v %v", page, err)
 	}
@@ -194,7 +195,7 @@ func TestSetRateLimit(t *testing.T) {
 	if v := unmarshal[RateLimitView](t, data); !v.Persisted || v.Limit != 5 || v.WindowMs != 1000 {
 		t.Fatalf("reply %s", data)
 	}
-	rls := f.engine.RateLimits()
+	rls := f.proto.RateLimits()
 	if len(rls) != 1 || rls[0].UserID != "frank" || rls[0].Limit != 5 || rls[0].Window != time.Second {
 		t.Fatalf("engine rate limits %+v", rls)
 	}
@@ -210,7 +211,7 @@ func TestSetRateLimit(t *testing.T) {
 	if limited == 0 {
 		t.Fatal("10 messages at 5/s were all answered")
 	}
-	page, _ := f.ctl.Connections(netcoreQuery("frank"))
+	page, _ := f.ctl.Connections(userQuery("frank"))
 	res, err := f.ctl.Command(alice, ActionSetRateLimit, asJSON(t, map[string]any{"socketId": page.Connections[0].SocketID, "limit": 100, "windowMs": 1000}))
 	if err != nil || res.(RateLimitView).Persisted {
 		t.Fatalf("socket rate limit: %+v %v", res, err)
@@ -220,7 +221,7 @@ func TestSetRateLimit(t *testing.T) {
 		t.Fatalf("status rate limits %+v", st.RateLimits)
 	}
 	f.mustAdmin(ActionSetRateLimit, map[string]any{"userId": "frank", "limit": 0})
-	if rls := f.engine.RateLimits(); len(rls) != 1 || rls[0].UserID != "" {
+	if rls := f.proto.RateLimits(); len(rls) != 1 || rls[0].UserID != "" {
 		t.Fatalf("after removal: %+v", rls)
 	}
 	if stored, _ := f.ctl.store.rateLimits(); len(stored) != 0 {
@@ -308,7 +309,9 @@ func TestGetConnections(t *testing.T) {
 	}
 }
 
-func netcoreQuery(user string) netcore.ConnQuery { return netcore.ConnQuery{UserID: user} }
+func userQuery(user string) protocol.ConnQuery {
+	return protocol.ConnQuery{ConnQuery: netcore.ConnQuery{UserID: user}}
+}
 
 // get_metrics_history, get_command_history, get_alert_configs.
 func TestReadActions(t *testing.T) {

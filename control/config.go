@@ -9,8 +9,6 @@ import (
 	"os"
 	"runtime/debug"
 	"time"
-
-	"github.com/sockmon/sockmon/netcore"
 )
 
 // Defaults, in one place.
@@ -58,9 +56,12 @@ type Config struct {
 	// the admin API is refused and logged as such.
 	ClientSecret []byte
 
-	// Engine is the WebSocket server the control side reads and drives.
-	// Required.
-	Engine *netcore.Server
+	// Engine is the WebSocket engine the control side reads and drives
+	// (a *netcore.Server). Required.
+	Engine Engine
+	// Protocol is the client protocol served on the engine (a
+	// *protocol.Service). Required.
+	Protocol Protocol
 	// Logger receives structured logs (audit records included). Default: a
 	// JSON handler on standard error.
 	Logger *slog.Logger
@@ -187,6 +188,9 @@ func (c *Config) validate() error {
 	}
 	if c.Engine == nil {
 		bad("an engine (netcore.Server) is required")
+	}
+	if c.Protocol == nil {
+		bad("a protocol (protocol.Service) is required")
 	}
 	if n := len(c.AdminSecret); n > 0 && n < MinAdminSecretBytes {
 		bad("admin secret is %d bytes, want at least %d", n, MinAdminSecretBytes)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/protocol"
 )
 
 func mustPrefixes(t testing.TB, cidrs ...string) []netip.Prefix {
@@ -36,17 +37,14 @@ func TestConfigErrorsAllAtOnce(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"engine", "admin secret is 5 bytes", "max body bytes", "read timeout", "degraded error rate", "auth failures"} {
+	for _, want := range []string{"engine", "protocol", "admin secret is 5 bytes", "max body bytes", "read timeout", "degraded error rate", "auth failures"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
 	}
-	eng, err := netcore.New(netcore.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, proto := newEngine(t, netcore.Config{}, protocol.Config{})
 	same := []byte(strings.Repeat("s", 40))
-	_, err = New(Config{DataDir: t.TempDir(), Engine: eng, AdminSecret: same, ClientSecret: same})
+	_, err = New(Config{DataDir: t.TempDir(), Engine: eng, Protocol: proto, AdminSecret: same, ClientSecret: same})
 	if err == nil || !strings.Contains(err.Error(), "equals the client") {
 		t.Fatalf("admin secret = client secret: %v", err)
 	}
@@ -54,11 +52,8 @@ func TestConfigErrorsAllAtOnce(t *testing.T) {
 
 // Zero fields take the defaults.
 func TestConfigDefaults(t *testing.T) {
-	eng, err := netcore.New(netcore.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{DataDir: t.TempDir(), Engine: eng, Logger: slog.New(slog.DiscardHandler)})
+	eng, proto := newEngine(t, netcore.Config{}, protocol.Config{})
+	s, err := New(Config{DataDir: t.TempDir(), Engine: eng, Protocol: proto, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cloudwego/netpoll"
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/protocol"
 	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
@@ -53,13 +54,13 @@ type childAddrs struct {
 func runChild(dir string) int {
 	// No connection or message rate limits: the benchmarks drive it from
 	// one IP as fast as it goes.
-	eng, err := netcore.New(netcore.Config{Logger: slog.New(slog.DiscardHandler), DrainDelay: -1, JWTSecret: []byte(testClientSecret),
-		ConnRate: -1, MessageRate: -1, MaxConns: 100_000})
+	eng, proto, err := buildEngine(netcore.Config{Logger: slog.New(slog.DiscardHandler), DrainDelay: -1, MaxConns: 100_000},
+		protocol.Config{JWTSecret: []byte(testClientSecret), ConnRate: -1, MessageRate: -1})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctl, err := New(Config{DataDir: dir, Engine: eng, AdminSecret: []byte(testAdminSecret), ClientSecret: []byte(testClientSecret),
+	ctl, err := New(Config{DataDir: dir, Engine: eng, Protocol: proto, AdminSecret: []byte(testAdminSecret), ClientSecret: []byte(testClientSecret),
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/cloudwego/netpoll"
 	"github.com/gorilla/websocket"
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/protocol"
 	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
@@ -49,16 +50,38 @@ type fixture struct {
 	t      testing.TB
 	dir    string
 	engine *netcore.Server
+	proto  *protocol.Service
 	ctl    *Server
 	wsAddr string
 	base   string // http://127.0.0.1:port of the control server
 	logs   *syncBuffer
 
 	engineCfg netcore.Config
+	protoCfg  protocol.Config
 	ctlOpts   []func(*Config)
 	ctlDone   chan error
 	engDone   chan error
 	stopped   bool
+}
+
+// newEngine builds an engine that serves the sockmon protocol; it does not
+// listen yet.
+func newEngine(t testing.TB, ecfg netcore.Config, pcfg protocol.Config) (*netcore.Server, *protocol.Service) {
+	t.Helper()
+	eng, proto, err := buildEngine(ecfg, pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng, proto
+}
+
+func buildEngine(ecfg netcore.Config, pcfg protocol.Config) (*netcore.Server, *protocol.Service, error) {
+	eng, err := netcore.New(ecfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	proto, err := protocol.New(eng, pcfg)
+	return eng, proto, err
 }
 
 // newFixture starts an engine and a control server; opts adjust the
@@ -68,12 +91,11 @@ func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 	f := &fixture{t: t, dir: t.TempDir(), logs: &syncBuffer{}, ctlOpts: opts}
 	f.engineCfg = netcore.Config{
 		Addr:            "127.0.0.1:0",
-		JWTSecret:       []byte(testClientSecret),
 		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 		DrainDelay:      -1,
 		ShutdownTimeout: 5 * time.Second,
-		ConnRate:        -1,
 	}
+	f.protoCfg = protocol.Config{JWTSecret: []byte(testClientSecret), ConnRate: -1}
 	f.start(true)
 	t.Cleanup(f.stop)
 	return f
@@ -84,15 +106,13 @@ func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 func (f *fixture) start(serveEngine bool) {
 	t := f.t
 	t.Helper()
-	eng, err := netcore.New(f.engineCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, proto := newEngine(t, f.engineCfg, f.protoCfg)
 	cfg := Config{
 		DataDir:      f.dir,
 		AdminSecret:  []byte(testAdminSecret),
 		ClientSecret: []byte(testClientSecret),
 		Engine:       eng,
+		Protocol:     proto,
 		Logger:       slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, o := range f.ctlOpts {
@@ -102,7 +122,7 @@ func (f *fixture) start(serveEngine bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.engine, f.ctl, f.stopped = eng, ctl, false
+	f.engine, f.proto, f.ctl, f.stopped = eng, proto, ctl, false
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

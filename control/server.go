@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/sockmon/sockmon/metrics"
-	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/protocol"
 	"github.com/valyala/fasthttp"
 )
 
@@ -25,13 +25,14 @@ import (
 // ListenAndServe, stop it with Shutdown. Its exported methods are the Go
 // side of the endpoints and are safe for concurrent use.
 //
-// It reads the engine only through netcore's snapshot and command methods
-// (atomics, per-shard copies); it never holds a lock of its own while it
-// calls the engine, except cmdMu, which only orders admin commands among
-// themselves.
+// It reads the engine and the protocol only through the snapshot and
+// command methods of Engine and Protocol (atomics, per-shard copies); it
+// never holds a lock of its own while it calls them, except cmdMu, which
+// only orders admin commands among themselves.
 type Server struct {
 	cfg     Config
-	engine  *netcore.Server
+	engine  Engine
+	proto   Protocol
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	store   *store
@@ -72,6 +73,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		engine:  cfg.Engine,
+		proto:   cfg.Protocol,
 		metrics: cfg.Engine.Metrics(),
 		log:     cfg.Logger.With("component", "control"),
 		store:   st,
@@ -124,7 +126,7 @@ func (s *Server) restore() error {
 		return fmt.Errorf("control: read rate limits: %w", err)
 	}
 	for _, o := range rls {
-		if err := s.engine.SetRateLimit(netcore.RateLimit{UserID: o.UserID, Limit: o.Limit, Window: time.Duration(o.WindowMs) * time.Millisecond}); err != nil {
+		if err := s.proto.SetRateLimit(protocol.RateLimit{UserID: o.UserID, Limit: o.Limit, Window: time.Duration(o.WindowMs) * time.Millisecond}); err != nil {
 			return fmt.Errorf("control: restore rate limit of %q: %w", o.UserID, err)
 		}
 	}

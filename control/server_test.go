@@ -12,17 +12,15 @@ import (
 	"time"
 
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/protocol"
 )
 
 // Every goroutine the control server starts is gone after Shutdown; Serve
 // returns ErrServerClosed, and after Shutdown it refuses to start.
 func TestShutdownLeavesNoGoroutines(t *testing.T) {
-	eng, err := netcore.New(netcore.Config{Logger: slog.New(slog.DiscardHandler), DrainDelay: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, proto := newEngine(t, netcore.Config{Logger: slog.New(slog.DiscardHandler), DrainDelay: -1}, protocol.Config{})
 	base := goroutines()
-	ctl, err := New(Config{DataDir: t.TempDir(), Engine: eng, AdminSecret: []byte(testAdminSecret), Logger: slog.New(slog.DiscardHandler)})
+	ctl, err := New(Config{DataDir: t.TempDir(), Engine: eng, Protocol: proto, AdminSecret: []byte(testAdminSecret), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func TestStatePersistsAcrossRestart(t *testing.T) {
 	if err != nil || !st.Maintenance.Enabled || st.Maintenance.By != "alice" || st.Maintenance.Reason != "db migration" {
 		t.Fatalf("maintenance status after restart: %+v %v", st.Maintenance, err)
 	}
-	rls := f.engine.RateLimits()
+	rls := f.proto.RateLimits()
 	if len(rls) != 1 || rls[0].UserID != "kim" || rls[0].Limit != 7 || rls[0].Window != 2*time.Second {
 		t.Fatalf("rate limits after restart: %+v", rls)
 	}

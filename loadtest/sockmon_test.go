@@ -14,15 +14,17 @@ import (
 )
 
 // TestRunAgainstSockmon is a short real run against sockmon's own engine
-// (netcore with its echo path), in the open model and in echo-json.
+// (netcore with an echo route), in the open model and in echo-json.
 func TestRunAgainstSockmon(t *testing.T) {
 	srv, err := netcore.New(netcore.Config{
-		EchoPath:        "/echo",
 		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 		DrainDelay:      -1,
 		ShutdownTimeout: 5 * time.Second,
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Handle(netcore.Route{Path: "/echo", Handler: netcore.Echo(), Admitter: netcore.AdmitAll()}); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := netpoll.CreateListener("tcp", "127.0.0.1:0")

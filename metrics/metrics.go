@@ -34,7 +34,7 @@ type Options struct {
 }
 
 const (
-	defaultHistoryInterval = 5 * time.Second
+	DefaultHistoryInterval = 5 * time.Second
 	maxHistoryInterval     = time.Minute
 	maxShards              = 1024
 )
@@ -48,7 +48,7 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	switch {
 	case o.HistoryInterval == 0:
-		o.HistoryInterval = defaultHistoryInterval
+		o.HistoryInterval = DefaultHistoryInterval
 	case o.HistoryInterval < time.Millisecond || o.HistoryInterval > maxHistoryInterval:
 		errs = append(errs, fmt.Errorf("metrics: HistoryInterval %v: want between 1ms and %v", o.HistoryInterval, maxHistoryInterval))
 	}

@@ -16,18 +16,21 @@ import (
 	"github.com/sockmon/sockmon/netcore/wsproto"
 )
 
-// The embedding API: what a Go program (and the control sidecar) can read
-// and do on a running server. Every method is safe for concurrent use and
-// never takes a lock that the message path holds for long: snapshots copy
-// per shard, fan-outs copy the member list and write outside any lock.
+// The embedding API: what a Go program (the sockmon protocol, the control
+// sidecar) can read and do on a running server. Every method is safe for
+// concurrent use and never takes a lock that the message path holds for
+// long: snapshots copy per shard, fan-outs write outside any lock.
 
 // ConnQuery selects, sorts and pages connections. Zero fields select all.
 type ConnQuery struct {
 	UserID        string
 	Authenticated *bool
-	Room          string
 	// RemotePrefix matches the start of the remote address ("10.1.").
 	RemotePrefix string
+	// Keep, when set, selects further (the sockmon protocol selects by
+	// room). It runs under a registry shard's read lock: it must not block
+	// or close a connection.
+	Keep func(*Conn) bool
 	// SortBy is "connectedAt" (default), "messages" (in + out) or "errors".
 	SortBy string
 	Desc   bool
@@ -86,7 +89,7 @@ func (s *Server) Connections(q ConnQuery) (ConnPage, error) {
 		if q.RemotePrefix != "" && !strings.HasPrefix(c.remote, q.RemotePrefix) {
 			return
 		}
-		if q.Room != "" && !slices.Contains(c.Rooms(), q.Room) {
+		if q.Keep != nil && !q.Keep(c) {
 			return
 		}
 		all = append(all, c.Info())
@@ -136,7 +139,7 @@ func (s *Server) DisconnectUser(userID, reason string) int {
 		return 0
 	}
 	n := 0
-	for _, c := range s.openConns(func(c *Conn) bool { return c.userID == userID }) {
+	for _, c := range s.OpenConns(func(c *Conn) bool { return c.userID == userID }) {
 		c.Close(CloseAdmin, reason)
 		n++
 	}
@@ -154,125 +157,22 @@ func (s *Server) DisconnectAll(reason string, batchSize int, interval time.Durat
 	if interval <= 0 {
 		interval = 100 * time.Millisecond
 	}
-	conns := s.openConns(nil)
+	conns := s.OpenConns(nil)
 	s.spawn(func(ctx context.Context) {
 		s.closeInBatches(ctx, conns, CloseAdmin, reason, batchSize, interval)
 	})
 	return len(conns)
 }
 
-// Broadcast sends {"type":"broadcast","data":data} to every client of the
-// protocol path, or to the members of room when room is not empty. data
-// must be valid JSON. It returns the number of clients written to.
-func (s *Server) Broadcast(data []byte, room string) (int, error) {
-	if err := checkJSON(data); err != nil {
-		return 0, err
-	}
-	var conns []*Conn
-	if room != "" {
-		conns = s.hub.members([]byte(room), nil)
-	} else {
-		conns = s.protocolConns()
-	}
-	buf := getBuffer()
-	defer putBuffer(buf)
-	b := append((*buf)[:0], `{"type":"broadcast"`...)
-	if room != "" {
-		b = append(b, `,"room":`...)
-		b = appendJSONString(b, room)
-	}
-	b = append(b, `,"data":`...)
-	b = append(b, data...)
-	b = append(b, '}')
-	*buf = b
-	return s.fanOut(conns, b), nil
-}
-
-// Publish sends {"type":"message","room":room,"from":"server","data":data}
-// to every member of room, as a client's publish would. data must be valid
-// JSON. It returns the number of members written to.
-func (s *Server) Publish(room string, data []byte) (int, error) {
-	if msg := validRoom([]byte(room)); msg != "" {
-		return 0, errors.New("netcore: " + msg)
-	}
-	if err := checkJSON(data); err != nil {
-		return 0, err
-	}
-	return s.publish([]byte(room), nil, data), nil
-}
-
-// System sends {"type":"system","event":event,"message":message} to every
-// client of the protocol path.
-func (s *Server) System(event, message string) int {
-	buf := getBuffer()
-	defer putBuffer(buf)
-	b := append((*buf)[:0], `{"type":"system","event":`...)
-	b = appendJSONString(b, event)
-	b = append(b, `,"message":`...)
-	b = appendJSONString(b, message)
-	b = append(b, '}')
-	*buf = b
-	return s.fanOut(s.protocolConns(), b)
-}
-
-// SetRateLimit sets a custom message rate for one user or one socket (the
-// seed's setCustomRateLimit); Limit 0 removes it. It takes effect on the
-// next message of every connection concerned.
-func (s *Server) SetRateLimit(rl RateLimit) error {
-	if (rl.UserID == "") == (rl.SocketID == 0) {
-		return errors.New("netcore: a rate limit needs exactly one of UserID and SocketID")
-	}
-	if rl.Limit < 0 || (rl.Limit > 0 && rl.Window <= 0) {
-		return fmt.Errorf("netcore: rate limit %d per %s: want a positive limit per positive window", rl.Limit, rl.Window)
-	}
-	s.overrides.set(rl)
-	s.limitGen.Add(1)
-	return nil
-}
-
-// RateLimits lists the custom rate limits in force.
-func (s *Server) RateLimits() []RateLimit { return s.overrides.list() }
-
-// Rooms lists the rooms and their sizes.
-func (s *Server) Rooms() []RoomInfo { return s.hub.rooms() }
-
-// publish encodes one message frame for the room and writes it to every
-// member. from is the publishing connection, or nil for the server.
-func (s *Server) publish(room []byte, from *Conn, data []byte) int {
-	members := connSlices.Get().(*[]*Conn)
-	conns := s.hub.members(room, (*members)[:0])
-	buf := getBuffer()
-	b := append((*buf)[:0], `{"type":"message","room":`...)
-	b = appendJSONString(b, string(room))
-	b = append(b, `,"from":`...)
-	if from != nil {
-		b = from.appendFrom(b)
-	} else {
-		b = append(b, `"server"`...)
-	}
-	b = append(b, `,"data":`...)
-	b = append(b, data...)
-	b = append(b, '}')
-	*buf = b
-	n := s.fanOut(conns, b)
-	putBuffer(buf)
-	clear(conns)
-	*members = conns[:0]
-	connSlices.Put(members)
-	return n
-}
-
-// fanOut writes one text message, encoded once, to every open connection
-// in conns. It never blocks on a slow reader.
-func (s *Server) fanOut(conns []*Conn, payload []byte) int {
+// FanOut writes one message, framed once, to every open connection in
+// conns, uncompressed, and returns how many took it. It never blocks on a
+// slow reader (see Conn.WriteFrame); conns may be reused once it returns.
+func FanOut(conns []*Conn, mt MessageType, payload []byte) int {
 	if len(conns) == 0 {
 		return 0
 	}
 	fb := getBuffer()
-	hl := wsproto.ServerHeaderLen(len(payload))
-	f := append((*fb)[:0], make([]byte, hl)...)
-	wsproto.PutHeader(f, true, false, ws.OpText, len(payload))
-	f = append(f, payload...)
+	f := wsproto.AppendFrame((*fb)[:0], true, false, ws.OpCode(mt), payload)
 	*fb = f
 	n := writeAll(conns, f)
 	putBuffer(fb)
@@ -318,8 +218,9 @@ func writeChunk(conns []*Conn, frame []byte) int {
 	return n
 }
 
-// openConns copies the open connections that keep selects (all if nil).
-func (s *Server) openConns(keep func(*Conn) bool) []*Conn {
+// OpenConns copies the open connections that keep selects (all if nil).
+// keep runs under a registry shard's read lock: it must not block.
+func (s *Server) OpenConns(keep func(*Conn) bool) []*Conn {
 	var out []*Conn
 	s.reg.each(func(c *Conn) {
 		if c.state.Load() == stateOpen && (keep == nil || keep(c)) {
@@ -327,11 +228,6 @@ func (s *Server) openConns(keep func(*Conn) bool) []*Conn {
 		}
 	})
 	return out
-}
-
-// protocolConns copies the open connections of the protocol path.
-func (s *Server) protocolConns() []*Conn {
-	return s.openConns(func(c *Conn) bool { return c.handler == s.cfg.Handler })
 }
 
 // spawn runs f on a goroutine the server owns: Shutdown cancels its context
@@ -368,18 +264,4 @@ func (s *Server) closeInBatches(ctx context.Context, conns []*Conn, code ws.Stat
 			}
 		}
 	}
-}
-
-// checkJSON validates a raw JSON value.
-func checkJSON(data []byte) error {
-	s := scanner{p: data}
-	s.skipSpace()
-	if err := s.value(1); err != nil {
-		return fmt.Errorf("netcore: data is not valid JSON: %w", err)
-	}
-	s.skipSpace()
-	if s.i != len(data) {
-		return errors.New("netcore: data is not valid JSON: trailing bytes")
-	}
-	return nil
 }

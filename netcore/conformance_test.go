@@ -23,7 +23,7 @@ import (
 // conformanceServer starts an echo server for the suite.
 func conformanceServer(t *testing.T) string {
 	t.Helper()
-	_, addr := testServer(t, Config{EchoPath: "/echo", MaxMessageSize: 1 << 20, CompressionThreshold: 1})
+	_, addr := testServer(t, Config{MaxMessageSize: 1 << 20, CompressionThreshold: 1})
 	return addr
 }
 
@@ -313,7 +313,7 @@ func TestConformance7Close(t *testing.T) {
 // 9 (scaled down): large messages whole and in many fragments, and the
 // message size limit.
 func TestConformance9Limits(t *testing.T) {
-	_, addr := testServer(t, Config{EchoPath: "/echo", MaxMessageSize: 256 << 10})
+	_, addr := testServer(t, Config{MaxMessageSize: 256 << 10})
 	t.Run("256 KiB in one frame and in 1 KiB fragments", func(t *testing.T) {
 		c := wstest.Dial(t, addr, "/echo")
 		p := bytes.Repeat([]byte("0123456789abcdef"), 16<<10)
@@ -432,7 +432,7 @@ func TestConformance12Deflate(t *testing.T) {
 
 // The opening handshake (RFC 6455 4.2): refusals and their statuses.
 func TestConformanceHandshake(t *testing.T) {
-	_, addr := testServer(t, Config{EchoPath: "/echo", MaxHeaderBytes: 1024})
+	_, addr := testServer(t, Config{MaxHeaderBytes: 1024})
 	key := "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 	good := "Host: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n" + key + "Sec-WebSocket-Version: 13\r\n"
 	cases := []struct {

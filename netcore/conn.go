@@ -3,7 +3,6 @@ package netcore
 import (
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,34 +41,28 @@ type Conn struct {
 
 	msgsIn, msgsOut, bytesIn, bytesOut, errs atomic.Uint64
 
-	handler Handler // chosen by path at upgrade; read-only after
+	sess    Session // from the route's Handler at upgrade; read-only after
 	deflate bool    // permessage-deflate negotiated; read-only after upgrade
 
-	// Identity, set at upgrade and read-only after.
+	// Identity, from the route's Admitter at upgrade and read-only after.
 	userID        string
 	authenticated bool
-	ip            netip.Addr
+	ip            netip.Addr // the client's address: the peer's, or the admitter's
 	shard         *metrics.Shard
 
-	rooms       atomic.Pointer[[]string] // copy-on-write; written by the reader only
 	closeReason atomic.Pointer[string]
 	endReason   atomic.Uint32 // a metrics.DisconnectReason for ends a close code does not tell
 
 	// Reader state: touched only by the goroutine inside onRequest, which
 	// netpoll runs for one connection at a time.
-	inBatch                 bool // the reader holds the writer token for this batch
-	readDone                bool // stop handling input: discard it
-	msgOp                   ws.OpCode
-	msgDeflate              bool
-	msgBuf                  []byte
-	utf8                    wsproto.UTF8State
-	kind                    metrics.Kind // what the message being handled is, for the latency histogram
-	clock                   int64        // metrics nanotime at the start of the message being handled
-	limiter                 gcra
-	limitGen                uint64
-	strikes                 int32 // rate-limited messages in the window that started at strikeWindow
-	bad                     int32 // malformed messages in the window that started at badWindow
-	strikeWindow, badWindow int64
+	inBatch    bool // the reader holds the writer token for this batch
+	readDone   bool // stop handling input: discard it
+	msgOp      ws.OpCode
+	msgDeflate bool
+	msgBuf     []byte
+	utf8       wsproto.UTF8State
+	kind       metrics.Kind // what the message being handled is, for the latency histogram
+	clock      int64        // metrics nanotime at the start of the message being handled
 
 	// Writer state, guarded by wmu. The goroutine that sets writing owns
 	// netpoll's output buffer until it clears it; everyone else appends
@@ -118,7 +111,9 @@ type ConnInfo struct {
 	Open          bool
 	UserID        string
 	Authenticated bool
-	Rooms         []string
+	// ClientIP is the client's address as admission determined it (what
+	// limits and bans key on); RemoteAddr is the TCP peer's.
+	ClientIP netip.Addr
 }
 
 // Info copies the connection's counters and times.
@@ -137,7 +132,7 @@ func (c *Conn) Info() ConnInfo {
 		Open:          c.state.Load() == stateOpen,
 		UserID:        c.userID,
 		Authenticated: c.authenticated,
-		Rooms:         c.Rooms(),
+		ClientIP:      c.ip,
 	}
 }
 
@@ -147,25 +142,31 @@ func (c *Conn) UserID() string { return c.userID }
 // Authenticated reports whether the client presented a valid token.
 func (c *Conn) Authenticated() bool { return c.authenticated }
 
-// Rooms returns the rooms the connection is in. The slice must not be
-// modified.
-func (c *Conn) Rooms() []string {
-	if p := c.rooms.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
+// ClientIP returns the client's address as admission determined it: the
+// peer's, or the client's behind a trusted proxy.
+func (c *Conn) ClientIP() netip.Addr { return c.ip }
 
-// from is the "from" of the messages this connection publishes: its user id,
-// or anon:<socket id>.
-func (c *Conn) appendFrom(b []byte) []byte {
-	if c.authenticated {
-		return appendJSONString(b, c.userID)
-	}
-	b = append(b, `"anon:`...)
-	b = strconv.AppendUint(b, c.id, 10)
-	return append(b, '"')
-}
+// Session returns the session the route's handler opened for this
+// connection, or nil before the upgrade.
+func (c *Conn) Session() Session { return c.sess }
+
+// Shard returns the metrics shard the connection records into. Recording on
+// it is safe from any goroutine; it is meant for the connection's reader.
+func (c *Conn) Shard() *metrics.Shard { return c.shard }
+
+// SetKind labels the message being handled for the latency histogram
+// (sockmon_message_duration_seconds{kind}). Call it from HandleMessage; the
+// engine's default is echo for text and binary for binary messages.
+func (c *Conn) SetKind(k metrics.Kind) { c.kind = k }
+
+// MessageTime returns when the reader started on the message being handled,
+// in the metrics clock's nanoseconds (monotonic, see metrics.Metrics.Nanotime).
+// Call it from HandleMessage.
+func (c *Conn) MessageTime() int64 { return c.clock }
+
+// CountError adds one to the connection's error count (ConnInfo.Errors),
+// for an error reply a handler sent.
+func (c *Conn) CountError() { c.errs.Add(1) }
 
 // Close starts the closing handshake with code and reason: the close frame
 // is queued after what is already queued, the server waits up to

@@ -76,36 +76,34 @@ func (c *Conn) upgrade(head []byte) {
 		c.refuse(badHandshake(rerr))
 		return
 	}
-	var h Handler
-	switch req.Path {
-	case s.cfg.Path:
-		h = s.cfg.Handler
-	case s.cfg.EchoPath:
-		h = EchoHandler
-	default:
+	rt := s.route(req.Path)
+	if rt == nil {
 		c.refuse(&HandshakeError{Status: http.StatusNotFound, Reason: "no WebSocket endpoint at " + strconv.Quote(req.Path), RejectReason: metrics.RejectHandshake})
 		return
 	}
-	var (
-		id Identity
-		ip = addrIP(c.nc.RemoteAddr())
-	)
-	if h == s.cfg.Handler {
-		var herr *HandshakeError
-		if id, ip, herr = s.admit(c, &req); herr != nil {
-			c.refuse(herr)
-			return
-		}
+	peer := addrIP(c.nc.RemoteAddr())
+	adm, herr := rt.Admitter.Admit(&req, peer)
+	if herr != nil {
+		c.refuse(herr)
+		return
+	}
+	if !adm.ClientIP.IsValid() {
+		adm.ClientIP = peer
+	}
+	if s.maintenance.Load() != nil {
+		c.refuse(&HandshakeError{Status: http.StatusServiceUnavailable, Reason: "server in maintenance",
+			Header: RetryAfter(maintenanceRetry), RejectReason: metrics.RejectMaintenance})
+		return
 	}
 	if s.draining.Load() {
 		c.refuse(&HandshakeError{Status: http.StatusServiceUnavailable, Reason: "server is draining",
-			Header: [][2]string{{"Retry-After", "5"}}, RejectReason: metrics.RejectDraining})
+			Header: RetryAfter(drainRetry), RejectReason: metrics.RejectDraining})
 		return
 	}
 	if s.upgraded.Add(1) > int64(s.cfg.MaxConns) {
 		s.upgraded.Add(-1)
 		c.refuse(&HandshakeError{Status: http.StatusServiceUnavailable, Reason: "connection limit reached",
-			Header: [][2]string{{"Retry-After", "5"}}, RejectReason: metrics.RejectLimit})
+			Header: RetryAfter(drainRetry), RejectReason: metrics.RejectLimit})
 		return
 	}
 	ext := ""
@@ -113,8 +111,7 @@ func (c *Conn) upgrade(head []byte) {
 		ext = wsproto.NegotiateDeflate(&req)
 	}
 	c.deflate = ext != ""
-	c.handler = h
-	c.userID, c.authenticated, c.ip = id.UserID, id.Authenticated, ip
+	c.userID, c.authenticated, c.ip = adm.UserID, adm.Authenticated, adm.ClientIP
 	buf := getBuffer()
 	*buf = wsproto.AppendSwitching((*buf)[:0], req.Key, ext)
 	w := c.nc.Writer()
@@ -133,9 +130,13 @@ func (c *Conn) upgrade(head []byte) {
 	c.connectedAt.Store(now)
 	c.lastActivity.Store(now)
 	c.lastPing.Store(now)
+	// The session exists before the state says open, so that the close
+	// callback, which acts only on open connections, always finds it.
+	c.sess = rt.Handler.Open(c, &req)
 	if !c.state.CompareAndSwap(stateHandshake, stateOpen) {
 		// Swept at the handshake deadline while we were answering.
 		s.upgraded.Add(-1)
+		c.sess.Closed(DisconnectEvent{Info: c.Info(), Code: ws.StatusAbnormalClosure, Initiator: InitiatorServer})
 		return
 	}
 	s.stats.accepted.Add(1)
@@ -366,7 +367,7 @@ func (c *Conn) dispatch(op ws.OpCode, deflated bool, msg []byte) error {
 	if op == ws.OpBinary {
 		c.kind = metrics.KindBinary
 	}
-	err := c.handler.HandleMessage(c, MessageType(op), msg)
+	err := c.sess.HandleMessage(MessageType(op), msg)
 	// The reading that ends this message starts the next one of the batch.
 	start := c.clock
 	c.clock = c.shard.Nanotime()

@@ -2,9 +2,9 @@ package netcore
 
 import (
 	"context"
+	"time"
 
 	"github.com/gobwas/ws"
-	"time"
 )
 
 // Graceful drain (CONVENTIONS.md C5.5): flip readiness off at once and
@@ -51,12 +51,14 @@ func (s *Server) drain(ctx context.Context, code ws.StatusCode, reason string) e
 		_ = ln.Close()
 	}
 
-	// Tell protocol clients why, then close everyone in jittered batches
-	// over half of the time left, keeping the other half for the close
-	// handshakes.
+	// Let the handlers tell their clients why, then close everyone in
+	// jittered batches over half of the time left, keeping the other half
+	// for the close handshakes.
 	s.bgCancel()
 	s.bgWG.Wait()
-	s.System("shutdown", reason)
+	for _, f := range s.hooks.drain {
+		f(DrainEvent{Reason: reason})
+	}
 	conns := make([]*Conn, 0, s.reg.count.Load())
 	for i := range s.reg.shards {
 		conns = s.reg.snapshotShard(i, conns)

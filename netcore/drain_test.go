@@ -15,7 +15,7 @@ import (
 // Shutdown flips readiness at once, refuses new upgrades with 503 during the
 // drain delay, then closes every client with 1001 and a reason.
 func TestShutdownDrainsWith1001(t *testing.T) {
-	srv, addr := testServer(t, Config{EchoPath: "/echo", DrainDelay: 300 * time.Millisecond, ShutdownTimeout: 5 * time.Second})
+	srv, addr := testServer(t, Config{DrainDelay: 300 * time.Millisecond, ShutdownTimeout: 5 * time.Second})
 	const n = 50
 	codes := make(chan int, n)
 	var wg sync.WaitGroup
@@ -75,7 +75,7 @@ func TestShutdownDrainsWith1001(t *testing.T) {
 // A client that never answers the close frame does not hold up the drain
 // past its deadline: the socket is dropped.
 func TestShutdownDropsClientsThatDoNotAnswer(t *testing.T) {
-	srv, addr := testServer(t, Config{EchoPath: "/echo", ShutdownTimeout: time.Second, CloseTimeout: 10 * time.Second})
+	srv, addr := testServer(t, Config{ShutdownTimeout: time.Second, CloseTimeout: 10 * time.Second})
 	wstest.Dial(t, addr, "/echo") // never reads, never answers
 	wstest.WaitFor(t, "the upgrade", func() bool { return srv.Stats().Open == 1 })
 	start := time.Now()

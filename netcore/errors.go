@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/sockmon/sockmon/metrics"
@@ -75,4 +77,23 @@ var (
 	ErrSlowConsumer = errors.New("netcore: outbound queue over its cap (slow consumer)")
 	// ErrMessageTooLarge is returned by writes of a message over MaxMessageSize.
 	ErrMessageTooLarge = errors.New("netcore: message larger than the configured maximum")
+)
+
+// RetryAfterSeconds is the value of a Retry-After header for a client that
+// may try again after d: whole seconds, rounded up, at least 1.
+func RetryAfterSeconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
+}
+
+// RetryAfter is the Retry-After header line of a refusal that a client may
+// retry after d, for HandshakeError.Header.
+func RetryAfter(d time.Duration) [][2]string {
+	return [][2]string{{"Retry-After", strconv.Itoa(RetryAfterSeconds(d))}}
+}
+
+// How long a refused client is told to wait: a drain or a full server
+// clears within seconds; maintenance takes longer.
+const (
+	drainRetry       = 5 * time.Second
+	maintenanceRetry = 30 * time.Second
 )

@@ -15,24 +15,43 @@ import (
 )
 
 // shout is an embedder's own protocol: every text message comes back in
-// capitals; binary messages are refused with a close code of its own.
-type shout struct{}
+// capitals; binary messages are refused with a close code of its own. Its
+// session counts the messages of one connection and reports the count when
+// the connection ends.
+type shout struct{ counts chan int }
 
-func (shout) HandleMessage(c *netcore.Conn, mt netcore.MessageType, data []byte) error {
+func (h shout) Open(c *netcore.Conn, _ *netcore.Request) netcore.Session {
+	return &shoutSession{c: c, counts: h.counts}
+}
+
+type shoutSession struct {
+	c        *netcore.Conn
+	counts   chan int
+	messages int // touched by the reader only
+}
+
+func (s *shoutSession) HandleMessage(mt netcore.MessageType, data []byte) error {
 	if mt == netcore.BinaryMessage {
 		return &netcore.CloseError{Code: 4400, Reason: "text only"}
 	}
-	return c.Reply(netcore.TextMessage, bytes.ToUpper(data))
+	s.messages++
+	return s.c.Reply(netcore.TextMessage, bytes.ToUpper(data))
 }
 
-// Example embeds netcore with its own handler and a disconnect hook.
+func (s *shoutSession) Closed(netcore.DisconnectEvent) { s.counts <- s.messages }
+
+// Example embeds netcore with its own handler on /ws, admitting everyone,
+// and a disconnect hook.
 func Example() {
 	srv, err := netcore.New(netcore.Config{
-		Handler:    shout{},
 		DrainDelay: -1, // no load balancer to wait for here
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
+		panic(err)
+	}
+	counts := make(chan int, 1)
+	if err := srv.Handle(netcore.Route{Path: "/ws", Handler: shout{counts: counts}, Admitter: netcore.AdmitAll()}); err != nil {
 		panic(err)
 	}
 	disconnects := make(chan netcore.DisconnectEvent, 1)
@@ -54,10 +73,10 @@ func Example() {
 	_, _, err = c.ReadMessage()
 	fmt.Println(strings.TrimPrefix(err.Error(), "websocket: "))
 	e := <-disconnects
-	fmt.Println("disconnect:", e.Code, e.Initiator)
+	fmt.Println("disconnect:", e.Code, e.Initiator, "after", <-counts, "message(s)")
 	_ = srv.Shutdown(context.Background())
 	// Output:
 	// HELLO
 	// close 4400: text only
-	// disconnect: 4400 server
+	// disconnect: 4400 server after 1 message(s)
 }

@@ -19,7 +19,7 @@ func FuzzFrames(f *testing.F) {
 	f.Add(wstest.ClientFrame(true, 0, ws.OpClose, []byte{3, 232, 'b', 'y', 'e'}, true))
 	f.Add(wstest.ClientFrame(true, 4, ws.OpBinary, []byte{0xff, 0xff}, true))
 	f.Add([]byte{0x81, 0xfe, 0xff})
-	srv, addr := testServer(f, Config{EchoPath: "/echo", MaxMessageSize: 1 << 16})
+	srv, addr := testServer(f, Config{MaxMessageSize: 1 << 16})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		c := wstest.Dial(t, addr, "/echo", "Sec-WebSocket-Extensions: permessage-deflate")
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))

@@ -13,8 +13,9 @@ import (
 	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
-// testServer starts a server on 127.0.0.1:0 with cfg and stops it when the
-// test ends. It returns the server and its address.
+// testServer starts a server on 127.0.0.1:0 with cfg and an echo route at
+// /echo that admits everyone, and stops it when the test ends. It returns
+// the server and its address.
 func testServer(t testing.TB, cfg Config) (*Server, string) {
 	t.Helper()
 	if cfg.Logger == nil {
@@ -28,6 +29,9 @@ func testServer(t testing.TB, cfg Config) (*Server, string) {
 	}
 	srv, err := New(cfg)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Handle(Route{Path: "/echo", Handler: Echo(), Admitter: AdmitAll()}); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := netpoll.CreateListener("tcp", "127.0.0.1:0")

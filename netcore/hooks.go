@@ -11,9 +11,9 @@ import (
 // registering after Serve panics, since the hooks are read without locks.
 // Hooks run on the goroutine that caused the event and must not block:
 // OnConnect and OnMessage on the connection's reader, OnDisconnect on
-// whichever goroutine closed the socket, OnMessageError on the reader.
-// For one connection, OnConnect comes first, then its OnMessage and
-// OnMessageError calls in order, and OnDisconnect last, exactly once.
+// whichever goroutine closed the socket (after the session's Closed).
+// For one connection, OnConnect comes first, then its OnMessage calls in
+// order, and OnDisconnect last, exactly once.
 
 // Initiator says which side ended a connection.
 type Initiator string
@@ -51,20 +51,23 @@ type MessageEvent struct {
 	Duration time.Duration
 }
 
-// MessageErrorEvent is an error reply sent to a client, with the code of
-// DESIGN.md (bad_request, rate_limited, not_found, unavailable, too_large,
-// internal).
-type MessageErrorEvent struct {
-	Conn    *Conn
-	Code    string
-	Message string
+// MaintenanceEvent is maintenance mode turned on (State set) or off (nil).
+type MaintenanceEvent struct {
+	State *MaintenanceState
+}
+
+// DrainEvent is the start of a drain (Shutdown), sent before the first
+// connection is closed so that handlers can tell their clients why.
+type DrainEvent struct {
+	Reason string
 }
 
 type hooks struct {
-	connect      []func(ConnectEvent)
-	disconnect   []func(DisconnectEvent)
-	message      []func(MessageEvent)
-	messageError []func(MessageErrorEvent)
+	connect     []func(ConnectEvent)
+	disconnect  []func(DisconnectEvent)
+	message     []func(MessageEvent)
+	maintenance []func(MaintenanceEvent)
+	drain       []func(DrainEvent)
 }
 
 func (s *Server) mustNotServe(what string) {
@@ -92,9 +95,18 @@ func (s *Server) OnMessage(f func(MessageEvent)) {
 	s.hooks.message = append(s.hooks.message, f)
 }
 
-// OnMessageError registers f for every error reply (the seed's
-// on('message_error')).
-func (s *Server) OnMessageError(f func(MessageErrorEvent)) {
-	s.mustNotServe("OnMessageError")
-	s.hooks.messageError = append(s.hooks.messageError, f)
+// OnMaintenance registers f for maintenance mode turned on or off. It runs
+// on the goroutine that called SetMaintenance, before a maintenance drain
+// starts closing connections.
+func (s *Server) OnMaintenance(f func(MaintenanceEvent)) {
+	s.mustNotServe("OnMaintenance")
+	s.hooks.maintenance = append(s.hooks.maintenance, f)
+}
+
+// OnDrain registers f for the start of a drain. It runs on the goroutine
+// that called Shutdown, after the drain delay and before the first
+// connection is closed.
+func (s *Server) OnDrain(f func(DrainEvent)) {
+	s.mustNotServe("OnDrain")
+	s.hooks.drain = append(s.hooks.drain, f)
 }

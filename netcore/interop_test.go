@@ -35,7 +35,7 @@ func interopPayloads(text bool) [][]byte {
 func TestInteropGorilla(t *testing.T) {
 	for _, compress := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "deflate"}[compress], func(t *testing.T) {
-			_, addr := testServer(t, Config{EchoPath: "/echo"})
+			_, addr := testServer(t, Config{})
 			d := websocket.Dialer{EnableCompression: compress}
 			conn, resp, err := d.Dial("ws://"+addr+"/echo", nil)
 			if err != nil {
@@ -80,7 +80,7 @@ func TestInteropCoder(t *testing.T) {
 	}
 	for name, mode := range modes {
 		t.Run(name, func(t *testing.T) {
-			_, addr := testServer(t, Config{EchoPath: "/echo"})
+			_, addr := testServer(t, Config{})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			conn, _, err := coder.Dial(ctx, "ws://"+addr+"/echo", &coder.DialOptions{CompressionMode: mode})
@@ -124,7 +124,7 @@ func TestInteropNodeWS(t *testing.T) {
 		}
 		t.Skipf("node or the ws package is missing (run make test-deps): %v", err)
 	}
-	_, addr := testServer(t, Config{EchoPath: "/echo", MaxMessageSize: 1 << 20})
+	_, addr := testServer(t, Config{MaxMessageSize: 1 << 20})
 	for _, mode := range []string{"plain", "deflate"} {
 		t.Run(mode, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

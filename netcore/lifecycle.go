@@ -5,6 +5,22 @@ import (
 	"github.com/sockmon/sockmon/metrics"
 )
 
+// Disconnect accounting, in one place. Who closed a connection and why is
+// recorded as it happens, then read once here, from the socket's close
+// callback:
+//
+//   - closeCode, closeReason: the close frame we sent, or the code of the
+//     peer's close frame that we echoed (Conn.sendClose, first call wins);
+//   - closedByPeer: set when the peer's close frame arrived while we were
+//     open, so the peer started the closing handshake (handleClose);
+//   - endReason: a reason the code does not tell, such as an idle timeout
+//     or a slow consumer (setEndReason, first call wins);
+//   - no close code at all: the socket dropped without a closing handshake,
+//     reported as 1006 from the client (a code never sent on the wire).
+//
+// reportDisconnect turns these into the metrics' initiator and reason
+// labels, calls the session's Closed and then the OnDisconnect hooks.
+
 // auth returns the metrics label of the connection's auth state.
 func (c *Conn) auth() metrics.Auth {
 	if c.authenticated {
@@ -13,8 +29,9 @@ func (c *Conn) auth() metrics.Auth {
 	return metrics.Anonymous
 }
 
-// reportDisconnect counts the end of an upgraded connection and calls the
-// OnDisconnect hooks. It runs once, from the socket's close callback.
+// reportDisconnect counts the end of an upgraded connection, tells its
+// session and calls the OnDisconnect hooks. It runs once, from the socket's
+// close callback.
 func (c *Conn) reportDisconnect() {
 	s := c.srv
 	code := ws.StatusCode(c.closeCode.Load())
@@ -26,7 +43,6 @@ func (c *Conn) reportDisconnect() {
 	reason := metrics.DisconnectReason(c.endReason.Load())
 	if reason == 0 {
 		if code == 0 {
-			// The socket dropped without a closing handshake.
 			code = ws.StatusAbnormalClosure
 			by, initiator = metrics.InitiatorClient, InitiatorClient
 		}
@@ -35,13 +51,11 @@ func (c *Conn) reportDisconnect() {
 		reason-- // stored +1 so that 0 means "from the close code"
 	}
 	s.metrics.ConnectionClosed(c.auth(), by, reason)
-	if len(s.hooks.disconnect) == 0 {
-		return
-	}
 	ev := DisconnectEvent{Info: c.Info(), Code: code, Initiator: initiator}
 	if r := c.closeReason.Load(); r != nil {
 		ev.Reason = *r
 	}
+	c.sess.Closed(ev)
 	for _, f := range s.hooks.disconnect {
 		f(ev)
 	}

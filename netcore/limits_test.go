@@ -14,7 +14,7 @@ import (
 )
 
 func TestMaxConns(t *testing.T) {
-	srv, addr := testServer(t, Config{EchoPath: "/echo", MaxConns: 2})
+	srv, addr := testServer(t, Config{MaxConns: 2})
 	a := wstest.Dial(t, addr, "/echo")
 	wstest.Dial(t, addr, "/echo")
 	_, resp := wstest.DialResp(t, addr, "/echo")
@@ -30,7 +30,7 @@ func TestMaxConns(t *testing.T) {
 // A client that sends half a handshake and stalls (slowloris) is dropped at
 // the handshake timeout.
 func TestHandshakeTimeout(t *testing.T) {
-	srv, addr := testServer(t, Config{EchoPath: "/echo", HandshakeTimeout: 200 * time.Millisecond})
+	srv, addr := testServer(t, Config{HandshakeTimeout: 200 * time.Millisecond})
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func TestHandshakeTimeout(t *testing.T) {
 // The server pings every PingInterval; a peer that answers stays, a peer
 // that sends nothing is closed at IdleTimeout.
 func TestPingAndIdleTimeout(t *testing.T) {
-	_, addr := testServer(t, Config{EchoPath: "/echo", PingInterval: 50 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+	_, addr := testServer(t, Config{PingInterval: 50 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
 
 	silent := wstest.Dial(t, addr, "/echo")
 	pings := 0
@@ -93,7 +93,7 @@ func TestPingAndIdleTimeout(t *testing.T) {
 // A peer that stops reading is closed with 1008 once its queue passes the
 // cap; writes to it never block the writer.
 func TestSlowConsumer(t *testing.T) {
-	srv, addr := testServer(t, Config{EchoPath: "/echo", WriteQueueBytes: 256 << 10, WriteTimeout: 30 * time.Second})
+	srv, addr := testServer(t, Config{WriteQueueBytes: 256 << 10, WriteTimeout: 30 * time.Second})
 	slow := wstest.Dial(t, addr, "/echo")
 	wstest.WaitFor(t, "the connection to register", func() bool { return len(srv.Conns()) == 1 })
 	c := srv.Conn(srv.Conns()[0].ID)

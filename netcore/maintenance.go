@@ -5,9 +5,10 @@ import (
 	"time"
 )
 
-// Maintenance mode: new upgrades get 503 + Retry-After, readiness is off
-// (so load balancers drain the node), connected clients get a system
-// message and, with Drain, are closed with 1012 in staggered batches.
+// Maintenance mode: new upgrades get 503 + Retry-After on every route,
+// readiness is off (so load balancers drain the node), the OnMaintenance
+// hooks run (the sockmon protocol tells its clients) and, with Drain,
+// connections are closed with 1012 in staggered batches.
 
 // MaintenanceState describes maintenance mode while it is on.
 type MaintenanceState struct {
@@ -26,18 +27,24 @@ func (s *Server) SetMaintenance(on bool, reason string, drain bool) {
 		s.metrics.SetMaintenance(false)
 		s.metrics.SetReady(s.Ready())
 		s.log.Info("maintenance mode off")
+		for _, f := range s.hooks.maintenance {
+			f(MaintenanceEvent{})
+		}
 		return
 	}
 	if reason == "" {
 		reason = "maintenance"
 	}
-	s.maintenance.Store(&MaintenanceState{Reason: reason, Since: time.Now(), Drain: drain})
+	st := &MaintenanceState{Reason: reason, Since: time.Now(), Drain: drain}
+	s.maintenance.Store(st)
 	s.metrics.SetMaintenance(true)
 	s.metrics.SetReady(false)
 	s.log.Info("maintenance mode on", "reason", reason, "drain", drain)
-	s.System("maintenance", reason)
+	for _, f := range s.hooks.maintenance {
+		f(MaintenanceEvent{State: st})
+	}
 	if drain {
-		conns := s.protocolConns()
+		conns := s.OpenConns(nil)
 		s.spawn(func(ctx context.Context) {
 			s.closeInBatches(ctx, conns, CloseServiceRestart, reason, max(50, (len(conns)+drainBatches-1)/drainBatches), 250*time.Millisecond)
 		})

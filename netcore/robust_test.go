@@ -20,7 +20,7 @@ import (
 // echoing while others send garbage, stall mid-frame, send half a
 // handshake, flood without reading, or vanish with a TCP reset.
 func TestMisbehavingClientsDoNotAffectOthers(t *testing.T) {
-	srv, addr := testServer(t, Config{EchoPath: "/echo", HandshakeTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
+	srv, addr := testServer(t, Config{HandshakeTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
 
 	good, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/echo", nil)
 	if err != nil {
@@ -159,7 +159,7 @@ func randomBytes(n int) []byte {
 
 // No goroutine of ours survives Shutdown.
 func TestNoGoroutineLeakAfterShutdown(t *testing.T) {
-	srv, addr := testServer(t, Config{EchoPath: "/echo"})
+	srv, addr := testServer(t, Config{})
 	for i := 0; i < 20; i++ {
 		c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/echo", nil)
 		if err != nil {
@@ -189,7 +189,7 @@ func TestNoGoroutineLeakAfterShutdown(t *testing.T) {
 // An idle connection holds no goroutine: holding 300 idle upgraded
 // connections does not raise the goroutine count by anything like 300.
 func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
-	srv, addr := testServer(t, Config{EchoPath: "/echo"})
+	srv, addr := testServer(t, Config{})
 	settle := func() int {
 		// Runner workers linger for workerKeepAlive after work; count only
 		// goroutines outside the runner.
@@ -210,7 +210,7 @@ func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
 }
 
 func TestHeartbeat(t *testing.T) {
-	srv, _ := testServer(t, Config{EchoPath: "/echo"})
+	srv, _ := testServer(t, Config{})
 	wstest.WaitFor(t, "a heartbeat", func() bool { return !srv.LastHeartbeat().IsZero() })
 	first := srv.LastHeartbeat()
 	wstest.WaitFor(t, "the next heartbeat", func() bool { return srv.LastHeartbeat().After(first) })

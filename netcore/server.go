@@ -26,11 +26,7 @@ type Server struct {
 	stats       serverStats
 	metrics     *metrics.Metrics
 	ownsMetrics bool
-	hub         hub
-	ipLimit     ipLimiter
-	bans        bans
-	overrides   overrides
-	limitGen    atomic.Uint64 // bumped by SetRateLimit; connections re-read their limit
+	routes      []Route // set by Handle before Serve; read-only after
 	hooks       hooks
 	maintenance atomic.Pointer[MaintenanceState]
 
@@ -77,9 +73,15 @@ type Stats struct {
 	Draining      bool
 }
 
-// netpollOnce configures netpoll's process-wide settings. netpoll keeps them
-// in package variables; they are set once, before the first connection.
-var netpollOnce sync.Once
+// netpoll keeps its settings (buffer sizes, the task runner, its logger) in
+// package variables, so they are process-wide: the first New sets them, to
+// constants every Server shares, and netpoll's own log lines go to the
+// Logger of that first Server.
+var netpollSetup struct {
+	once sync.Once
+	err  error
+	log  atomic.Pointer[slog.Logger]
+}
 
 // netpoll buffer sizing. netpoll keeps one input and one output buffer node
 // per connection even when it is idle, and by default no node is smaller
@@ -97,14 +99,18 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	netpollOnce.Do(func() {
+	netpollSetup.once.Do(func() {
+		netpollSetup.log.Store(cfg.Logger)
 		netpoll.LinkBufferCap = netpollMinNode
-		_ = netpoll.Configure(netpoll.Config{
+		netpollSetup.err = netpoll.Configure(netpoll.Config{
 			BufferSize:   netpollBufferSize,
 			LoggerOutput: netpollLog{},
 			Runner:       runTask,
 		})
 	})
+	if netpollSetup.err != nil {
+		return nil, fmt.Errorf("netcore: configure netpoll: %w", netpollSetup.err)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), metrics: cfg.Metrics}
 	if s.metrics == nil {
 		m, err := metrics.New(metrics.Options{})
@@ -113,15 +119,9 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.metrics, s.ownsMetrics = m, true
 	}
-	if s.cfg.Handler == nil {
-		s.cfg.Handler = &protocol{srv: s}
-	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.beatFn = func() { s.heartbeat.Store(time.Now().UnixNano()) }
 	s.reg.init()
-	s.hub.init()
-	s.ipLimit.init()
-	s.limitGen.Store(1)
 	s.clock.Store(time.Now().UnixNano())
 	s.metrics.SetReady(false)
 	return s, nil
@@ -129,6 +129,36 @@ func New(cfg Config) (*Server, error) {
 
 // Config returns the configuration in force, defaults filled in.
 func (s *Server) Config() Config { return s.cfg }
+
+// Handle registers a route: upgrades to r.Path are admitted by r.Admitter
+// and served by r.Handler. Register every route before Serve; it reports an
+// error for a route without a path starting with "/", a handler or an
+// admitter, for a path already taken, and after Serve.
+func (s *Server) Handle(r Route) error {
+	switch {
+	case s.serving.Load() || s.Addr() != nil:
+		return fmt.Errorf("netcore: route %q registered after Serve", r.Path)
+	case !strings.HasPrefix(r.Path, "/"):
+		return fmt.Errorf("netcore: route path %q must start with /", r.Path)
+	case r.Handler == nil || r.Admitter == nil:
+		return fmt.Errorf("netcore: route %q needs a Handler and an Admitter (netcore.AdmitAll to admit everyone)", r.Path)
+	case s.route(r.Path) != nil:
+		return fmt.Errorf("netcore: route %q registered twice", r.Path)
+	}
+	s.routes = append(s.routes, r)
+	return nil
+}
+
+// route returns the route of path, or nil.
+func (s *Server) route(path string) *Route {
+	for i := range s.routes {
+		if s.routes[i].Path == path {
+			return &s.routes[i]
+		}
+	}
+	return nil
+}
+
 
 // now returns the coarse clock: accurate to the sweeper's tick.
 func (s *Server) now() int64 { return s.clock.Load() }
@@ -141,11 +171,6 @@ func (s *Server) Ready() bool {
 
 // Metrics returns the metrics the server records into.
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
-
-// banPolicy collects the escalation settings.
-func (s *Server) banPolicy() banPolicy {
-	return banPolicy{base: s.cfg.BanDuration, max: s.cfg.BanMax, decay: s.cfg.BanDecay}
-}
 
 // Draining reports whether a drain has started.
 func (s *Server) Draining() bool { return s.draining.Load() }
@@ -200,6 +225,10 @@ func (s *Server) ListenAndServe() error {
 // Serve accepts connections on ln until Shutdown; it returns
 // ErrServerClosed after a shutdown. ln must be a TCP listener.
 func (s *Server) Serve(ln net.Listener) error {
+	if len(s.routes) == 0 {
+		_ = ln.Close()
+		return errors.New("netcore: no routes: register at least one with Handle before Serve")
+	}
 	evl, err := netpoll.NewEventLoop(s.onRequest,
 		netpoll.WithOnPrepare(s.onPrepare),
 	)
@@ -216,6 +245,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		return errors.New("netcore: Serve called twice")
 	}
+
 	s.evl, s.ln = evl, ln
 	s.wg.Add(1)
 	go s.sweep()
@@ -294,10 +324,6 @@ func (c *Conn) onSocketClosed(netpoll.Connection) error {
 	if prev == stateOpen || prev == stateClosing {
 		s.upgraded.Add(-1)
 		s.stats.closed.Add(1)
-		for _, r := range c.Rooms() {
-			s.hub.leave(r, c)
-		}
-		s.overrides.forgetSocket(c.id)
 		c.reportDisconnect()
 	}
 	c.wmu.Lock()
@@ -311,11 +337,11 @@ func (c *Conn) onSocketClosed(netpoll.Connection) error {
 }
 
 // netpollLog turns netpoll's free-text log lines (peer resets and the like,
-// which are routine for a server) into debug records of the default slog
-// logger. netpoll's logger is process-wide, so it cannot be per server.
+// which are routine for a server) into debug records of the first Server's
+// logger (netpoll's logger is process-wide).
 type netpollLog struct{}
 
 func (netpollLog) Write(p []byte) (int, error) {
-	slog.Debug("netpoll", "msg", strings.TrimSpace(string(p)))
+	netpollSetup.log.Load().Debug("netpoll", "msg", strings.TrimSpace(string(p)))
 	return len(p), nil
 }

@@ -31,7 +31,6 @@ func (s *Server) sweep() {
 	t := time.NewTicker(s.sweepTick())
 	defer t.Stop()
 	var batch []*Conn
-	lastExpiry := time.Now()
 	for {
 		select {
 		case <-s.stop:
@@ -48,11 +47,6 @@ func (s *Server) sweep() {
 				}
 			}
 			clear(batch)
-			if now.Sub(lastExpiry) > time.Minute {
-				lastExpiry = now
-				s.ipLimit.expire(now.Add(-time.Minute).UnixNano())
-				s.bans.expire(now.UnixNano(), s.banPolicy())
-			}
 		}
 	}
 }

@@ -19,11 +19,14 @@ import (
 	"github.com/sockmon/sockmon/control"
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/protocol"
 )
 
-// serveFlags are the flags of `sockmon serve`, bound to a netcore.Config.
+// serveFlags are the flags of `sockmon serve`, bound to the engine's and
+// the protocol's Configs.
 type serveFlags struct {
 	cfg             netcore.Config
+	proto           protocol.Config
 	compression     bool
 	logLevel        string
 	allowedOrigins  string
@@ -36,11 +39,11 @@ type serveFlags struct {
 
 func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	f := &serveFlags{}
-	c := &f.cfg
+	c, p := &f.cfg, &f.proto
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.Addr, "addr", netcore.DefaultAddr, "WebSocket listen address (upgrade path "+netcore.DefaultPath+")")
-	fs.StringVar(&c.EchoPath, "echo-path", "", "path where every text and binary message is echoed verbatim, e.g. /echo (off when empty)")
+	fs.StringVar(&c.Addr, "addr", netcore.DefaultAddr, "WebSocket listen address (upgrade path "+protocol.DefaultPath+")")
+	fs.StringVar(&p.EchoPath, "echo-path", "", "path where every text and binary message is echoed verbatim, e.g. /echo, with the same admission and message rate as /ws (off when empty)")
 	fs.IntVar(&c.MaxConns, "max-conns", netcore.DefaultMaxConns, "maximum upgraded connections; more get 503 before the upgrade")
 	fs.IntVar(&c.MaxMessageSize, "max-message-size", netcore.DefaultMaxMessageSize, "maximum message size in bytes, after reassembly and inflating (over it: close 1009)")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", netcore.DefaultMaxHeaderBytes, "maximum size of the upgrade request head (over it: 431)")
@@ -54,63 +57,67 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", netcore.DefaultShutdownTimeout, "on SIGTERM: the whole drain finishes within this")
 	fs.BoolVar(&f.compression, "compression", true, "negotiate permessage-deflate (no context takeover)")
 	fs.IntVar(&c.CompressionThreshold, "compression-threshold", netcore.DefaultCompressionThreshold, "messages smaller than this many bytes are sent uncompressed")
-	fs.BoolVar(&c.RequireAuth, "require-auth", false, "refuse clients without a valid token (401); the client secret comes from $SOCKMON_JWT_SECRET")
+	fs.BoolVar(&p.RequireAuth, "require-auth", false, "refuse clients without a valid token (401); the client secret comes from $SOCKMON_JWT_SECRET")
 	fs.StringVar(&f.allowedOrigins, "allowed-origins", "", "comma-separated Origins browsers may connect from (https://app.example.com, https://*.example.com); empty allows all")
 	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client IP")
-	fs.IntVar(&c.ConnRate, "conn-rate", netcore.DefaultConnRate, "new connections per second per client IP (429 over it); 0 disables")
-	fs.IntVar(&c.ConnBurst, "conn-burst", netcore.DefaultConnBurst, "burst of new connections per client IP")
-	fs.IntVar(&c.MessageRate, "message-rate", netcore.DefaultMessageRate, "messages per second per connection (rate_limited error over it); 0 disables")
-	fs.IntVar(&c.MessageBurst, "message-burst", netcore.DefaultMessageBurst, "burst of messages per connection")
-	fs.IntVar(&c.BanAfter, "ban-after", netcore.DefaultBanAfter, "rate-limited messages within --ban-window that close a connection (1008) and ban its IP or user")
-	fs.DurationVar(&c.BanWindow, "ban-window", netcore.DefaultBanWindow, "window for --ban-after and --max-bad-messages")
-	fs.DurationVar(&c.BanDuration, "ban-duration", netcore.DefaultBanDuration, "first ban; each repeat doubles it")
-	fs.DurationVar(&c.BanMax, "ban-max", netcore.DefaultBanMax, "longest ban")
-	fs.DurationVar(&c.BanDecay, "ban-decay", netcore.DefaultBanDecay, "quiet time that undoes one doubling")
-	fs.IntVar(&c.MaxBadMessages, "max-bad-messages", netcore.DefaultMaxBadMessages, "malformed messages within --ban-window that close a connection with 1008")
-	fs.IntVar(&c.MaxRoomsPerConn, "max-rooms", netcore.DefaultMaxRoomsPerConn, "rooms one connection may join")
-	fs.DurationVar(&f.historyInterval, "history-interval", 5*time.Second, "metrics history sampling period")
-	fs.StringVar(&f.controlAddr, "control-addr", ":8081", "control listen address: health, readiness, /metrics and the admin API (admin secret from $SOCKMON_ADMIN_SECRET)")
-	fs.StringVar(&f.dataDir, "data-dir", "./data", "directory of the control store: audit log, alert rules, rate-limit overrides, maintenance state")
+	fs.IntVar(&p.ConnRate, "conn-rate", protocol.DefaultConnRate, "new connections per second per client IP (429 over it); 0 disables")
+	fs.IntVar(&p.ConnBurst, "conn-burst", protocol.DefaultConnBurst, "burst of new connections per client IP")
+	fs.IntVar(&p.MessageRate, "message-rate", protocol.DefaultMessageRate, "messages per second per connection (rate_limited error over it); 0 disables")
+	fs.IntVar(&p.MessageBurst, "message-burst", protocol.DefaultMessageBurst, "burst of messages per connection")
+	fs.IntVar(&p.BanAfter, "ban-after", protocol.DefaultBanAfter, "rate-limited messages within --ban-window that close a connection (1008) and ban its IP or user")
+	fs.DurationVar(&p.BanWindow, "ban-window", protocol.DefaultBanWindow, "window for --ban-after and --max-bad-messages")
+	fs.DurationVar(&p.BanDuration, "ban-duration", protocol.DefaultBanDuration, "first ban; each repeat doubles it")
+	fs.DurationVar(&p.BanMax, "ban-max", protocol.DefaultBanMax, "longest ban")
+	fs.DurationVar(&p.BanDecay, "ban-decay", protocol.DefaultBanDecay, "quiet time that undoes one doubling")
+	fs.IntVar(&p.MaxBadMessages, "max-bad-messages", protocol.DefaultMaxBadMessages, "malformed messages within --ban-window that close a connection with 1008")
+	fs.IntVar(&p.MaxRoomsPerConn, "max-rooms", protocol.DefaultMaxRoomsPerConn, "rooms one connection may join")
+	fs.DurationVar(&f.historyInterval, "history-interval", metrics.DefaultHistoryInterval, "metrics history sampling period")
+	fs.StringVar(&f.controlAddr, "control-addr", control.DefaultAddr, "control listen address: health, readiness, /metrics and the admin API (admin secret from $SOCKMON_ADMIN_SECRET)")
+	fs.StringVar(&f.dataDir, "data-dir", control.DefaultDataDir, "directory of the control store: audit log, alert rules, rate-limit overrides, maintenance state")
 	fs.Int64Var(&f.memoryLimit, "memory-limit", 0, "process memory (bytes) over which health reports unhealthy; 0 uses the cgroup limit when there is one")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = flagUsage(stderr, fs, "sockmon serve [flags]")
 	return fs, f
 }
 
-// config turns the flags into a netcore.Config: a 0 on the command line
-// switches a timer off, where netcore reads 0 as "default".
-func (f *serveFlags) config(logger *slog.Logger, getenv func(string) string) (netcore.Config, error) {
-	c := f.cfg
-	off := func(d *time.Duration) {
+// The command line's one rule for zero: a 0 given to --idle-timeout,
+// --ping-interval, --drain-delay, --conn-rate or --message-rate switches
+// that timer or limit off. The packages' Configs read 0 as "the default"
+// and a negative value as "off", so offWhenZero translates, here only.
+func offWhenZero(durations []*time.Duration, ints []*int) {
+	for _, d := range durations {
 		if *d == 0 {
 			*d = -1
 		}
 	}
-	off(&c.IdleTimeout)
-	off(&c.PingInterval)
-	off(&c.DrainDelay)
-	for _, p := range []*int{&c.ConnRate, &c.MessageRate} {
-		if *p == 0 {
-			*p = -1
+	for _, n := range ints {
+		if *n == 0 {
+			*n = -1
 		}
 	}
+}
+
+// configs turns the flags into the engine's and the protocol's Configs.
+func (f *serveFlags) configs(logger *slog.Logger, getenv func(string) string) (netcore.Config, protocol.Config, error) {
+	c, p := f.cfg, f.proto
+	offWhenZero([]*time.Duration{&c.IdleTimeout, &c.PingInterval, &c.DrainDelay}, []*int{&p.ConnRate, &p.MessageRate})
 	c.DisableCompression = !f.compression
 	c.Logger = logger
-	c.JWTSecret = []byte(getenv("SOCKMON_JWT_SECRET"))
-	c.AllowedOrigins = splitList(f.allowedOrigins)
-	for _, p := range splitList(f.trustedProxies) {
-		pfx, err := netip.ParsePrefix(p)
+	p.JWTSecret = []byte(getenv("SOCKMON_JWT_SECRET"))
+	p.AllowedOrigins = splitList(f.allowedOrigins)
+	for _, s := range splitList(f.trustedProxies) {
+		pfx, err := netip.ParsePrefix(s)
 		if err != nil {
-			return c, fmt.Errorf("--trusted-proxies: %v", err)
+			return c, p, fmt.Errorf("--trusted-proxies: %v", err)
 		}
-		c.TrustedProxies = append(c.TrustedProxies, pfx)
+		p.TrustedProxies = append(p.TrustedProxies, pfx)
 	}
 	m, err := metrics.New(metrics.Options{HistoryInterval: f.historyInterval, Version: version, Revision: revision})
 	if err != nil {
-		return c, err
+		return c, p, err
 	}
 	c.Metrics = m
-	return c, nil
+	return c, p, nil
 }
 
 func splitList(s string) []string {
@@ -138,7 +145,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg, err := f.config(logger, os.Getenv)
+	cfg, pcfg, err := f.configs(logger, os.Getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
 		return 2
@@ -150,17 +157,23 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
 		return 2
 	}
+	proto, err := protocol.New(srv, pcfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		return 2
+	}
 
 	emergency := make(chan string, 1)
 	ctl, err := control.New(control.Config{
 		Addr:           f.controlAddr,
 		DataDir:        f.dataDir,
 		AdminSecret:    []byte(os.Getenv("SOCKMON_ADMIN_SECRET")),
-		ClientSecret:   cfg.JWTSecret,
+		ClientSecret:   pcfg.JWTSecret,
 		Engine:         srv,
+		Protocol:       proto,
 		Logger:         logger,
 		MemoryLimit:    f.memoryLimit,
-		TrustedProxies: cfg.TrustedProxies,
+		TrustedProxies: pcfg.TrustedProxies,
 		OnEmergencyShutdown: func(reason string) {
 			select {
 			case emergency <- reason:

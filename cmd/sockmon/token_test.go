@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/sockmon/sockmon/control"
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/protocol"
 )
 
 const (
@@ -38,12 +39,15 @@ func mint(t *testing.T, getenv func(string) string, args ...string) (string, str
 // token by the WebSocket engine (authenticated as --sub), an admin token by
 // the control server's admin API; neither is accepted by the other.
 func TestTokenCommandMintsWorkingTokens(t *testing.T) {
-	eng, err := netcore.New(netcore.Config{JWTSecret: []byte(tokenTestClientSecret), DrainDelay: -1,
-		Logger: slog.New(slog.DiscardHandler)})
+	eng, err := netcore.New(netcore.Config{DrainDelay: -1, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, err := control.New(control.Config{DataDir: t.TempDir(), Engine: eng, AdminSecret: []byte(tokenTestAdminSecret),
+	proto, err := protocol.New(eng, protocol.Config{JWTSecret: []byte(tokenTestClientSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := control.New(control.Config{DataDir: t.TempDir(), Engine: eng, Protocol: proto, AdminSecret: []byte(tokenTestAdminSecret),
 		ClientSecret: []byte(tokenTestClientSecret), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -234,3 +234,52 @@ func Inflate(t testing.TB, p []byte) []byte {
 	}
 	return out
 }
+
+// Rig writes perWrite prebuilt frames at once and reads their replies into
+// a buffer of the right size: nothing it does allocates, so allocation
+// counts and benchmarks see only the server's work.
+type Rig struct {
+	C     *Client
+	req   []byte
+	reply []byte
+}
+
+// NewRig dials path and prebuilds perWrite frames of op carrying msg. It
+// learns the size of one reply from a first round trip, so the server must
+// answer each message with one frame of a fixed size.
+func NewRig(t testing.TB, addr, path string, op ws.OpCode, msg []byte, perWrite int) *Rig {
+	t.Helper()
+	r := &Rig{C: Dial(t, addr, path)}
+	r.C.Write(ClientFrame(true, 0, op, msg, true))
+	f := r.C.NextData()
+	for i := 0; i < perWrite; i++ {
+		r.req = append(r.req, ClientFrame(true, 0, op, msg, true)...)
+	}
+	r.reply = make([]byte, perWrite*(wsproto.ServerHeaderLen(len(f.Payload))+len(f.Payload)))
+	return r
+}
+
+// NewRigOn is NewRig on an existing connection, for a server that is not a
+// WebSocket server of ours (a baseline); every reply must be the size of
+// msg in a final frame.
+func NewRigOn(c *Client, op ws.OpCode, msg []byte, perWrite int) *Rig {
+	r := &Rig{C: c}
+	for i := 0; i < perWrite; i++ {
+		r.req = append(r.req, ClientFrame(true, 0, op, msg, true)...)
+	}
+	r.reply = make([]byte, perWrite*(wsproto.ServerHeaderLen(len(msg))+len(msg)))
+	return r
+}
+
+// RequestBytes is the size of one write of the rig.
+func (r *Rig) RequestBytes() int { return len(r.req) }
+
+// RoundTrip writes the frames and reads every reply.
+func (r *Rig) RoundTrip(t testing.TB) {
+	if _, err := r.C.Conn.Write(r.req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(r.C.Reader, r.reply); err != nil {
+		t.Fatal(err)
+	}
+}

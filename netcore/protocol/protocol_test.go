@@ -1,4 +1,4 @@
-package netcore
+package protocol
 
 import (
 	"encoding/json"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
+	"github.com/sockmon/sockmon/netcore"
 	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
@@ -399,10 +400,7 @@ func TestGarbageIsEventuallyClosed(t *testing.T) {
 }
 
 func TestHooksOrderAndArguments(t *testing.T) {
-	srv, err := New(Config{Logger: discardLogger(), DrainDelay: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := newNode(t, netcore.Config{Logger: discardLogger(), DrainDelay: -1}, Config{})
 	var mu sync.Mutex
 	var events []string
 	record := func(s string) {
@@ -410,13 +408,13 @@ func TestHooksOrderAndArguments(t *testing.T) {
 		events = append(events, s)
 		mu.Unlock()
 	}
-	srv.OnConnect(func(e ConnectEvent) { record("connect " + e.Request.Path) })
-	srv.OnMessage(func(e MessageEvent) { record(fmt.Sprintf("message %s %d", e.Type, e.Size)) })
+	srv.OnConnect(func(e netcore.ConnectEvent) { record("connect " + e.Request.Path) })
+	srv.OnMessage(func(e netcore.MessageEvent) { record(fmt.Sprintf("message %s %d", e.Type, e.Size)) })
 	srv.OnMessageError(func(e MessageErrorEvent) { record("error " + e.Code) })
-	srv.OnDisconnect(func(e DisconnectEvent) {
+	srv.OnDisconnect(func(e netcore.DisconnectEvent) {
 		record(fmt.Sprintf("disconnect %d %s %q", e.Code, e.Initiator, e.Reason))
 	})
-	addr := serveTest(t, srv)
+	addr := serveTest(t, srv.Server)
 	c := dialWS(t, "ws://"+addr+"/ws", nil)
 	c.roundTrip(`{"type":"ping"}`)
 	c.roundTrip(`{"type":"nope"}`)
@@ -441,5 +439,5 @@ func TestHooksOrderAndArguments(t *testing.T) {
 			t.Error("registering a hook after Serve did not panic")
 		}
 	}()
-	srv.OnConnect(func(ConnectEvent) {})
+	srv.OnConnect(func(netcore.ConnectEvent) {})
 }

@@ -1,4 +1,4 @@
-package netcore
+package protocol
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/sockmon/sockmon/netcore"
 	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
@@ -92,7 +93,7 @@ func fanoutClient(spec string) int {
 
 func BenchmarkRoomFanout(b *testing.B) {
 	const members = 10000
-	srv, addr := testServer(b, Config{ConnRate: -1, MaxConns: members + 10, WriteQueueBytes: 64 << 20})
+	srv, addr := testServer(b, Config{ConnRate: -1}, func(e *netcore.Config) { e.MaxConns, e.WriteQueueBytes = members+10, 64<<20 })
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), fanoutEnv+"="+addr+" "+strconv.Itoa(members))
 	stdin, _ := cmd.StdinPipe()

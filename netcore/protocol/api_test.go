@@ -1,4 +1,4 @@
-package netcore
+package protocol
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/sockmon/sockmon/netcore"
 	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
@@ -85,17 +86,18 @@ func TestBroadcastPublishAndDisconnects(t *testing.T) {
 	}
 
 	yes := true
-	page, err := srv.Connections(ConnQuery{Authenticated: &yes, SortBy: "messages", Desc: true, Limit: 2})
+	page, err := srv.Connections(ConnQuery{ConnQuery: netcore.ConnQuery{Authenticated: &yes, SortBy: "messages", Desc: true, Limit: 2}})
 	if err != nil || page.Total != 3 || len(page.Items) != 2 || page.Items[0].UserID != "ben" {
 		t.Fatalf("Connections: %+v %v", page, err)
 	}
 	if page, _ := srv.Connections(ConnQuery{Room: "ops"}); page.Total != 1 || page.Items[0].Rooms[0] != "ops" {
 		t.Fatalf("room filter: %+v", page)
 	}
-	if page, _ := srv.Connections(ConnQuery{RemotePrefix: "127.0.0.1:", Offset: 3}); page.Total != 4 || len(page.Items) != 1 {
+	if page, _ := srv.Connections(ConnQuery{ConnQuery: netcore.ConnQuery{RemotePrefix: "127.0.0.1:", Offset: 3}}); page.Total != 4 || len(page.Items) != 1 {
 		t.Fatalf("remote prefix and offset: %+v", page)
 	}
-	for _, q := range []ConnQuery{{Limit: 1001}, {SortBy: "age"}, {Offset: -1}} {
+	for _, q := range []netcore.ConnQuery{{Limit: 1001}, {SortBy: "age"}, {Offset: -1}} {
+		q := ConnQuery{ConnQuery: q}
 		if _, err := srv.Connections(q); err == nil {
 			t.Errorf("Connections(%+v) accepted", q)
 		}

@@ -1,15 +1,18 @@
-package netcore
+package protocol
 
 import (
 	"hash/maphash"
 	"sync"
+
+	"github.com/sockmon/sockmon/netcore"
 )
 
 // The hub: rooms by name, spread over independently locked shards. A
 // publish copies the member list under the room's read lock and writes
 // outside any lock; the frame is encoded once for every member.
 //
-// Lock order: hubShard.mu, then room.mu. Conn.wmu is never held with either.
+// Lock order: session.mu, then hubShard.mu, then room.mu. No engine lock is
+// held with any of them (a fan-out writes after the member list is copied).
 
 const hubShards = 64
 
@@ -25,7 +28,7 @@ type hubShard struct {
 
 type room struct {
 	mu      sync.RWMutex
-	members map[*Conn]struct{}
+	members map[*netcore.Conn]struct{}
 }
 
 func (h *hub) init() {
@@ -41,12 +44,12 @@ func (h *hub) shard(name []byte) *hubShard {
 
 // join adds c to the room, creating it. It reports whether c was not yet a
 // member.
-func (h *hub) join(name string, c *Conn) bool {
+func (h *hub) join(name string, c *netcore.Conn) bool {
 	s := h.shard([]byte(name))
 	s.mu.Lock()
 	r := s.rooms[name]
 	if r == nil {
-		r = &room{members: make(map[*Conn]struct{})}
+		r = &room{members: make(map[*netcore.Conn]struct{})}
 		s.rooms[name] = r
 	}
 	r.mu.Lock()
@@ -58,7 +61,7 @@ func (h *hub) join(name string, c *Conn) bool {
 }
 
 // leave removes c from the room and deletes the room when it empties.
-func (h *hub) leave(name string, c *Conn) bool {
+func (h *hub) leave(name string, c *netcore.Conn) bool {
 	s := h.shard([]byte(name))
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -78,7 +81,7 @@ func (h *hub) leave(name string, c *Conn) bool {
 }
 
 // members appends the room's members to dst.
-func (h *hub) members(name []byte, dst []*Conn) []*Conn {
+func (h *hub) members(name []byte, dst []*netcore.Conn) []*netcore.Conn {
 	s := h.shard(name)
 	s.mu.RLock()
 	r := s.rooms[string(name)]
@@ -117,4 +120,4 @@ func (h *hub) rooms() []RoomInfo {
 }
 
 // connSlices recycles member lists of publishes.
-var connSlices = sync.Pool{New: func() any { s := make([]*Conn, 0, 256); return &s }}
+var connSlices = sync.Pool{New: func() any { s := make([]*netcore.Conn, 0, 256); return &s }}

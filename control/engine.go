@@ -1,0 +1,48 @@
+package control
+
+import (
+	"context"
+	"time"
+
+	"github.com/sockmon/sockmon/metrics"
+	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/protocol"
+)
+
+// The control side reads and drives the WebSocket side through these two
+// interfaces, declared here with only what control uses, so that it can be
+// tested without sockets and a cluster layer can wrap them. *netcore.Server
+// implements Engine and *protocol.Service implements Protocol. Every method
+// must be safe for concurrent use and must not block on the message path.
+
+// Engine is the WebSocket engine: lifecycle, readiness, the connection
+// registry.
+type Engine interface {
+	Metrics() *metrics.Metrics
+	Ready() bool
+	Draining() bool
+	Stats() netcore.Stats
+	LastHeartbeat() time.Time
+	SweepInterval() time.Duration
+	Maintenance() *netcore.MaintenanceState
+	SetMaintenance(on bool, reason string, drain bool)
+	DisconnectSocket(id uint64, reason string) bool
+	DisconnectUser(userID, reason string) int
+	DisconnectAll(reason string, batchSize int, interval time.Duration) int
+	Shutdown(ctx context.Context) error
+}
+
+// Protocol is the sockmon client protocol: connections with their rooms,
+// broadcasts, rate limits.
+type Protocol interface {
+	Connections(q protocol.ConnQuery) (protocol.ConnPage, error)
+	Broadcast(data []byte, room string) (int, error)
+	SetRateLimit(rl protocol.RateLimit) error
+	RateLimits() []protocol.RateLimit
+	Rooms() []protocol.RoomInfo
+}
+
+var (
+	_ Engine   = (*netcore.Server)(nil)
+	_ Protocol = (*protocol.Service)(nil)
+)

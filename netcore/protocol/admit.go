@@ -1,0 +1,121 @@
+package protocol
+
+import (
+	"errors"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/sockmon/sockmon/metrics"
+	"github.com/sockmon/sockmon/netcore"
+)
+
+// Admission (netcore.Admitter) for every route of the protocol, the echo
+// route included: origin, client IP, bans, the per-IP connection rate and
+// the client token, in the order of cheapest refusal first. Each failure is
+// a *netcore.HandshakeError with the status of the README's refusal table.
+// The engine adds maintenance, draining and the connection cap after it.
+
+var _ netcore.Admitter = (*Service)(nil)
+
+// Admit implements netcore.Admitter.
+func (svc *Service) Admit(req *netcore.Request, peer netip.Addr) (netcore.Admission, *netcore.HandshakeError) {
+	if !svc.originAllowed(req.Origin) {
+		return netcore.Admission{}, &netcore.HandshakeError{Status: http.StatusForbidden, Reason: "origin " + strconv.Quote(req.Origin) + " is not allowed", RejectReason: metrics.RejectOrigin}
+	}
+	ip := netcore.ForwardedClient(peer, req.XForwardedFor, svc.cfg.TrustedProxies)
+	now := time.Now().UnixNano()
+	svc.maybeExpire(now)
+	if banned, left := svc.bans.banned("ip:"+ip.String(), now); banned {
+		return netcore.Admission{}, tooMany("this address is banned for abuse", left, metrics.RejectBanned)
+	}
+	if svc.cfg.ConnRate > 0 {
+		if ok, retry := svc.ipLimit.allow(ip, svc.cfg.ConnBurst, time.Duration(svc.cfg.ConnBurst)*time.Second/time.Duration(svc.cfg.ConnRate), now); !ok {
+			return netcore.Admission{}, tooMany("too many connections from this address", retry, metrics.RejectRate)
+		}
+	}
+	adm, herr := svc.authenticate(req)
+	if herr != nil {
+		return netcore.Admission{}, herr
+	}
+	if adm.Authenticated {
+		if banned, left := svc.bans.banned("user:"+adm.UserID, now); banned {
+			return netcore.Admission{}, tooMany("this user is banned for abuse", left, metrics.RejectBanned)
+		}
+	}
+	adm.ClientIP = ip
+	return adm, nil
+}
+
+// clientToken returns the token of ?token= or Authorization: Bearer.
+func clientToken(req *netcore.Request) string {
+	if t := req.Query("token"); t != "" {
+		return t
+	}
+	if a := req.Authorization; len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	return ""
+}
+
+// authenticate verifies the client token (HS256 with the client secret,
+// exp required, sub is the user id).
+func (svc *Service) authenticate(req *netcore.Request) (netcore.Admission, *netcore.HandshakeError) {
+	tok := clientToken(req)
+	if tok == "" {
+		if svc.cfg.RequireAuth {
+			return netcore.Admission{}, unauthorized("a token is required (?token= or Authorization: Bearer)")
+		}
+		return netcore.Admission{}, nil
+	}
+	if len(svc.cfg.JWTSecret) == 0 {
+		return netcore.Admission{}, unauthorized("this server does not accept client tokens")
+	}
+	claims := jwt.RegisteredClaims{}
+	_, err := jwt.ParseWithClaims(tok, &claims, func(*jwt.Token) (any, error) { return svc.cfg.JWTSecret, nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithLeeway(5*time.Second))
+	if err != nil {
+		reason := "invalid token"
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			reason = "token expired"
+		}
+		return netcore.Admission{}, unauthorized(reason)
+	}
+	if claims.Subject == "" {
+		return netcore.Admission{}, unauthorized("token has no sub claim")
+	}
+	return netcore.Admission{UserID: claims.Subject, Authenticated: true}, nil
+}
+
+func unauthorized(reason string) *netcore.HandshakeError {
+	return &netcore.HandshakeError{Status: http.StatusUnauthorized, Reason: reason, RejectReason: metrics.RejectAuth,
+		Header: [][2]string{{"WWW-Authenticate", `Bearer realm="sockmon"`}}}
+}
+
+func tooMany(reason string, retry time.Duration, label metrics.RejectReason) *netcore.HandshakeError {
+	return &netcore.HandshakeError{Status: http.StatusTooManyRequests, Reason: reason, RejectReason: label,
+		Header: netcore.RetryAfter(retry)}
+}
+
+// originAllowed checks the Origin header against Config.AllowedOrigins.
+func (svc *Service) originAllowed(origin string) bool {
+	if origin == "" || len(svc.cfg.AllowedOrigins) == 0 {
+		return true
+	}
+	for _, o := range svc.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+		// https://*.example.com matches any subdomain.
+		if scheme, host, ok := strings.Cut(o, "://*."); ok {
+			if rest, ok := strings.CutPrefix(strings.ToLower(origin), strings.ToLower(scheme)+"://"); ok &&
+				strings.HasSuffix(rest, "."+strings.ToLower(host)) {
+				return true
+			}
+		}
+	}
+	return false
+}

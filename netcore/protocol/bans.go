@@ -1,0 +1,145 @@
+package protocol
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// ipLimiter holds the per-IP connection buckets and the bans.
+type ipLimiter struct {
+	shards [16]ipShard
+}
+
+type ipShard struct {
+	mu      sync.Mutex
+	buckets map[netip.Addr]*ipBucket
+}
+
+type ipBucket struct {
+	g    gcra
+	seen int64
+}
+
+func (l *ipLimiter) init() {
+	for i := range l.shards {
+		l.shards[i].buckets = make(map[netip.Addr]*ipBucket)
+	}
+}
+
+func (l *ipLimiter) shard(ip netip.Addr) *ipShard {
+	b := ip.As16()
+	return &l.shards[(b[15]^b[14]^b[13])&15]
+}
+
+// allow charges one connection to ip.
+func (l *ipLimiter) allow(ip netip.Addr, limit int, window time.Duration, now int64) (bool, time.Duration) {
+	if limit <= 0 {
+		return true, 0
+	}
+	s := l.shard(ip)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buckets[ip]
+	if b == nil {
+		b = &ipBucket{g: newGCRA(limit, window)}
+		s.buckets[ip] = b
+	}
+	b.seen = now
+	return b.g.allow(now)
+}
+
+// expire forgets buckets untouched since before cutoff (called by the
+// sweeper, so the map does not grow with every IP ever seen).
+func (l *ipLimiter) expire(cutoff int64) {
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		for ip, b := range s.buckets {
+			if b.seen < cutoff {
+				delete(s.buckets, ip)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// bans holds the escalating bans by key ("ip:1.2.3.4" or "user:alice").
+type bans struct {
+	mu sync.Mutex
+	m  map[string]*ban
+}
+
+type ban struct {
+	until       int64
+	level       int
+	lastOffence int64
+}
+
+// BanPolicy configures escalation. Zero fields take the defaults of Config.
+type banPolicy struct {
+	base, max, decay time.Duration
+}
+
+// offend records an offence by key at now and returns the ban length.
+func (b *bans) offend(key string, now int64, p banPolicy) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = make(map[string]*ban)
+	}
+	e := b.m[key]
+	if e == nil {
+		e = &ban{}
+		b.m[key] = e
+	} else {
+		e.level = decayedLevel(e, now, p)
+		e.level++
+	}
+	d := p.base << e.level
+	if d > p.max || d <= 0 {
+		d = p.max
+	}
+	e.until = now + int64(d)
+	e.lastOffence = now
+	return d
+}
+
+// decayedLevel lowers the level by one for every decay period since the
+// last offence.
+func decayedLevel(e *ban, now int64, p banPolicy) int {
+	if p.decay <= 0 {
+		return e.level
+	}
+	quiet := now - e.lastOffence - (e.until - e.lastOffence)
+	if quiet <= 0 {
+		return e.level
+	}
+	lvl := e.level - int(quiet/int64(p.decay))
+	if lvl < 0 {
+		lvl = -1
+	}
+	return lvl
+}
+
+// banned reports whether key is banned at now and for how much longer.
+func (b *bans) banned(key string, now int64) (bool, time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.m[key]
+	if e == nil || now >= e.until {
+		return false, 0
+	}
+	return true, time.Duration(e.until - now)
+}
+
+// expire forgets entries whose level has decayed to nothing.
+func (b *bans) expire(now int64, p banPolicy) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, e := range b.m {
+		if now >= e.until && decayedLevel(e, now, p) < 0 {
+			delete(b.m, k)
+		}
+	}
+}

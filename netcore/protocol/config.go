@@ -1,0 +1,166 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Config is the protocol's configuration. A zero field means "use the
+// default" (see setDefaults); a negative rate switches that limit off. A
+// Config is read once by New and never changed afterwards.
+type Config struct {
+	// Path is the upgrade path of the sockmon protocol. Default "/ws".
+	Path string
+	// EchoPath, when set, is a path where every text and binary message is
+	// echoed back verbatim (conformance suites, benchmarks), with the same
+	// admission and message rate limit as Path. Off by default.
+	EchoPath string
+
+	// JWTSecret verifies client tokens (HS256) from ?token= or
+	// Authorization: Bearer. Without it, every client is anonymous and a
+	// token is refused with 401.
+	JWTSecret []byte
+	// RequireAuth refuses clients without a valid token (401).
+	RequireAuth bool
+	// AllowedOrigins lists the Origin values browsers may connect from
+	// ("https://app.example.com", "https://*.example.com" or "*"). Empty
+	// allows every origin. Requests without Origin (non-browser clients)
+	// are always allowed.
+	AllowedOrigins []string
+	// TrustedProxies are the networks (CIDR) whose X-Forwarded-For is
+	// believed: the client IP is the rightmost address not in them.
+	TrustedProxies []netip.Prefix
+
+	// ConnRate and ConnBurst limit new connections per client IP: ConnRate
+	// per second with bursts of ConnBurst (429 + Retry-After).
+	ConnRate  int
+	ConnBurst int
+	// MessageRate and MessageBurst limit messages per connection: an error
+	// reply with code rate_limited and retryAfterMs.
+	MessageRate  int
+	MessageBurst int
+	// BanAfter is how many rate-limited messages in one BanWindow close the
+	// connection with 1008 and ban its IP, or its user when authenticated.
+	BanAfter  int
+	BanWindow time.Duration
+	// BanDuration is the first ban; each repeat doubles it up to BanMax,
+	// and the doubling decays one step per BanDecay without an offence.
+	BanDuration time.Duration
+	BanMax      time.Duration
+	BanDecay    time.Duration
+	// MaxBadMessages is how many malformed messages in one BanWindow close a
+	// connection with 1008.
+	MaxBadMessages int
+	// MaxRoomsPerConn caps the rooms one connection may join.
+	MaxRoomsPerConn int
+
+	// Logger receives the protocol's logs. Default: the engine's.
+	Logger *slog.Logger
+}
+
+// Defaults, in one place.
+const (
+	DefaultPath            = "/ws"
+	DefaultConnRate        = 20
+	DefaultConnBurst       = 100
+	DefaultMessageRate     = 100
+	DefaultMessageBurst    = 200
+	DefaultBanAfter        = 50
+	DefaultBanWindow       = 10 * time.Second
+	DefaultBanDuration     = time.Minute
+	DefaultBanMax          = time.Hour
+	DefaultBanDecay        = 10 * time.Minute
+	DefaultMaxBadMessages  = 20
+	DefaultMaxRoomsPerConn = 64
+)
+
+// setDefaults fills every zero field with its default.
+func (c *Config) setDefaults(engineLog *slog.Logger) {
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
+	for _, d := range []struct {
+		p *int
+		v int
+	}{
+		{&c.ConnRate, DefaultConnRate}, {&c.ConnBurst, DefaultConnBurst},
+		{&c.MessageRate, DefaultMessageRate}, {&c.MessageBurst, DefaultMessageBurst},
+		{&c.BanAfter, DefaultBanAfter}, {&c.MaxBadMessages, DefaultMaxBadMessages},
+		{&c.MaxRoomsPerConn, DefaultMaxRoomsPerConn},
+	} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
+	}
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{
+		{&c.BanWindow, DefaultBanWindow}, {&c.BanDuration, DefaultBanDuration},
+		{&c.BanMax, DefaultBanMax}, {&c.BanDecay, DefaultBanDecay},
+	} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = engineLog
+	}
+}
+
+// validate reports every configuration error at once.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("protocol: "+format, args...))
+	}
+	if !strings.HasPrefix(c.Path, "/") {
+		bad("path %q must start with /", c.Path)
+	}
+	if c.EchoPath != "" && !strings.HasPrefix(c.EchoPath, "/") {
+		bad("echo path %q must start with /", c.EchoPath)
+	}
+	if c.EchoPath == c.Path {
+		bad("echo path and protocol path are both %q", c.Path)
+	}
+	if c.ConnRate > 0 && c.ConnBurst < 1 {
+		bad("conn-burst must be at least 1, got %d", c.ConnBurst)
+	}
+	if c.MessageRate > 0 && c.MessageBurst < 1 {
+		bad("message-burst must be at least 1, got %d", c.MessageBurst)
+	}
+	for name, v := range map[string]int{"ban-after": c.BanAfter, "max-bad-messages": c.MaxBadMessages, "max-rooms": c.MaxRoomsPerConn} {
+		if v < 0 {
+			bad("%s must be positive, got %d", name, v)
+		}
+	}
+	for name, d := range map[string]time.Duration{"ban-window": c.BanWindow, "ban-duration": c.BanDuration, "ban-max": c.BanMax, "ban-decay": c.BanDecay} {
+		if d < 0 {
+			bad("%s must be positive, got %s", name, d)
+		}
+	}
+	if c.BanMax < c.BanDuration {
+		bad("ban-max %s is shorter than ban-duration %s", c.BanMax, c.BanDuration)
+	}
+	if c.RequireAuth && len(c.JWTSecret) == 0 {
+		bad("require-auth needs a client secret (SOCKMON_JWT_SECRET)")
+	}
+	if len(c.JWTSecret) > 0 && len(c.JWTSecret) < 32 {
+		bad("the client JWT secret is %d bytes; HS256 wants at least 32", len(c.JWTSecret))
+	}
+	for _, o := range c.AllowedOrigins {
+		if o != "*" && !strings.Contains(o, "://") {
+			bad("allowed origin %q must be a scheme://host[:port] (or *)", o)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// banPolicy collects the escalation settings.
+func (c *Config) banPolicy() banPolicy {
+	return banPolicy{base: c.BanDuration, max: c.BanMax, decay: c.BanDecay}
+}

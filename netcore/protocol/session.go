@@ -1,0 +1,272 @@
+package protocol
+
+import (
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sockmon/sockmon/metrics"
+	"github.com/sockmon/sockmon/netcore"
+)
+
+// A session is one connection's protocol state. The reader goroutine owns
+// every field but the rooms: HandleMessage calls are sequential, so the
+// limiter and the strike counts need no lock. Rooms are shared with Closed,
+// which may run on another goroutine while a join is in progress, so they
+// are guarded by mu (taken only by join, leave and Closed, never per
+// message).
+type session struct {
+	svc  *Service
+	c    *netcore.Conn
+	echo bool // the echo route: every message echoed verbatim after the rate check
+
+	limiter                 gcra
+	limitGen                uint64
+	strikes                 int32 // rate-limited messages in the window that started at strikeWindow
+	bad                     int32 // malformed messages in the window that started at badWindow
+	strikeWindow, badWindow int64
+
+	mu     sync.Mutex
+	rooms  []string // copy-on-write: readers (Rooms) may keep the slice they got
+	closed bool
+}
+
+var _ netcore.Session = (*session)(nil)
+
+// HandleMessage serves one message: binary frames are echoed, text frames
+// are JSON envelopes.
+func (s *session) HandleMessage(mt netcore.MessageType, data []byte) error {
+	if ok, err := s.allowMessage(); !ok {
+		return err
+	}
+	c := s.c
+	if s.echo {
+		return c.Reply(mt, data)
+	}
+	if mt == netcore.BinaryMessage {
+		c.SetKind(metrics.KindBinary)
+		return c.Reply(netcore.BinaryMessage, data)
+	}
+	var e envelope
+	if err := parseEnvelope(data, &e); err != nil {
+		return s.badMessage(e.id, "invalid envelope: "+err.Error())
+	}
+	switch string(e.typ) {
+	case "echo":
+		c.SetKind(metrics.KindEcho)
+		return s.replyEnvelope("echo", e.id, e.data, e.hasData)
+	case "ping":
+		c.SetKind(metrics.KindPing)
+		return s.replyEnvelope("pong", e.id, nil, false)
+	case "join":
+		c.SetKind(metrics.KindJoin)
+		return s.join(&e)
+	case "leave":
+		c.SetKind(metrics.KindLeave)
+		return s.leave(&e)
+	case "publish":
+		c.SetKind(metrics.KindPublish)
+		return s.publish(&e)
+	case "rpc":
+		c.SetKind(metrics.KindRPC)
+		if len(e.service) == 0 {
+			return s.badMessage(e.id, `rpc needs "service"`)
+		}
+		return s.replyError(e.id, CodeNotFound, "no upstream service "+strconv.Quote(string(e.service))+" is configured", 0)
+	case "":
+		return s.badMessage(e.id, `missing "type"`)
+	default:
+		return s.badMessage(e.id, "unknown type "+strconv.Quote(string(e.typ))+"; valid types: echo, ping, join, leave, publish, rpc")
+	}
+}
+
+// Closed leaves every room and forgets the socket's rate-limit override.
+func (s *session) Closed(netcore.DisconnectEvent) {
+	s.mu.Lock()
+	s.closed = true
+	rooms := s.rooms
+	s.rooms = nil
+	s.mu.Unlock()
+	for _, r := range rooms {
+		s.svc.hub.leave(r, s.c)
+	}
+	s.svc.overrides.forgetSocket(s.c.ID())
+}
+
+// Rooms returns the rooms the connection is in. The slice must not be
+// modified.
+func (s *session) Rooms() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms
+}
+
+// inRoom reports whether the connection is in room.
+func (s *session) inRoom(room string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.rooms {
+		if r == room {
+			return true
+		}
+	}
+	return false
+}
+
+// maxRoomName bounds room names (bytes).
+const maxRoomName = 128
+
+// validRoom returns why room is not a valid room name, or "".
+func validRoom(room []byte) string {
+	switch {
+	case len(room) == 0:
+		return `missing "room"`
+	case len(room) > maxRoomName:
+		return "room name over " + strconv.Itoa(maxRoomName) + " bytes"
+	case !utf8.Valid(room):
+		return "room name is not UTF-8"
+	}
+	return ""
+}
+
+func (s *session) join(e *envelope) error {
+	if msg := validRoom(e.room); msg != "" {
+		return s.badMessage(e.id, msg)
+	}
+	name := string(e.room)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	for _, r := range s.rooms {
+		if r == name {
+			s.mu.Unlock()
+			return s.replyEnvelope("ack", e.id, nil, false)
+		}
+	}
+	if n := len(s.rooms); n >= s.svc.cfg.MaxRoomsPerConn {
+		s.mu.Unlock()
+		return s.replyError(e.id, CodeTooLarge, "already in "+strconv.Itoa(n)+" rooms, the most one connection may join", 0)
+	}
+	next := make([]string, len(s.rooms), len(s.rooms)+1)
+	copy(next, s.rooms)
+	s.rooms = append(next, name)
+	// Joined under mu, so Closed, which takes mu first, sees the room.
+	s.svc.hub.join(name, s.c)
+	s.mu.Unlock()
+	return s.replyEnvelope("ack", e.id, nil, false)
+}
+
+func (s *session) leave(e *envelope) error {
+	if msg := validRoom(e.room); msg != "" {
+		return s.badMessage(e.id, msg)
+	}
+	name := string(e.room)
+	s.mu.Lock()
+	next := make([]string, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		if r != name {
+			next = append(next, r)
+		}
+	}
+	if len(next) == len(s.rooms) {
+		s.mu.Unlock()
+		return s.replyError(e.id, CodeNotFound, "not in room "+strconv.Quote(name), 0)
+	}
+	s.rooms = next
+	s.svc.hub.leave(name, s.c)
+	s.mu.Unlock()
+	return s.replyEnvelope("ack", e.id, nil, false)
+}
+
+func (s *session) publish(e *envelope) error {
+	if msg := validRoom(e.room); msg != "" {
+		return s.badMessage(e.id, msg)
+	}
+	if !e.hasData {
+		return s.badMessage(e.id, `publish needs "data"`)
+	}
+	s.svc.publish(e.room, s, e.data)
+	return s.replyEnvelope("ack", e.id, nil, false)
+}
+
+// appendFrom appends the "from" of the messages this connection publishes:
+// its user id, or anon:<socket id>.
+func (s *session) appendFrom(b []byte) []byte {
+	if s.c.Authenticated() {
+		return appendJSONString(b, s.c.UserID())
+	}
+	b = append(b, `"anon:`...)
+	b = strconv.AppendUint(b, s.c.ID(), 10)
+	return append(b, '"')
+}
+
+// allowMessage applies the connection's message rate. A limited message gets
+// an error reply and is not handled (ok false); too many in one window close
+// the connection with 1008 (the *netcore.CloseError) and ban its IP or user.
+func (s *session) allowMessage() (ok bool, err error) {
+	svc := s.svc
+	if gen := svc.limitGen.Load(); gen != s.limitGen {
+		s.limitGen = gen
+		s.applyLimit()
+	}
+	now := s.c.MessageTime()
+	pass, retry := s.limiter.allow(now)
+	if pass {
+		return true, nil
+	}
+	s.c.SetKind(metrics.KindInvalid)
+	s.c.Shard().RateLimited(metrics.ScopeConnection)
+	ms := int64((retry + time.Millisecond - 1) / time.Millisecond)
+	if err := s.replyError(nil, CodeRateLimited, "message rate limit exceeded", ms); err != nil {
+		return false, err
+	}
+	if s.strikeWindow == 0 || now-s.strikeWindow > int64(svc.cfg.BanWindow) {
+		s.strikeWindow, s.strikes = now, 0
+	}
+	s.strikes++
+	if int(s.strikes) <= svc.cfg.BanAfter {
+		return false, nil
+	}
+	key := "ip:" + s.c.ClientIP().String()
+	if s.c.Authenticated() {
+		key = "user:" + s.c.UserID()
+	}
+	d := svc.bans.offend(key, time.Now().UnixNano(), svc.cfg.banPolicy())
+	svc.log.Warn("connection closed and banned for exceeding its message rate", "socket", s.c.ID(), "ban", key, "for", d.String())
+	return false, &netcore.CloseError{Code: netcore.ClosePolicy, Reason: "message rate limit exceeded repeatedly; banned for " + d.Round(time.Second).String()}
+}
+
+// applyLimit sets the connection's bucket from its override or the default.
+func (s *session) applyLimit() {
+	cfg := &s.svc.cfg
+	if rl, ok := s.svc.overrides.lookup(s.c.ID(), s.c.UserID()); ok {
+		s.limiter = newGCRA(rl.Limit, rl.Window)
+		return
+	}
+	if cfg.MessageRate <= 0 {
+		s.limiter = gcra{}
+		return
+	}
+	s.limiter = newGCRA(cfg.MessageBurst, time.Duration(cfg.MessageBurst)*time.Second/time.Duration(cfg.MessageRate))
+}
+
+// badMessage answers a malformed message with bad_request; a connection
+// that keeps sending them is closed with 1008.
+func (s *session) badMessage(id []byte, msg string) error {
+	s.c.SetKind(metrics.KindInvalid)
+	now := s.c.MessageTime()
+	if s.badWindow == 0 || now-s.badWindow > int64(s.svc.cfg.BanWindow) {
+		s.badWindow, s.bad = now, 0
+	}
+	s.bad++
+	if err := s.replyError(id, CodeBadRequest, msg, 0); err != nil {
+		return err
+	}
+	if int(s.bad) > s.svc.cfg.MaxBadMessages {
+		return &netcore.CloseError{Code: netcore.ClosePolicy, Reason: "too many malformed messages"}
+	}
+	return nil
+}
