@@ -589,7 +589,7 @@ func (s *Server) doGetAlertConfigs(o *op, data json.RawMessage) (any, *Error) {
 	if err != nil {
 		return nil, asError(err)
 	}
-	return map[string]any{"alerts": a, "metrics": AlertMetrics}, nil
+	return map[string]any{"alerts": a, "metrics": AlertMetrics()}, nil
 }
 
 func (s *Server) doConfigureAlert(o *op, data json.RawMessage) (any, *Error) {

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,7 +17,7 @@ import (
 type AlertConfig struct {
 	// Name identifies the rule ([a-z0-9_.-], at most 64 bytes).
 	Name string `json:"name"`
-	// Metric is one of AlertMetrics.
+	// Metric is one of AlertMetrics().
 	Metric string `json:"metric"`
 	// Operator is one of ">", ">=", "<", "<=".
 	Operator  string  `json:"operator"`
@@ -30,8 +31,11 @@ type AlertConfig struct {
 	UpdatedBy   string    `json:"updatedBy,omitempty"`
 }
 
-// AlertMetrics are the quantities a rule may watch, with their units.
-var AlertMetrics = map[string]string{
+// AlertMetrics returns the quantities a rule may watch, with their units
+// (a copy: callers may keep or change it).
+func AlertMetrics() map[string]string { return maps.Clone(alertMetrics) }
+
+var alertMetrics = map[string]string{
 	"error_rate":          "error replies per message received over the last minute, 0..1",
 	"response_time":       "message-handling p99 over the last minute, milliseconds",
 	"memory_usage":        "resident memory as a fraction of the memory limit, 0..1",
@@ -81,15 +85,15 @@ func (r *ConfigureAlertRequest) apply(cur AlertConfig, exists bool) (AlertConfig
 	if !exists {
 		cur = AlertConfig{Name: r.Name, Operator: ">", ForMs: int64(5 * time.Minute / time.Millisecond), Severity: "warning", Enabled: true}
 		if r.Metric == nil {
-			return cur, invalidField("data.metric", "required for a new rule; one of %s", strings.Join(sortedKeys(AlertMetrics), ", "))
+			return cur, invalidField("data.metric", "required for a new rule; one of %s", strings.Join(sortedKeys(alertMetrics), ", "))
 		}
 		if r.Threshold == nil {
 			return cur, invalidField("data.threshold", "required for a new rule")
 		}
 	}
 	if r.Metric != nil {
-		if _, ok := AlertMetrics[*r.Metric]; !ok {
-			return cur, invalidField("data.metric", "%q is not one of %s", *r.Metric, strings.Join(sortedKeys(AlertMetrics), ", "))
+		if _, ok := alertMetrics[*r.Metric]; !ok {
+			return cur, invalidField("data.metric", "%q is not one of %s", *r.Metric, strings.Join(sortedKeys(alertMetrics), ", "))
 		}
 		cur.Metric = *r.Metric
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Admin authentication (DESIGN.md "Control side"): Authorization: Bearer
+// Admin authentication: Authorization: Bearer
 // <JWT>, HS256 with the admin secret and nothing else, claims admin: true,
 // role: "ADMIN", a sub (the actor of the audit log) and an exp. 401 for a
 // missing or invalid token, 403 for a valid token without the claims, 429

@@ -3,7 +3,7 @@
 // probes and Prometheus scrapes, and runs the admin API behind an admin JWT,
 // with an audit log and persistent state in an embedded bbolt store.
 //
-// # Endpoints (DESIGN.md "Control side")
+// # Endpoints (the README's control-side table)
 //
 //	GET/HEAD /api/health/socket  public  Server.Health: 200 healthy/degraded, 503 unhealthy/maintenance/draining
 //	POST     /api/health/socket  admin   Server.DetailedHealth

@@ -203,7 +203,9 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 }
 
 // Livez is the liveness answer: the engine's event-loop heartbeat only,
-// never a dependency (CONVENTIONS.md C5.1).
+// never a dependency: a failing liveness probe restarts the container, so it
+// must only fail when a restart helps (a stalled engine), never for a
+// dependency outage, which would turn into a cascade of restarts.
 type Livez struct {
 	Status string `json:"status"` // "ok" or "stalled"
 	// HeartbeatAgeMs is the age of the engine's last heartbeat; absent
@@ -245,8 +247,9 @@ type Readyz struct {
 	Status string `json:"status"` // "ready", "starting", "draining" or "maintenance"
 }
 
-// Readyz reports whether the engine accepts new clients (CONVENTIONS.md
-// C5.2): not while starting, draining or in maintenance.
+// Readyz reports whether the engine accepts new clients: not while
+// starting, draining or in maintenance (readiness is how a node takes itself
+// out of a load balancer's or a Kubernetes Service's rotation).
 func (s *Server) Readyz() *Readyz {
 	switch {
 	case s.engine.Ready():

@@ -9,9 +9,9 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// GET /metrics: the Prometheus text format 0.0.4 of the metrics package
-// (CONVENTIONS.md C1.1), gzipped when the scraper asks for it (Prometheus
-// always does).
+// GET /metrics: the Prometheus text format 0.0.4 of the metrics package,
+// with its Content-Type always set (Prometheus 3 fails a scrape without
+// one), gzipped when the scraper asks for it (Prometheus always does).
 
 var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 

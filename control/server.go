@@ -11,11 +11,11 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/sockmon/sockmon/metrics"
+	"github.com/sockmon/sockmon/netcore"
 	"github.com/sockmon/sockmon/netcore/protocol"
 	"github.com/valyala/fasthttp"
 )
@@ -211,7 +211,8 @@ func (s *Server) spawn(f func(ctx context.Context)) {
 // an oversized token to reach the auth check and be refused there.
 const maxHeaderBytes = 8 << 10
 
-// Paths of the control side (DESIGN.md).
+// Paths of the control side. They keep the names of the system sockmon
+// replaces, so existing probes and scripts work unchanged.
 const (
 	PathHealth  = "/api/health/socket"
 	PathLivez   = "/livez"
@@ -324,34 +325,11 @@ func actionOf(path string, body []byte) string {
 }
 
 // clientIP is the peer's IP, or, when the peer is a trusted proxy, the
-// rightmost X-Forwarded-For address that is not.
+// rightmost X-Forwarded-For address that is not (netcore.ForwardedClient,
+// the same walk as the client port's).
 func (s *Server) clientIP(ctx *fasthttp.RequestCtx) string {
 	ip, _ := netip.AddrFromSlice(ctx.RemoteIP())
-	ip = ip.Unmap()
-	xff := string(ctx.Request.Header.Peek("X-Forwarded-For"))
-	if xff == "" || !s.trusted(ip) {
-		return ip.String()
-	}
-	hops := strings.Split(xff, ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		h, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			return ip.String()
-		}
-		if h = h.Unmap(); !s.trusted(h) {
-			return h.String()
-		}
-	}
-	return ip.String()
-}
-
-func (s *Server) trusted(ip netip.Addr) bool {
-	for _, p := range s.cfg.TrustedProxies {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return netcore.ForwardedClient(ip.Unmap(), string(ctx.Request.Header.Peek("X-Forwarded-For")), s.cfg.TrustedProxies).String()
 }
 
 // admin gates an admin request: it returns the verified actor, or writes
@@ -364,8 +342,7 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, ip string) (actor string, refus
 	}
 	now := time.Now()
 	if blocked, left := s.auth.blocked(ip, now); blocked {
-		secs := int((left + time.Second - 1) / time.Second)
-		ctx.Response.Header.Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(netcore.RetryAfterSeconds(left)))
 		return "", &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
 			Message: "too many failed authentications from this address; retry later"}
 	}

@@ -38,6 +38,20 @@ type poller struct {
 	// kernelStamps is set with the real clock: sockets are asked for
 	// receive timestamps (SO_TIMESTAMPNS).
 	kernelStamps bool
+
+	failure atomic.Pointer[error] // the first error that stopped a loop
+}
+
+// fail records err as the reason a loop stopped early; the first one wins
+// and Run returns it with the report.
+func (p *poller) fail(err error) { p.failure.CompareAndSwap(nil, &err) }
+
+// err returns the error that stopped a loop, or nil.
+func (p *poller) err() error {
+	if e := p.failure.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // loop is one event loop of a poller.
@@ -277,7 +291,10 @@ func (l *loop) serve() {
 		l.stampOffset()
 		n, err := epollWait(l.epfd, l.events, timeout)
 		if err != nil && err != unix.EINTR {
-			panic(fmt.Sprintf("loadtest: epoll_pwait2: %v", err))
+			// Not a condition of one connection: this loop cannot wait any
+			// more. Its connections go unread; the run reports why.
+			l.p.fail(fmt.Errorf("loadtest: event loop %d: epoll_pwait2: %w", l.idx, err))
+			break
 		}
 		for i := 0; i < n; i++ {
 			ev := &l.events[i]

@@ -61,7 +61,9 @@ func newRun(cfg Config) *run {
 // bounded by cfg.Conns and cfg.Duration (plus the ramp and at most
 // cfg.Timeout of draining), returns early with Report.Interrupted set when
 // ctx is cancelled, and always returns the report of what ran unless cfg is
-// invalid or the target cannot be resolved. Every goroutine it starts has
+// invalid or the target cannot be resolved. An error with a report means an
+// event loop of the generator failed (its connections went unread), so the
+// figures are not to be trusted. Every goroutine it starts has
 // ended when it returns; connections are closed.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
@@ -133,7 +135,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		held:        held,
 		scrapes:     scrapes,
 	})
-	return rep, nil
+	return rep, p.err()
 }
 
 // ramp dials every connection, at most cfg.Ramp per second and

@@ -6,12 +6,14 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 )
 
-// The server-side metrics a scrape reads (DESIGN.md, "Metrics").
+// The server-side metrics a scrape reads (their names are fixed: see the
+// README's metrics section).
 const (
 	metricReceived    = "sockmon_messages_received_total"
 	metricSent        = "sockmon_messages_sent_total"
@@ -80,8 +82,11 @@ func (s *scrapeResult) buckets(name string) map[float64]float64 {
 // /metrics (--metrics-url). Counter fields are increases over the measured
 // phase; RSS is read before dialling and at the end of the measured phase.
 type ServerReport struct {
-	MetricsURL            string         `json:"metrics_url"`
-	ScrapeErrors          []string       `json:"scrape_errors,omitempty"`
+	MetricsURL   string   `json:"metrics_url"`
+	ScrapeErrors []string `json:"scrape_errors,omitempty"`
+	// MissingMetrics names metrics a successful scrape did not have: the
+	// fields computed from them are 0 and are not to be read as zero.
+	MissingMetrics        []string       `json:"missing_metrics,omitempty"`
 	MessagesReceived      float64        `json:"messages_received"`
 	MessagesSent          float64        `json:"messages_sent"`
 	MessageErrors         float64        `json:"message_errors"`
@@ -110,9 +115,18 @@ func (ss scrapeSet) report(url string) *ServerReport {
 			r.ScrapeErrors = append(r.ScrapeErrors, s.err.Error())
 		}
 	}
+	// value reads name from s, noting it as missing when s parsed but has
+	// no such metric (a failed scrape is already in ScrapeErrors).
+	value := func(s *scrapeResult, name string) (float64, bool) {
+		v, ok := s.sum(name)
+		if !ok && s != nil && s.err == nil && !slices.Contains(r.MissingMetrics, name) {
+			r.MissingMetrics = append(r.MissingMetrics, name)
+		}
+		return v, ok
+	}
 	delta := func(name string) float64 {
-		a, ok1 := ss.start.sum(name)
-		b, ok2 := ss.end.sum(name)
+		a, ok1 := value(ss.start, name)
+		b, ok2 := value(ss.end, name)
 		if !ok1 || !ok2 {
 			return 0
 		}
@@ -125,9 +139,9 @@ func (ss scrapeSet) report(url string) *ServerReport {
 	if r.MessagesReceived > 0 {
 		r.CPUPerMessageUS = r.CPUSeconds * 1e6 / r.MessagesReceived
 	}
-	r.ConnectionsAtEnd, _ = ss.end.sum(metricConnections)
-	r.RSSBeforeBytes, _ = ss.before.sum(metricRSS)
-	r.RSSAfterBytes, _ = ss.end.sum(metricRSS)
+	r.ConnectionsAtEnd, _ = value(ss.end, metricConnections)
+	r.RSSBeforeBytes, _ = value(ss.before, metricRSS)
+	r.RSSAfterBytes, _ = value(ss.end, metricRSS)
 	if r.ConnectionsAtEnd > 0 && r.RSSBeforeBytes > 0 && r.RSSAfterBytes > 0 {
 		r.RSSPerConnectionBytes = (r.RSSAfterBytes - r.RSSBeforeBytes) / r.ConnectionsAtEnd
 	}
@@ -191,5 +205,8 @@ func (sv *ServerReport) writeText(p func(string, ...any)) {
 	}
 	if len(sv.ScrapeErrors) > 0 {
 		p("  scrape errors: %s\n", strings.Join(sv.ScrapeErrors, "; "))
+	}
+	if len(sv.MissingMetrics) > 0 {
+		p("  not in the server's /metrics (figures from them are missing, not zero): %s\n", strings.Join(sv.MissingMetrics, ", "))
 	}
 }

@@ -38,9 +38,14 @@ func TestRunMetricsURL(t *testing.T) {
 	if sv.RSSPerConnectionBytes != 200 || sv.Latency == nil || sv.Latency.P99 > 1 {
 		t.Errorf("rss per connection %g (want 2000 B / 10), latency %+v", sv.RSSPerConnectionBytes, sv.Latency)
 	}
+	// The stand-in has no error counter: the report says so instead of
+	// showing 0 errors.
+	if fmt.Sprint(sv.MissingMetrics) != "[sockmon_message_errors_total]" {
+		t.Errorf("missing metrics %v, want [sockmon_message_errors_total]", sv.MissingMetrics)
+	}
 
 	bad := runOrFail(t, Config{URL: url, Conns: 2, Duration: 100 * time.Millisecond, MetricsURL: "http://127.0.0.1:1/metrics"})
-	if bad.Server == nil || len(bad.Server.ScrapeErrors) != 3 || bad.ExitCode() != ExitOK {
+	if bad.Server == nil || len(bad.Server.ScrapeErrors) != 3 || len(bad.Server.MissingMetrics) != 0 || bad.ExitCode() != ExitOK {
 		t.Errorf("unreachable metrics: %+v, exit %d", bad.Server, bad.ExitCode())
 	}
 }

@@ -57,7 +57,7 @@ func ParseKind(typ string) (k Kind, ok bool) {
 
 // ErrorCode is the code of an error reply, the `code` label of
 // sockmon_message_errors_total. The values are the error codes of the client
-// protocol (DESIGN.md).
+// protocol (netcore/protocol, listed in the README).
 type ErrorCode uint8
 
 // Error codes of the client protocol.
@@ -106,7 +106,8 @@ func (a Auth) String() string {
 // `reason` label of sockmon_connections_rejected_total.
 type RejectReason uint8
 
-// Reasons for refusing a connection (DESIGN.md, "Refusals before the upgrade").
+// Reasons for refusing a connection before the upgrade (the README's refusal
+// table).
 const (
 	RejectLimit       RejectReason = iota // at --max-conns (503)
 	RejectRate                            // IP connection rate exceeded (429)
@@ -188,8 +189,9 @@ func (r DisconnectReason) String() string {
 	return disconnectReasonNames[r]
 }
 
-// CloseCodeReason maps a WebSocket close code (RFC 6455 and the codes of
-// DESIGN.md) to a DisconnectReason. 1005 and 1006 (no status, abnormal
+// CloseCodeReason maps a WebSocket close code (RFC 6455's, the IANA-registered
+// 1012-1013 and sockmon's 4000, as the README's close-code table lists them)
+// to a DisconnectReason. 1005 and 1006 (no status, abnormal
 // closure) map to ReasonConnectionError; codes with no meaning of their own map
 // to ReasonOther.
 func CloseCodeReason(code int) DisconnectReason {

@@ -25,7 +25,8 @@ import (
 // shards, never to the number of connections.
 
 // ContentType is the Content-Type of what WritePrometheus writes: the text
-// format 0.0.4 (CONVENTIONS.md C1.1).
+// format 0.0.4. From Prometheus 3.0 a scrape without a parsable
+// Content-Type fails, so it is always set.
 const ContentType = "text/plain; version=0.0.4; charset=utf-8"
 
 // Metric types of the text format.

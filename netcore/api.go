@@ -139,7 +139,7 @@ func (s *Server) DisconnectUser(userID, reason string) int {
 		return 0
 	}
 	n := 0
-	for _, c := range s.OpenConns(func(c *Conn) bool { return c.userID == userID }) {
+	for _, c := range s.AppendOpenConns(nil, func(c *Conn) bool { return c.userID == userID }) {
 		c.Close(CloseAdmin, reason)
 		n++
 	}
@@ -157,7 +157,7 @@ func (s *Server) DisconnectAll(reason string, batchSize int, interval time.Durat
 	if interval <= 0 {
 		interval = 100 * time.Millisecond
 	}
-	conns := s.OpenConns(nil)
+	conns := s.AppendOpenConns(nil, nil)
 	s.spawn(func(ctx context.Context) {
 		s.closeInBatches(ctx, conns, CloseAdmin, reason, batchSize, interval)
 	})
@@ -218,16 +218,16 @@ func writeChunk(conns []*Conn, frame []byte) int {
 	return n
 }
 
-// OpenConns copies the open connections that keep selects (all if nil).
-// keep runs under a registry shard's read lock: it must not block.
-func (s *Server) OpenConns(keep func(*Conn) bool) []*Conn {
-	var out []*Conn
+// AppendOpenConns appends the open connections that keep selects (all if
+// nil) to dst. keep runs under a registry shard's read lock: it must not
+// block or close a connection.
+func (s *Server) AppendOpenConns(dst []*Conn, keep func(*Conn) bool) []*Conn {
 	s.reg.each(func(c *Conn) {
 		if c.state.Load() == stateOpen && (keep == nil || keep(c)) {
-			out = append(out, c)
+			dst = append(dst, c)
 		}
 	})
-	return out
+	return dst
 }
 
 // spawn runs f on a goroutine the server owns: Shutdown cancels its context

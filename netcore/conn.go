@@ -70,7 +70,7 @@ type Conn struct {
 	wmu             sync.Mutex
 	writing         bool
 	closeAfterFlush bool
-	pending         []byte
+	pending         *[]byte // from getPending; nil when nothing is queued
 
 	// flushFn is c.flushBlocking, bound once so that handing a flush to
 	// the runner does not allocate a method value per write.

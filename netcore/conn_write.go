@@ -1,30 +1,53 @@
 package netcore
 
 import (
-	"github.com/sockmon/sockmon/netcore/wsproto"
-
 	"github.com/gobwas/ws"
 	"github.com/sockmon/sockmon/metrics"
+	"github.com/sockmon/sockmon/netcore/wsproto"
 )
 
-// The write path.
+// The write path, and the two state machines it runs on.
+//
+// A connection's state (Conn.state, atomic; only ever moves right):
+//
+//	handshake --101 sent--> open --first sendClose--> closing --socket closed--> closed
+//	    |                    |                                                    ^
+//	    +--refused, swept----+----socket closed by anyone (peer gone, timeout)-----+
+//
+// sendClose is ours (Close, a limit, the sweeper) or the answer to the
+// peer's close frame; the first call wins and records the code. The socket
+// closes when our close frame is flushed (closeAfterFlush: protocol errors,
+// replies to the peer's close, slow consumers), or when the peer's close
+// frame arrives, or at Config.CloseTimeout (the sweeper).
 //
 // netpoll's output buffer has one writer at a time. The writer token
 // (Conn.writing, under wmu) says who that is:
 //
-//   - the reader, for a whole batch of frames read in one go: its replies are
-//     written straight into netpoll's buffer and flushed once at the end
-//     (Reply);
-//   - otherwise the first goroutine that writes (a broadcast, a ping, a
-//     close): it writes its frame into netpoll's buffer and flushes it.
+//	                  beginBatch: the reader has input
+//	      +-------+ ---------------------------------> reader's batch (inBatch)
+//	      | free  |                                     Reply writes frames straight
+//	      +-------+ <--+                                into netpoll's buffer
+//	        |  ^       |                                   |           |
+//	enqueue |  |       | pending empty:                    | endBatch  | peek must wait for
+//	 (any   |  |       | writing = false;                  v           | more input: endBatch
+//	  gor.) |  +-------+ close the socket if         flushOwned <------+ now, beginBatch after
+//	        |            closeAfterFlush                 ^   |             it has the bytes
+//	        +-----> inline owner: frame into buffer -----+   | socket full
+//	                                                         v
+//	                                   flushBlocking on the runner (Flush, at most
+//	                                   Config.WriteTimeout), then flushOwned again
 //
-// Flushes never wait: one non-blocking sendmsg, and if the socket is full
-// the token and the rest go to a pooled goroutine that waits for the socket
-// (flushBlocking).
+// flushOwned sends without waiting (FlushNoWait: one non-blocking sendmsg),
+// then moves pending into netpoll's buffer and sends again, until pending
+// is empty; only then does it give the token back. Everyone who finds the
+// token taken appends the whole frame to pending instead, so frames leave
+// in the order they were enqueued and no writer ever waits for a peer.
+// pending is what a slow consumer accumulates: past Config.WriteQueueBytes
+// the connection is closed with 1008 (close frames are never capped).
 //
-// Everyone who finds the token taken appends the frame to pending, which the
-// owner drains before giving the token back. pending is what a slow consumer
-// accumulates: past Config.WriteQueueBytes the connection is closed with 1008.
+// The reader gives the token back in the middle of a batch (peek) when it
+// must wait for the rest of a frame: otherwise replies, broadcasts and
+// pings would wait on a slow sender's next bytes.
 
 // Reply writes a message into the current batch. It may only be called from
 // HandleMessage, on the connection's own reader goroutine; elsewhere use
@@ -135,7 +158,7 @@ func (c *Conn) enqueue(hdr, body []byte, op ws.OpCode, capped bool) error {
 	n := len(hdr) + len(body)
 	c.wmu.Lock()
 	if c.writing {
-		if capped && len(c.pending)+n > c.srv.cfg.WriteQueueBytes {
+		if capped && c.pending != nil && len(*c.pending)+n > c.srv.cfg.WriteQueueBytes {
 			c.wmu.Unlock()
 			c.slowConsumer()
 			return ErrSlowConsumer
@@ -143,8 +166,7 @@ func (c *Conn) enqueue(hdr, body []byte, op ws.OpCode, capped bool) error {
 		if c.pending == nil {
 			c.pending = getPending()
 		}
-		c.pending = append(c.pending, hdr...)
-		c.pending = append(c.pending, body...)
+		*c.pending = append(append(*c.pending, hdr...), body...)
 		c.wmu.Unlock()
 		c.countOut(op, n)
 		return nil
@@ -183,7 +205,8 @@ func (c *Conn) endBatch() {
 }
 
 // noWaitFlusher is the non-blocking flush of sockmon's netpoll
-// (third_party/netpoll/PATCHES.md).
+// (third_party/netpoll/PATCHES.md). onPrepare refuses a connection that
+// lacks it, so the assertion in flushOwned cannot fail.
 type noWaitFlusher interface {
 	FlushNoWait() (complete bool, err error)
 }
@@ -206,7 +229,7 @@ func (c *Conn) flushOwned() {
 			return
 		}
 		c.wmu.Lock()
-		if len(c.pending) == 0 {
+		if c.pending == nil || len(*c.pending) == 0 {
 			c.writing = false
 			closeNow := c.closeAfterFlush
 			c.wmu.Unlock()
@@ -218,14 +241,14 @@ func (c *Conn) flushOwned() {
 		p := c.pending
 		c.pending = nil
 		c.wmu.Unlock()
-		buf, err := c.nc.Writer().Malloc(len(p))
+		buf, err := c.nc.Writer().Malloc(len(*p))
 		if err != nil {
 			putPending(p)
 			c.releaseToken()
 			_ = c.nc.Close()
 			return
 		}
-		copy(buf, p)
+		copy(buf, *p)
 		putPending(p)
 	}
 }
@@ -260,7 +283,7 @@ func (c *Conn) releaseToken() {
 func (c *Conn) slowConsumer() {
 	c.wmu.Lock()
 	if c.pending != nil {
-		c.pending = c.pending[:0]
+		*c.pending = (*c.pending)[:0]
 	}
 	c.wmu.Unlock()
 	if c.state.Load() == stateOpen {

@@ -7,7 +7,8 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// Graceful drain (CONVENTIONS.md C5.5): flip readiness off at once and
+// Graceful drain, as Kubernetes terminates a pod (its endpoints are removed
+// while the pod gets SIGTERM, not before): flip readiness off at once and
 // refuse new upgrades with 503, wait DrainDelay for load balancers to
 // notice, close the listener, close connections in jittered batches with
 // 1001 and a reason, wait for their close handshakes, and drop what is left

@@ -12,8 +12,9 @@ import (
 	"github.com/sockmon/sockmon/netcore/wsproto"
 )
 
-// Close codes sockmon sends (DESIGN.md, CONVENTIONS.md C9). Codes 1005, 1006
-// and 1015 are never sent.
+// Close codes sockmon sends (the README's close-code table says which mean
+// "reconnect"). Codes 1005, 1006 and 1015 are never sent: RFC 6455 reserves
+// them for reporting a missing status, an abnormal closure and a TLS failure.
 const (
 	CloseNormal                       = ws.StatusNormalClosure           // 1000
 	CloseGoingAway                    = ws.StatusGoingAway               // 1001: node shutting down

@@ -44,7 +44,7 @@ func (s *Server) SetMaintenance(on bool, reason string, drain bool) {
 		f(MaintenanceEvent{State: st})
 	}
 	if drain {
-		conns := s.OpenConns(nil)
+		conns := s.AppendOpenConns(nil, nil)
 		s.spawn(func(ctx context.Context) {
 			s.closeInBatches(ctx, conns, CloseServiceRestart, reason, max(50, (len(conns)+drainBatches-1)/drainBatches), 250*time.Millisecond)
 		})

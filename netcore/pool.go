@@ -29,19 +29,20 @@ func putBuffer(b *[]byte) {
 	bufferPool.Put(b)
 }
 
-var pendingPool sync.Pool
+// pendingPool recycles outbound queues. They are pooled as *[]byte, and a
+// Conn keeps the pointer, so that returning one allocates nothing.
+var pendingPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-func getPending() []byte {
-	if b, ok := pendingPool.Get().(*[]byte); ok {
-		return (*b)[:0]
-	}
-	return make([]byte, 0, 4096)
+func getPending() *[]byte {
+	p := pendingPool.Get().(*[]byte)
+	*p = (*p)[:0]
+	return p
 }
 
-func putPending(p []byte) {
-	if cap(p) > maxPooled {
+func putPending(p *[]byte) {
+	if cap(*p) > maxPooled {
 		return
 	}
-	p = p[:0]
-	pendingPool.Put(&p)
+	*p = (*p)[:0]
+	pendingPool.Put(p)
 }

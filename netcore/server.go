@@ -159,7 +159,6 @@ func (s *Server) route(path string) *Route {
 	return nil
 }
 
-
 // now returns the coarse clock: accurate to the sweeper's tick.
 func (s *Server) now() int64 { return s.clock.Load() }
 
@@ -273,6 +272,14 @@ type connKey struct{}
 // onPrepare runs on netpoll's poller for each accepted socket: it creates the
 // Conn and registers it. It must not block.
 func (s *Server) onPrepare(nc netpoll.Connection) context.Context {
+	if _, ok := nc.(noWaitFlusher); !ok {
+		// Only sockmon's netpoll (third_party/netpoll) has FlushNoWait; the
+		// write path relies on it, so a connection without it is refused
+		// here rather than failing later on whatever goroutine writes.
+		s.log.Error("netpoll connection without FlushNoWait: is the go.mod replace of github.com/cloudwego/netpoll missing?")
+		_ = nc.Close()
+		return context.Background()
+	}
 	now := time.Now().UnixNano()
 	c := &Conn{
 		id:         s.reg.newID(),

@@ -114,11 +114,16 @@ Flags:
 	rep, err := loadtest.Run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "sockmon load: %v\n", err)
-		return loadtest.ExitFailed
+		if rep == nil {
+			return loadtest.ExitFailed
+		}
 	}
 	rep.EvaluateSLOs(parsedSLOs)
 
 	code := rep.ExitCode()
+	if err != nil {
+		code = max(code, loadtest.ExitFailed)
+	}
 	if asJSON {
 		err = rep.WriteJSON(stdout)
 	} else {

@@ -163,6 +163,18 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
+	// Listen first: a port in use fails before the store is opened.
+	ln, err := netpoll.CreateListener("tcp", f.cfg.Addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.cfg.Addr, err)
+		return 1
+	}
+	cln, err := net.Listen("tcp", f.controlAddr)
+	if err != nil {
+		_ = ln.Close()
+		fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.controlAddr, err)
+		return 1
+	}
 	emergency := make(chan string, 1)
 	ctl, err := control.New(control.Config{
 		Addr:           f.controlAddr,
@@ -182,19 +194,18 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		},
 	})
 	if err != nil {
+		_, _ = ln.Close(), cln.Close()
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
 		return 2
 	}
-	ln, err := netpoll.CreateListener("tcp", f.cfg.Addr)
-	if err != nil {
-		fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.cfg.Addr, err)
-		return 1
-	}
-	cln, err := net.Listen("tcp", f.controlAddr)
-	if err != nil {
-		fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.controlAddr, err)
-		return 1
-	}
+	// The store closes on every way out. On a signal this runs after the
+	// WebSocket side has drained: the control side keeps answering (health
+	// says draining) until then.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ctl.Shutdown(ctx)
+	}()
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() {
@@ -216,13 +227,6 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	case reason := <-emergency:
 		logger.Warn("emergency shutdown requested through the admin API", "reason", reason)
 	}
-	// The control side keeps answering (health says draining) until the
-	// WebSocket side has drained.
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = ctl.Shutdown(ctx)
-	}()
 	go func() {
 		// A second signal skips the rest of the drain.
 		<-sig

@@ -3,6 +3,7 @@
 package protocol
 
 import (
+	"io"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -37,5 +38,35 @@ func TestProtocolAllocs(t *testing.T) {
 			}
 			t.Logf("%.4f allocations per %s", n, name)
 		})
+	}
+}
+
+// TestFanOutAllocs: a publish to a room and a broadcast (to a room and to
+// everyone) cost no allocation: the member list comes from a pool, the frame
+// is built once in a pooled buffer and copied into each member's output
+// buffer. The members read everything, so no write is left queued.
+func TestFanOutAllocs(t *testing.T) {
+	srv, addr := testServer(t, Config{MessageRate: -1, ConnRate: -1})
+	const members = 8
+	for i := 0; i < members; i++ {
+		c := wstest.Dial(t, addr, "/ws")
+		c.Send(true, ws.OpText, []byte(`{"type":"join","room":"r"}`))
+		c.NextData() // the ack
+		// Members drain without allocating: AllocsPerRun counts every
+		// goroutine's allocations, the test's own readers included.
+		go func() { _, _ = io.Copy(io.Discard, c.Reader) }()
+	}
+	data := []byte(`{"n":1}`)
+	for name, f := range map[string]func(){
+		"publish":        func() { _, _ = srv.Publish("r", data) },
+		"room broadcast": func() { _, _ = srv.Broadcast(data, "r") },
+		"broadcast":      func() { _, _ = srv.Broadcast(data, "") },
+	} {
+		for i := 0; i < 100; i++ {
+			f()
+		}
+		if n := testing.AllocsPerRun(500, f); n > 0 {
+			t.Errorf("%s to %d members: %.2f allocations, want 0", name, members, n)
+		}
 	}
 }

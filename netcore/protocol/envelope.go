@@ -2,7 +2,7 @@ package protocol
 
 import "errors"
 
-// The JSON envelope of the client protocol (DESIGN.md "Client side"), read
+// The JSON envelope of the client protocol (the README's protocol table), read
 // without allocating: one pass validates the whole text as JSON and records
 // where the top-level fields sockmon looks at begin and end. Values stay raw
 // JSON, so "data" and "id" are copied into replies byte for byte.

@@ -88,13 +88,25 @@ func sessionOf(c *netcore.Conn) *session {
 	return s
 }
 
-// protocolConns copies the open connections of the protocol path (not the
-// echo path, whose clients do not speak JSON).
-func (svc *Service) protocolConns() []*netcore.Conn {
-	return svc.eng.OpenConns(func(c *netcore.Conn) bool {
-		s := sessionOf(c)
-		return s != nil && !s.echo
-	})
+// appendProtocolConns appends the open connections of the protocol path
+// (not the echo path, whose clients do not speak JSON) to dst.
+func (svc *Service) appendProtocolConns(dst []*netcore.Conn) []*netcore.Conn {
+	return svc.eng.AppendOpenConns(dst, isProtocolConn)
+}
+
+func isProtocolConn(c *netcore.Conn) bool {
+	s := sessionOf(c)
+	return s != nil && !s.echo
+}
+
+// fanOut frames payload once and writes it to conns (borrowed from
+// connSlices, which it gives back).
+func fanOut(members *[]*netcore.Conn, conns []*netcore.Conn, payload []byte) int {
+	n := netcore.FanOut(conns, netcore.TextMessage, payload)
+	clear(conns)
+	*members = conns[:0]
+	connSlices.Put(members)
+	return n
 }
 
 // expireEvery is how often admission forgets idle per-IP buckets and
@@ -121,11 +133,12 @@ func (svc *Service) Broadcast(data []byte, room string) (int, error) {
 	if err := checkJSON(data); err != nil {
 		return 0, err
 	}
+	members := connSlices.Get().(*[]*netcore.Conn)
 	var conns []*netcore.Conn
 	if room != "" {
-		conns = svc.hub.members([]byte(room), nil)
+		conns = svc.hub.members([]byte(room), (*members)[:0])
 	} else {
-		conns = svc.protocolConns()
+		conns = svc.appendProtocolConns((*members)[:0])
 	}
 	buf := netcore.AcquireBuffer()
 	defer netcore.ReleaseBuffer(buf)
@@ -138,7 +151,7 @@ func (svc *Service) Broadcast(data []byte, room string) (int, error) {
 	b = append(b, data...)
 	b = append(b, '}')
 	*buf = b
-	return netcore.FanOut(conns, netcore.TextMessage, b), nil
+	return fanOut(members, conns, b), nil
 }
 
 // Publish sends {"type":"message","room":room,"from":"server","data":data}
@@ -165,7 +178,8 @@ func (svc *Service) System(event, message string) int {
 	b = appendJSONString(b, message)
 	b = append(b, '}')
 	*buf = b
-	return netcore.FanOut(svc.protocolConns(), netcore.TextMessage, b)
+	members := connSlices.Get().(*[]*netcore.Conn)
+	return fanOut(members, svc.appendProtocolConns((*members)[:0]), b)
 }
 
 // publish encodes one message frame for the room and writes it to every
@@ -186,11 +200,8 @@ func (svc *Service) publish(room []byte, from *session, data []byte) int {
 	b = append(b, data...)
 	b = append(b, '}')
 	*buf = b
-	n := netcore.FanOut(conns, netcore.TextMessage, b)
+	n := fanOut(members, conns, b)
 	netcore.ReleaseBuffer(buf)
-	clear(conns)
-	*members = conns[:0]
-	connSlices.Put(members)
 	return n
 }
 

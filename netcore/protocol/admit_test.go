@@ -1,0 +1,101 @@
+package protocol
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
+	"github.com/sockmon/sockmon/netcore"
+)
+
+// The echo path is a route like /ws: the same admission (token, origin,
+// bans, the per-IP connection rate; maintenance from the engine) and the
+// same message rate. Before the engine/protocol split it skipped all of
+// them.
+func TestEchoPathIsAdmittedLikeTheProtocolPath(t *testing.T) {
+	srv, addr := testServer(t, Config{
+		EchoPath: "/echo", JWTSecret: testSecret, RequireAuth: true,
+		AllowedOrigins: []string{"https://app.example.com"},
+		MessageRate:    1, MessageBurst: 3, BanAfter: 2, BanDuration: time.Minute,
+	})
+	echo := "ws://" + addr + "/echo"
+	tok := token(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"sub": "eve", "exp": time.Now().Add(time.Hour).Unix()})
+
+	if status, _ := dialStatus(t, echo, nil); status != http.StatusUnauthorized {
+		t.Fatalf("echo without a token: %d, want 401", status)
+	}
+	if status, _ := dialStatus(t, echo+"?token="+tok, http.Header{"Origin": {"https://evil.example"}}); status != http.StatusForbidden {
+		t.Fatalf("echo from a foreign origin: %d, want 403", status)
+	}
+
+	// Verbatim echo within the rate; then rate_limited; then closed with
+	// 1008 and the user banned, on every path.
+	c := dialWS(t, echo+"?token="+tok, nil)
+	for i := 0; i < 3; i++ {
+		if err := c.c.WriteMessage(websocket.BinaryMessage, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, p, err := c.c.ReadMessage(); err != nil || len(p) != 1 || p[0] != byte(i) {
+			t.Fatalf("echo %d: %v %v", i, p, err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		c.Send(`{"type":"ping"}`)
+	}
+	for i := 0; i < 3; i++ {
+		if m := c.recv(); m["code"] != CodeRateLimited {
+			t.Fatalf("over the rate on the echo path: %v, want rate_limited", m)
+		}
+	}
+	if ce := c.ExpectClose(); ce.Code != 1008 || !strings.Contains(ce.Text, "banned") {
+		t.Fatalf("close %d %q, want 1008 banned", ce.Code, ce.Text)
+	}
+	for _, path := range []string{"/echo", "/ws"} {
+		if status, hdr := dialStatus(t, "ws://"+addr+path+"?token="+tok, nil); status != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" {
+			t.Fatalf("banned user on %s: %d Retry-After %q, want 429", path, status, hdr.Get("Retry-After"))
+		}
+	}
+
+	srv.SetMaintenance(true, "upgrade", false)
+	other := token(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"sub": "bob", "exp": time.Now().Add(time.Hour).Unix()})
+	if status, _ := dialStatus(t, echo+"?token="+other, nil); status != http.StatusServiceUnavailable {
+		t.Fatalf("echo in maintenance: %d, want 503", status)
+	}
+}
+
+// The per-IP connection rate counts the echo path too.
+func TestEchoPathSharesTheConnectionRate(t *testing.T) {
+	_, addr := testServer(t, Config{EchoPath: "/echo", ConnRate: 1, ConnBurst: 2})
+	dialWS(t, "ws://"+addr+"/echo", nil)
+	dialWS(t, "ws://"+addr+"/ws", nil)
+	if status, _ := dialStatus(t, "ws://"+addr+"/echo", nil); status != http.StatusTooManyRequests {
+		t.Fatalf("third connection from one IP: %d, want 429", status)
+	}
+}
+
+// Every configuration error of the protocol is reported at once.
+func TestConfigValidateReportsEveryError(t *testing.T) {
+	eng, err := netcore.New(netcore.Config{Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(eng, Config{Path: "ws", EchoPath: "echo", RequireAuth: true, JWTSecret: nil,
+		BanDuration: time.Hour, BanMax: time.Minute, AllowedOrigins: []string{"example.com"}, MaxRoomsPerConn: -1})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{`path "ws"`, `echo path "echo"`, "require-auth", "ban-max", "allowed origin", "max-rooms"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+	if _, err := New(eng, Config{JWTSecret: []byte("short")}); err == nil || !strings.Contains(err.Error(), "32") {
+		t.Errorf("short secret: %v", err)
+	}
+	if _, err := New(eng, Config{EchoPath: "/ws"}); err == nil {
+		t.Error("echo path equal to the protocol path accepted")
+	}
+}

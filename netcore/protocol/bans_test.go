@@ -1,0 +1,76 @@
+package protocol
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// Escalation and decay under an injected clock.
+func TestBansEscalateAndDecay(t *testing.T) {
+	p := banPolicy{base: time.Minute, max: 10 * time.Minute, decay: time.Hour}
+	min := int64(time.Minute)
+	var b bans
+	if banned, _ := b.banned("ip:1.2.3.4", 0); banned {
+		t.Fatal("banned before any offence")
+	}
+	// Each repeat doubles, up to max.
+	at := int64(0)
+	for i, want := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 10 * time.Minute, 10 * time.Minute} {
+		if d := b.offend("ip:1.2.3.4", at, p); d != want {
+			t.Fatalf("offence %d: ban %v, want %v", i+1, d, want)
+		}
+		if banned, left := b.banned("ip:1.2.3.4", at+1); !banned || left != want-1 {
+			t.Fatalf("offence %d: banned %v for %v", i+1, banned, left)
+		}
+		at += int64(want) // the next offence as soon as the ban ends
+	}
+	if banned, _ := b.banned("ip:1.2.3.4", at); banned {
+		t.Fatal("still banned when the ban ran out")
+	}
+	// Another key is independent.
+	if d := b.offend("user:ann", at, p); d != time.Minute {
+		t.Fatalf("a fresh key starts at %v", d)
+	}
+	// Quiet time after the ban undoes one doubling per decay period: the
+	// level was 5 (capped at max); three hours later it is 2 and the next
+	// offence makes it 3 (8 minutes).
+	if d := b.offend("ip:1.2.3.4", at+3*int64(time.Hour), p); d != 8*time.Minute {
+		t.Fatalf("after 3 decay periods: ban %v, want 8m", d)
+	}
+	// expire forgets a key only once its level has decayed to nothing.
+	now := at + 3*int64(time.Hour) + 8*min
+	b.expire(now, p)
+	if b.m["ip:1.2.3.4"] == nil {
+		t.Fatal("expired a key that still has a level")
+	}
+	b.expire(now+5*int64(time.Hour), p)
+	if b.m["ip:1.2.3.4"] != nil || b.m["user:ann"] != nil {
+		t.Fatalf("decayed keys kept: %v", b.m)
+	}
+}
+
+// The per-IP connection limiter: a bucket per IP, expired when idle.
+func TestIPLimiter(t *testing.T) {
+	var l ipLimiter
+	l.init()
+	a, c := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	for i := 0; i < 3; i++ {
+		if ok, _ := l.allow(a, 3, 3*time.Second, 0); !ok {
+			t.Fatalf("connection %d of the burst refused", i+1)
+		}
+	}
+	if ok, retry := l.allow(a, 3, 3*time.Second, 0); ok || retry != time.Second {
+		t.Fatalf("fourth connection: ok %v retry %v, want refused for 1s", ok, retry)
+	}
+	if ok, _ := l.allow(c, 3, 3*time.Second, 0); !ok {
+		t.Fatal("another IP was limited")
+	}
+	l.expire(1)
+	if ok, _ := l.allow(a, 3, 3*time.Second, 2); !ok {
+		t.Fatal("an expired bucket still limits")
+	}
+	if ok, _ := l.allow(a, 0, time.Second, 2); !ok {
+		t.Fatal("limit 0 refused")
+	}
+}
