@@ -40,7 +40,7 @@ unit:
 
 # Fuzz targets, one per parser: `make fuzz FUZZTIME=5m` for a longer run.
 FUZZ_TARGETS := netcore:FuzzParseHeader netcore:FuzzParseRequest netcore:FuzzFrames netcore:FuzzUTF8 netcore:FuzzEnvelope \
-	metrics:FuzzParseProcStat loadtest:FuzzParsePromText
+	metrics:FuzzParseProcStat loadtest:FuzzParsePromText control/check:FuzzParseRange
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
