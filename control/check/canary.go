@@ -20,8 +20,8 @@ const (
 	StepClose   = "close"   // close 1000 until the server's close reply
 )
 
-// Steps lists the canary steps in order.
-var Steps = []string{StepConnect, StepEcho, StepPing, StepClose}
+// steps lists the canary steps in order.
+var steps = [...]string{StepConnect, StepEcho, StepPing, StepClose}
 
 // Step is one timed canary step.
 type Step struct {

@@ -121,7 +121,7 @@ func TestCanary(t *testing.T) {
 					t.Errorf("steps %+v close %d", c.Steps, c.CloseCode)
 				}
 				for i, s := range c.Steps {
-					if s.Name != Steps[i] || s.Duration <= 0 || s.Err != nil {
+					if s.Name != steps[i] || s.Duration <= 0 || s.Err != nil {
 						t.Errorf("step %d: %+v", i, s)
 					}
 				}

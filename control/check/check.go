@@ -56,8 +56,8 @@ type Config struct {
 	StatusStates map[string]State
 
 	// HTTPClient sends the health request; nil means a client without
-	// keep-alive that honours the proxy environment variables. Its Timeout
-	// adds to Config.Timeout, which always applies.
+	// keep-alive that honours the proxy environment variables. Config.Timeout
+	// applies whatever the client's own Timeout.
 	HTTPClient *http.Client
 }
 
@@ -346,7 +346,7 @@ func (r *Result) measures(cfg *Config) []Measure {
 		add("goroutines", float64(d.Process.Goroutines), true, "", none, true)
 	}
 	if cn := r.Canary; cn != nil {
-		for _, name := range Steps {
+		for _, name := range steps {
 			s, ran := cn.step(name)
 			add("canary_"+name, durMs(s.Duration), ran && s.Err == nil, "ms", none, true)
 		}

@@ -89,7 +89,7 @@ func TestJSONCanaryAndDetail(t *testing.T) {
 	for _, s := range c.Steps {
 		names = append(names, s.Name)
 	}
-	if !c.OK || c.CloseCode != 1000 || c.TotalMs != 2.15 || !slices.Equal(names, Steps) || c.Steps[0].DurationMs != 1.2 {
+	if !c.OK || c.CloseCode != 1000 || c.TotalMs != 2.15 || !slices.Equal(names, steps[:]) || c.Steps[0].DurationMs != 1.2 {
 		t.Errorf("canary %+v", c)
 	}
 }
