@@ -39,8 +39,8 @@ unit:
 	$(GO) test -count=1 -run Allocs ./...
 
 # Fuzz targets, one per parser: `make fuzz FUZZTIME=5m` for a longer run.
-FUZZ_TARGETS := netcore/wsproto:FuzzParseHeader netcore/wsproto:FuzzParseRequest netcore/wsproto:FuzzUTF8 netcore:FuzzFrames netcore:FuzzEnvelope \
-	metrics:FuzzParseProcStat loadtest:FuzzParsePromText
+FUZZ_TARGETS := netcore/wsproto:FuzzParseHeader netcore/wsproto:FuzzParseRequest netcore/wsproto:FuzzUTF8 netcore:FuzzFrames \
+	netcore/protocol:FuzzEnvelope metrics:FuzzParseProcStat loadtest:FuzzParsePromText control/check:FuzzParseRange
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

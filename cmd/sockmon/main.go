@@ -3,6 +3,7 @@
 //
 //	sockmon serve [flags]   run the server
 //	sockmon load [flags]    drive load at a WebSocket server
+//	sockmon check [flags]   check a node for Nagios, Prometheus or people
 //	sockmon token [flags]   mint a client or admin JWT
 //	sockmon version         print the version
 package main
@@ -33,6 +34,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serveCommand(args[1:], stdout, stderr)
 	case "load":
 		return loadCommand(args[1:], stdout, stderr)
+	case "check":
+		return checkCommand(args[1:], stdout, stderr)
 	case "token":
 		return tokenCommand(args[1:], stdout, stderr)
 	case "version":
@@ -54,6 +57,8 @@ func usage(w io.Writer) {
 Commands:
   serve     run the WebSocket server (sockmon serve --help lists its flags)
   load      drive load at a WebSocket server and report latency (sockmon load --help)
+  check     check a node's health (and a WebSocket canary) for Nagios, Prometheus or people;
+            exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (sockmon check --help)
   token     mint a client or admin JWT from the secret in the environment (sockmon token --help)
   version   print the version
 
