@@ -74,8 +74,8 @@ func TestPromtoolTestRules(t *testing.T) {
 // points at a section of deploy/README.md; rules_test.yml tests each alert.
 func TestAlertRulesMirrorTheBuiltInDefaults(t *testing.T) {
 	want := map[string]struct {
-		severity, for_ string
-		exprHas        []string
+		severity, forDur string
+		exprHas          []string
 	}{
 		"SockmonDown":          {"critical", "1m", []string{`up{job="sockmon"} == 0`}},
 		"SockmonHighErrorRate": {"warning", "5m", []string{"instance:sockmon_message_errors:ratio_rate1m > 0.1"}},
@@ -98,8 +98,8 @@ func TestAlertRulesMirrorTheBuiltInDefaults(t *testing.T) {
 		if r.Labels["severity"] != w.severity {
 			t.Errorf("alert %s: severity %q, want %q", r.Alert, r.Labels["severity"], w.severity)
 		}
-		if r.For != w.for_ {
-			t.Errorf("alert %s: for %q, want %q", r.Alert, r.For, w.for_)
+		if r.For != w.forDur {
+			t.Errorf("alert %s: for %q, want %q", r.Alert, r.For, w.forDur)
 		}
 		for _, s := range w.exprHas {
 			if !strings.Contains(r.Expr, s) {
