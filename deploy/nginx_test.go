@@ -69,7 +69,9 @@ func TestNginxConfigTest(t *testing.T) {
 		t.Fatalf("nginx -t:\n%s", out)
 	}
 
-	// What CONVENTIONS C4 requires for WebSocket, literally.
+	// nginx proxies a WebSocket only with HTTP/1.1 and the hop-by-hop
+	// Upgrade and Connection headers passed on explicitly; the map sends
+	// "Connection: close" to requests without Upgrade.
 	src := readFile(t, "nginx/sockmon.conf")
 	for _, s := range []string{
 		"map $http_upgrade $connection_upgrade {\n    default upgrade;\n    ''      close;\n}",
