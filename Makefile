@@ -22,12 +22,25 @@ run: build
 # every fuzz target.
 test: test-deps vet unit fuzz-short
 
-# Installs what the tests drive besides Go: the Node ws client for interop.
+# Installs what the tests drive besides Go: the Node ws client for interop,
+# HAProxy, and the tools that check deploy/: promtool and prometheus (Debian
+# package prometheus), amtool (prometheus-alertmanager) and nginx. The tests
+# start their own servers on free loopback ports with temporary directories,
+# so the services these packages start on install are not needed: on a
+# systemd host the ones installed here are stopped and disabled, and
+# --no-install-recommends leaves out prometheus-node-exporter.
+STOP_SERVICE = if [ -d /run/systemd/system ]; then systemctl disable --now -q $(1) || true; fi
 test-deps:
 	@command -v node >/dev/null && command -v npm >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null)
 	cd netcore/testdata/nodews && npm ci --no-audit --no-fund --silent
 	@command -v haproxy >/dev/null || (apt-get update -qq && apt-get install -y -qq haproxy >/dev/null)
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null && $(call STOP_SERVICE,prometheus))
+	@command -v amtool >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null && $(call STOP_SERVICE,prometheus-alertmanager))
+	@command -v nginx >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx >/dev/null && $(call STOP_SERVICE,nginx))
 
 vet:
 	$(GO) vet ./...
