@@ -17,15 +17,16 @@
 // a thin handler that marshals it outside any lock (nats-server's monitor.go
 // pattern); tests call both.
 //
-// # What it touches in the engine
+// # What it touches on the WebSocket side
 //
-// Only netcore's exported snapshot and command methods. Reads (Health,
-// Livez, Readyz, /metrics, AdminStatus) use atomics, the metrics readers'
-// mutex (which writers never take) and, for connection listings, the
-// registry's per-shard read locks, which the message path never takes.
-// Commands call netcore's Go API (SetMaintenance, SetRateLimit,
-// Disconnect*, Broadcast...), which writes to connections through their
-// outbound queues like any fan-out. Nothing here runs on the message path.
+// Only the Engine and Protocol interfaces it declares (engine.go), which
+// *netcore.Server and *protocol.Service implement. Reads (Health, Livez,
+// Readyz, /metrics, AdminStatus) use atomics, the metrics readers' mutex
+// (which writers never take) and, for connection listings, the registry's
+// per-shard read locks, which the message path never takes. Commands
+// (SetMaintenance, SetRateLimit, Disconnect*, Broadcast...) write to
+// connections through their outbound queues like any fan-out. Nothing here
+// runs on the message path.
 //
 // # State and crash safety
 //
