@@ -8,6 +8,7 @@ require (
 	github.com/cloudwego/netpoll v0.7.2
 	github.com/gobwas/httphead v0.1.0
 	github.com/gobwas/ws v1.5.0
+	github.com/goccy/go-yaml v1.19.2
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/klauspost/compress v1.20.4
 	github.com/valyala/fasthttp v1.78.0
