@@ -177,3 +177,23 @@ func TestLoadFile(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// FuzzParseFile: no input panics, and what parses validates the same way
+// again.
+func FuzzParseFile(f *testing.F) {
+	f.Add([]byte(goodYAML))
+	f.Add([]byte(goodJSON))
+	f.Add([]byte("upstreams:\n  ai:\n    url: http://x\n    tmeout: 5s\n"))
+	f.Add([]byte("upstreams: {a: {url: 'http://x', breaker: {window: 1h}}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		specs, err := ParseFile("f.yaml", data)
+		if err != nil {
+			return
+		}
+		for _, sp := range specs {
+			if _, ps := resolve(sp, nil); len(ps) != 0 {
+				t.Fatalf("ParseFile accepted %q with problems %v", sp.Name, ps)
+			}
+		}
+	})
+}

@@ -153,3 +153,18 @@ func TestExpand(t *testing.T) {
 		t.Errorf("empty variable: %q", problem)
 	}
 }
+
+func FuzzParseFlag(f *testing.F) {
+	for _, s := range []string{"ai=http://127.0.0.1:9000/rpc", "=", "a=b=c", "x=https://[::1]:80/p?q#f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sp, err := ParseFlag(s)
+		if err != nil {
+			return
+		}
+		if err := Validate([]Spec{sp}, env{}.lookup); err != nil {
+			t.Fatalf("ParseFlag(%q) accepted a spec that does not validate: %v", s, err)
+		}
+	})
+}
