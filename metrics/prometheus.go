@@ -39,7 +39,7 @@ const (
 
 type family struct {
 	name, typ, help string
-	extra           bool // added by RegisterGauge
+	extra           bool // added by RegisterGauge, RegisterCounter or RegisterHistogram
 }
 
 type exposition struct {
@@ -419,7 +419,7 @@ func (m *Metrics) RegisterGauge(name, labels, help string, f func() float64) (er
 	e := &m.expo
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if old := e.meta[name]; old != nil && (!old.extra || old.help != help) {
+	if old := e.meta[name]; old != nil && (!old.extra || old.typ != typeGauge || old.help != help) {
 		return fmt.Errorf("metrics: gauge %q: family already registered as %s %q", name, old.typ, old.help)
 	}
 	for _, n := range e.set.ListMetricNames() {
