@@ -53,7 +53,8 @@ unit:
 
 # Fuzz targets, one per parser: `make fuzz FUZZTIME=5m` for a longer run.
 FUZZ_TARGETS := netcore/wsproto:FuzzParseHeader netcore/wsproto:FuzzParseRequest netcore/wsproto:FuzzUTF8 netcore:FuzzFrames \
-	netcore/protocol:FuzzEnvelope metrics:FuzzParseProcStat loadtest:FuzzParsePromText control/check:FuzzParseRange
+	netcore/protocol:FuzzEnvelope netcore/upstream:FuzzParseFile netcore/upstream:FuzzParseFlag metrics:FuzzParseProcStat \
+	loadtest:FuzzParsePromText control/check:FuzzParseRange
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

@@ -68,10 +68,12 @@ const (
 	ErrUnavailable
 	ErrTooLarge
 	ErrInternal
+	ErrTimeout
+	ErrTooManyRequests
 	numErrorCodes
 )
 
-var errorCodeNames = [numErrorCodes]string{"bad_request", "rate_limited", "not_found", "unavailable", "too_large", "internal"}
+var errorCodeNames = [numErrorCodes]string{"bad_request", "rate_limited", "not_found", "unavailable", "too_large", "internal", "timeout", "too_many_requests"}
 
 // String returns the label value of c ("internal" for an out-of-range c).
 func (c ErrorCode) String() string {

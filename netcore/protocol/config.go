@@ -58,6 +58,13 @@ type Config struct {
 	// MaxRoomsPerConn caps the rooms one connection may join.
 	MaxRoomsPerConn int
 
+	// RPC answers the rpc envelope (a *upstream.Set). Nil: every rpc gets
+	// not_found.
+	RPC RPC
+	// MaxRPCInFlight caps the rpc calls one connection may have open; more
+	// get too_many_requests.
+	MaxRPCInFlight int
+
 	// Logger receives the protocol's logs. Default: the engine's.
 	Logger *slog.Logger
 }
@@ -76,6 +83,7 @@ const (
 	DefaultBanDecay        = 10 * time.Minute
 	DefaultMaxBadMessages  = 20
 	DefaultMaxRoomsPerConn = 64
+	DefaultMaxRPCInFlight  = 16
 )
 
 // setDefaults fills every zero field with its default.
@@ -90,7 +98,7 @@ func (c *Config) setDefaults(engineLog *slog.Logger) {
 		{&c.ConnRate, DefaultConnRate}, {&c.ConnBurst, DefaultConnBurst},
 		{&c.MessageRate, DefaultMessageRate}, {&c.MessageBurst, DefaultMessageBurst},
 		{&c.BanAfter, DefaultBanAfter}, {&c.MaxBadMessages, DefaultMaxBadMessages},
-		{&c.MaxRoomsPerConn, DefaultMaxRoomsPerConn},
+		{&c.MaxRoomsPerConn, DefaultMaxRoomsPerConn}, {&c.MaxRPCInFlight, DefaultMaxRPCInFlight},
 	} {
 		if *d.p == 0 {
 			*d.p = d.v
@@ -133,7 +141,7 @@ func (c *Config) validate() error {
 	if c.MessageRate > 0 && c.MessageBurst < 1 {
 		bad("message-burst must be at least 1, got %d", c.MessageBurst)
 	}
-	for name, v := range map[string]int{"ban-after": c.BanAfter, "max-bad-messages": c.MaxBadMessages, "max-rooms": c.MaxRoomsPerConn} {
+	for name, v := range map[string]int{"ban-after": c.BanAfter, "max-bad-messages": c.MaxBadMessages, "max-rooms": c.MaxRoomsPerConn, "max-rpc-in-flight": c.MaxRPCInFlight} {
 		if v < 0 {
 			bad("%s must be positive, got %d", name, v)
 		}

@@ -22,7 +22,9 @@ const (
 )
 
 // MessageErrorEvent is an error reply sent to a client (the seed's
-// on('message_error')), with one of the Code constants.
+// on('message_error')), with one of the Code constants. The hooks run on the
+// connection's reader, or, for the answer to an rpc call, on the upstream's
+// worker that got it.
 type MessageErrorEvent struct {
 	Conn    *netcore.Conn
 	Code    string
@@ -50,9 +52,15 @@ func (s *session) replyEnvelope(typ string, id, data []byte, hasData bool) error
 	return err
 }
 
-// replyError sends an error envelope, counts it and reports it to the
-// OnMessageError hooks.
+// replyError answers the message being handled with an error envelope.
 func (s *session) replyError(id []byte, code, msg string, retryAfterMs int64) error {
+	return s.sendError(s.c.Reply, id, code, msg, retryAfterMs)
+}
+
+// sendError builds an error envelope, writes it with write (Conn.Reply on
+// the reader, Conn.WriteMessage anywhere else), counts it and reports it to
+// the OnMessageError hooks. retryAfterMs is sent when positive.
+func (s *session) sendError(write func(netcore.MessageType, []byte) error, id []byte, code, msg string, retryAfterMs int64) error {
 	s.c.CountError()
 	s.c.Shard().MessageError(errorCode(code))
 	buf := netcore.AcquireBuffer()
@@ -65,12 +73,12 @@ func (s *session) replyError(id []byte, code, msg string, retryAfterMs int64) er
 	b = append(b, code...)
 	b = append(b, `","message":`...)
 	b = appendJSONString(b, msg)
-	if code == CodeRateLimited {
+	if retryAfterMs > 0 {
 		b = append(b, `,"retryAfterMs":`...)
 		b = strconv.AppendInt(b, retryAfterMs, 10)
 	}
 	b = append(b, '}')
-	err := s.c.Reply(netcore.TextMessage, b)
+	err := write(netcore.TextMessage, b)
 	*buf = b
 	netcore.ReleaseBuffer(buf)
 	for _, f := range s.svc.onMessageError {
@@ -91,6 +99,10 @@ func errorCode(code string) metrics.ErrorCode {
 		return metrics.ErrUnavailable
 	case CodeTooLarge:
 		return metrics.ErrTooLarge
+	case CodeTimeout:
+		return metrics.ErrTimeout
+	case CodeTooManyRequests:
+		return metrics.ErrTooManyRequests
 	}
 	return metrics.ErrInternal
 }

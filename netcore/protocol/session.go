@@ -3,6 +3,7 @@ package protocol
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -11,7 +12,7 @@ import (
 )
 
 // A session is one connection's protocol state. The reader goroutine owns
-// every field but the rooms: HandleMessage calls are sequential, so the
+// every field but the rooms and the rpc count: HandleMessage calls are sequential, so the
 // limiter and the strike counts need no lock. Rooms are shared with Closed,
 // which may run on another goroutine while a join is in progress, so they
 // are guarded by mu (taken only by join, leave and Closed, never per
@@ -26,6 +27,8 @@ type session struct {
 	strikes                 int32 // rate-limited messages in the window that started at strikeWindow
 	bad                     int32 // malformed messages in the window that started at badWindow
 	strikeWindow, badWindow int64
+
+	rpcInFlight atomic.Int32 // calls started and not yet answered (rpc.go)
 
 	mu     sync.Mutex
 	rooms  []string // copy-on-write: readers (Rooms) may keep the slice they got
@@ -70,10 +73,7 @@ func (s *session) HandleMessage(mt netcore.MessageType, data []byte) error {
 		return s.publish(&e)
 	case "rpc":
 		c.SetKind(metrics.KindRPC)
-		if len(e.service) == 0 {
-			return s.badMessage(e.id, `rpc needs "service"`)
-		}
-		return s.replyError(e.id, CodeNotFound, "no upstream service "+strconv.Quote(string(e.service))+" is configured", 0)
+		return s.rpc(&e)
 	case "":
 		return s.badMessage(e.id, `missing "type"`)
 	default:
