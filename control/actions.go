@@ -14,6 +14,7 @@ import (
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore"
 	"github.com/sockmon/sockmon/netcore/protocol"
+	"github.com/sockmon/sockmon/netcore/upstream"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -637,17 +638,32 @@ type BreakerRequest struct {
 	Service string `json:"service"`
 }
 
-// doResetCircuitBreaker answers honestly: upstream RPC and its circuit
-// breakers are not built yet, so there is no breaker to reset.
+// doResetCircuitBreaker closes one upstream's breaker, or every one with
+// "*", and answers with their state after the reset. An unknown service is
+// 404, naming the known ones.
 func (s *Server) doResetCircuitBreaker(o *op, data json.RawMessage) (any, *Error) {
 	var r BreakerRequest
 	if e := decodeObject("data", data, &r); e != nil {
 		return nil, e
 	}
 	if r.Service == "" {
-		return nil, invalidField("data.service", "required")
+		return nil, invalidField("data.service", `required: an upstream's name, or "*" for all`)
 	}
-	return nil, notFound("no circuit breakers are configured on this node (service %q)", r.Service)
+	if s.cfg.Upstreams == nil {
+		return nil, notFound("no circuit breakers are configured on this node (service %q)", r.Service)
+	}
+	if err := s.cfg.Upstreams.Reset(r.Service); err != nil {
+		var unknown *upstream.UnknownServiceError
+		if errors.As(err, &unknown) {
+			return nil, notFound("no upstream %q; known: %s", r.Service, strings.Join(unknown.Known, ", "))
+		}
+		return nil, internalError("cannot reset the circuit breaker", err)
+	}
+	ups := s.upstreams()
+	if r.Service != "*" {
+		ups = slices.DeleteFunc(ups, func(u upstream.Status) bool { return u.Name != r.Service })
+	}
+	return map[string]any{"service": r.Service, "circuitBreakers": breakerDetails(ups)}, nil
 }
 
 // ExecuteRequest is the data of execute_command. Command picks which other

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore/protocol"
+	"github.com/sockmon/sockmon/netcore/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -51,14 +52,24 @@ type Performance struct {
 
 // AdminStatus is the dashboard data of GET /api/admin/socket.
 type AdminStatus struct {
-	Status          AdminHealth              `json:"status"`
-	Connections     ConnectionSummary        `json:"connections"`
-	Performance     Performance              `json:"performance"`
-	Process         metrics.ProcessStats     `json:"process"`
-	Maintenance     MaintenanceStatus        `json:"maintenance"`
-	Alerts          []AlertConfig            `json:"alerts"`
-	CircuitBreakers map[string]BreakerHealth `json:"circuitBreakers"`
-	RateLimits      []RateLimitView          `json:"rateLimits"`
+	Status          AdminHealth                `json:"status"`
+	Connections     ConnectionSummary          `json:"connections"`
+	Performance     Performance                `json:"performance"`
+	Process         metrics.ProcessStats       `json:"process"`
+	Maintenance     MaintenanceStatus          `json:"maintenance"`
+	Alerts          []AlertConfig              `json:"alerts"`
+	CircuitBreakers map[string]upstream.Status `json:"circuitBreakers"`
+	RateLimits      []RateLimitView            `json:"rateLimits"`
+}
+
+// breakerDetails is the admin form of ups: each upstream's breaker with its
+// counts, last error class, when it opened and when it tries again.
+func breakerDetails(ups []upstream.Status) map[string]upstream.Status {
+	m := make(map[string]upstream.Status, len(ups))
+	for _, u := range ups {
+		m[u.Name] = u
+	}
+	return m
 }
 
 // AdminStatus copies the dashboard data (the Go side of GET
@@ -67,6 +78,7 @@ type AdminStatus struct {
 func (s *Server) AdminStatus() (*AdminStatus, error) {
 	now := time.Now()
 	snap := s.metrics.Snapshot()
+	ups := s.upstreams()
 	alerts, err := s.AlertConfigs()
 	if err != nil {
 		return nil, err
@@ -80,19 +92,19 @@ func (s *Server) AdminStatus() (*AdminStatus, error) {
 		return nil, err
 	}
 	return &AdminStatus{
-		Status:          s.adminHealth(&snap, now),
+		Status:          s.adminHealth(&snap, ups, now),
 		Connections:     s.connectionSummary(&snap),
 		Performance:     Performance{Windows: snap.Windows, Kinds: snap.Kinds, Handshake: snap.Handshake, Totals: snap.Totals},
 		Process:         snap.Process,
 		Maintenance:     maint,
 		Alerts:          alerts,
-		CircuitBreakers: map[string]BreakerHealth{},
+		CircuitBreakers: breakerDetails(ups),
 		RateLimits:      rls,
 	}, nil
 }
 
-func (s *Server) adminHealth(snap *metrics.Snapshot, now time.Time) AdminHealth {
-	v := s.evaluate(snap, now)
+func (s *Server) adminHealth(snap *metrics.Snapshot, ups []upstream.Status, now time.Time) AdminHealth {
+	v := s.evaluate(snap, ups, now)
 	h := AdminHealth{Status: v.status, Reasons: v.reasons, Ready: s.engine.Ready(), Draining: s.engine.Draining(),
 		UptimeMs: snap.UptimeMs, Timestamp: now.UTC()}
 	if age, ok := s.heartbeatAge(now); ok {
@@ -181,6 +193,9 @@ type DetailedHealth struct {
 	CommandHistory []AuditRecord        `json:"commandHistory"`
 	AlertConfigs   []AlertConfig        `json:"alertConfigs"`
 	Admin          AdminHealth          `json:"admin"`
+	// CircuitBreakers is the upstreams' breakers in full (the public
+	// details.circuitBreakers shows state and failures only).
+	CircuitBreakers map[string]upstream.Status `json:"circuitBreakers"`
 }
 
 // DetailedConnections is the connections part of DetailedHealth.
@@ -200,7 +215,8 @@ type DetailedMetrics struct {
 func (s *Server) DetailedHealth(o DetailedHealthOptions) (*DetailedHealth, error) {
 	start := time.Now()
 	snap := s.metrics.Snapshot()
-	h := s.health(&snap, start)
+	ups := s.upstreams()
+	h := s.health(&snap, ups, start)
 	if o.History.From.IsZero() && o.History.To.IsZero() {
 		o.History.From = start.Add(-15 * time.Minute)
 	}
@@ -221,14 +237,15 @@ func (s *Server) DetailedHealth(o DetailedHealthOptions) (*DetailedHealth, error
 		return nil, err
 	}
 	return &DetailedHealth{
-		Health:         h,
-		Connections:    DetailedConnections{Summary: s.connectionSummary(&snap), Details: conns},
-		Metrics:        DetailedMetrics{Current: snap, History: s.MetricsHistory(o.History)},
-		Process:        snap.Process,
-		Maintenance:    maint,
-		CommandHistory: cmds,
-		AlertConfigs:   alerts,
-		Admin:          s.adminHealth(&snap, start),
+		Health:          h,
+		Connections:     DetailedConnections{Summary: s.connectionSummary(&snap), Details: conns},
+		Metrics:         DetailedMetrics{Current: snap, History: s.MetricsHistory(o.History)},
+		Process:         snap.Process,
+		Maintenance:     maint,
+		CommandHistory:  cmds,
+		AlertConfigs:    alerts,
+		Admin:           s.adminHealth(&snap, ups, start),
+		CircuitBreakers: breakerDetails(ups),
 	}, nil
 }
 

@@ -62,6 +62,10 @@ type Config struct {
 	// Protocol is the client protocol served on the engine (a
 	// *protocol.Service). Required.
 	Protocol Protocol
+	// Upstreams are the rpc envelope's upstream services (an
+	// *upstream.Set), shown in health with their circuit breakers and reset
+	// by reset_circuit_breaker. Nil: no upstreams, no breakers.
+	Upstreams Upstreams
 	// Logger receives structured logs (audit records included). Default: a
 	// JSON handler on standard error.
 	Logger *slog.Logger

@@ -7,12 +7,13 @@ import (
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore"
 	"github.com/sockmon/sockmon/netcore/protocol"
+	"github.com/sockmon/sockmon/netcore/upstream"
 )
 
-// The control side reads and drives the WebSocket side through these two
+// The control side reads and drives the WebSocket side through these
 // interfaces, declared here with only what control uses, so that it can be
 // tested without sockets and a cluster layer can wrap them. *netcore.Server
-// implements Engine and *protocol.Service implements Protocol. Every method
+// implements Engine, *protocol.Service Protocol and *upstream.Set Upstreams. Every method
 // must be safe for concurrent use and must not block on the message path.
 
 // Engine is the WebSocket engine: lifecycle, readiness, the connection
@@ -42,7 +43,15 @@ type Protocol interface {
 	Rooms() []protocol.RoomInfo
 }
 
+// Upstreams are the upstream services of the rpc envelope and their
+// circuit breakers (*upstream.Set implements it).
+type Upstreams interface {
+	Snapshot() []upstream.Status
+	Reset(name string) error
+}
+
 var (
-	_ Engine   = (*netcore.Server)(nil)
-	_ Protocol = (*protocol.Service)(nil)
+	_ Engine    = (*netcore.Server)(nil)
+	_ Protocol  = (*protocol.Service)(nil)
+	_ Upstreams = (*upstream.Set)(nil)
 )

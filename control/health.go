@@ -2,9 +2,11 @@ package control
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/sockmon/sockmon/metrics"
+	"github.com/sockmon/sockmon/netcore/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -30,6 +32,12 @@ const (
 	ReasonMemoryHigh  = "memory_high"
 	ReasonErrorRate   = "error_rate_high"
 	ReasonLatency     = "latency_high"
+	// ReasonUpstream: an upstream's circuit breaker is not closed; the node
+	// still serves WebSockets, so it is degraded (200).
+	ReasonUpstream = "upstream_unavailable"
+	// ReasonCriticalUpstream: the same for an upstream marked critical,
+	// without which the node is not useful: unhealthy (503).
+	ReasonCriticalUpstream = "critical_upstream_unavailable"
 )
 
 // Health is the public health body (GET /api/health/socket), compatible
@@ -64,11 +72,29 @@ type HealthPerformance struct {
 	MessagesPerMinute float64 `json:"messagesPerMinute"`
 }
 
-// BreakerHealth is one circuit breaker in the health body. No breakers
-// exist yet (upstream RPC is roadmap step 2): the map is empty.
+// BreakerHealth is one upstream's circuit breaker in the public health
+// body: its state (closed, open or half_open) and the failures in its
+// window. Nothing else: no URL, no error text.
 type BreakerHealth struct {
 	Status   string `json:"status"`
 	Failures int    `json:"failures"`
+}
+
+// upstreams copies the upstreams' state, or nil without upstreams.
+func (s *Server) upstreams() []upstream.Status {
+	if s.cfg.Upstreams == nil {
+		return nil
+	}
+	return s.cfg.Upstreams.Snapshot()
+}
+
+// breakerHealth is the public form of ups.
+func breakerHealth(ups []upstream.Status) map[string]BreakerHealth {
+	m := make(map[string]BreakerHealth, len(ups))
+	for _, u := range ups {
+		m[u.Name] = BreakerHealth{Status: u.Breaker.State.String(), Failures: u.Breaker.Failures}
+	}
+	return m
 }
 
 // HTTPStatus is the status code the health endpoint answers with.
@@ -85,10 +111,10 @@ type verdict struct {
 	reasons []string
 }
 
-// evaluate judges the engine's state and snap. The order of precedence:
-// maintenance, draining, unhealthy, degraded, healthy; Reasons lists every
-// check that failed.
-func (s *Server) evaluate(snap *metrics.Snapshot, now time.Time) verdict {
+// evaluate judges the engine's state, snap and the upstreams. The order of
+// precedence: maintenance, draining, unhealthy, degraded, healthy; Reasons
+// lists every check that failed.
+func (s *Server) evaluate(snap *metrics.Snapshot, ups []upstream.Status, now time.Time) verdict {
 	var v verdict
 	unhealthy, degraded := false, false
 	maint := s.engine.Maintenance() != nil
@@ -118,6 +144,18 @@ func (s *Server) evaluate(snap *metrics.Snapshot, now time.Time) verdict {
 			v.reasons = append(v.reasons, ReasonMemoryHigh)
 		}
 	}
+	for _, u := range ups {
+		if !u.Down() {
+			continue
+		}
+		if u.Critical {
+			unhealthy = true
+			v.reasons = appendOnce(v.reasons, ReasonCriticalUpstream)
+		} else {
+			degraded = true
+			v.reasons = appendOnce(v.reasons, ReasonUpstream)
+		}
+	}
 	w := &snap.Windows[metrics.Window1m]
 	if float64(w.Latency.Count) >= float64(s.cfg.DegradedMinMessages) {
 		if w.ErrorRate > s.cfg.DegradedErrorRate {
@@ -142,6 +180,13 @@ func (s *Server) evaluate(snap *metrics.Snapshot, now time.Time) verdict {
 		v.status = StatusHealthy
 	}
 	return v
+}
+
+func appendOnce(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
 }
 
 // memoryUsed is the resident set when /proc is there, the Go heap
@@ -169,12 +214,13 @@ func (s *Server) heartbeatAge(now time.Time) (time.Duration, bool) {
 func (s *Server) Health() *Health {
 	start := time.Now()
 	snap := s.metrics.Snapshot()
-	return s.health(&snap, start)
+	return s.health(&snap, s.upstreams(), start)
 }
 
-// health builds the public body from snap; start is when the check began.
-func (s *Server) health(snap *metrics.Snapshot, start time.Time) *Health {
-	v := s.evaluate(snap, start)
+// health builds the public body from snap and ups; start is when the check
+// began.
+func (s *Server) health(snap *metrics.Snapshot, ups []upstream.Status, start time.Time) *Health {
+	v := s.evaluate(snap, ups, start)
 	w := &snap.Windows[metrics.Window1m]
 	h := &Health{
 		Status:    v.status,
@@ -190,7 +236,7 @@ func (s *Server) health(snap *metrics.Snapshot, start time.Time) *Health {
 				ErrorRate:         w.ErrorRate,
 				MessagesPerMinute: w.MessagesReceivedPerSec * 60,
 			},
-			CircuitBreakers: map[string]BreakerHealth{},
+			CircuitBreakers: breakerHealth(ups),
 		},
 	}
 	h.ResponseTime = float64(time.Since(start).Microseconds()) / 1000

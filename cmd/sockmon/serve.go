@@ -20,6 +20,7 @@ import (
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore"
 	"github.com/sockmon/sockmon/netcore/protocol"
+	"github.com/sockmon/sockmon/netcore/upstream"
 )
 
 // serveFlags are the flags of `sockmon serve`, bound to the engine's and
@@ -35,6 +36,9 @@ type serveFlags struct {
 	controlAddr     string
 	dataDir         string
 	memoryLimit     int64
+	upstreams       upstreamFlags
+	upstreamsFile   string
+	maxRPCInFlight  int
 }
 
 func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
@@ -71,6 +75,9 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&p.BanDecay, "ban-decay", protocol.DefaultBanDecay, "quiet time that undoes one doubling")
 	fs.IntVar(&p.MaxBadMessages, "max-bad-messages", protocol.DefaultMaxBadMessages, "malformed messages within --ban-window that close a connection with 1008")
 	fs.IntVar(&p.MaxRoomsPerConn, "max-rooms", protocol.DefaultMaxRoomsPerConn, "rooms one connection may join")
+	fs.Var(&f.upstreams, "upstream", "an upstream service for the rpc envelope, NAME=URL (repeatable; defaults for its timeout, pool and breaker)")
+	fs.StringVar(&f.upstreamsFile, "upstreams-file", "", "YAML or JSON file of upstream services with their settings; re-read on SIGHUP")
+	fs.IntVar(&p.MaxRPCInFlight, "max-rpc-in-flight", protocol.DefaultMaxRPCInFlight, "rpc calls one connection may have open; more get too_many_requests")
 	fs.DurationVar(&f.historyInterval, "history-interval", metrics.DefaultHistoryInterval, "metrics history sampling period")
 	fs.StringVar(&f.controlAddr, "control-addr", control.DefaultAddr, "control listen address: health, readiness, /metrics and the admin API (admin secret from $SOCKMON_ADMIN_SECRET)")
 	fs.StringVar(&f.dataDir, "data-dir", control.DefaultDataDir, "directory of the control store: audit log, alert rules, rate-limit overrides, maintenance state")
@@ -157,6 +164,22 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
 		return 2
 	}
+	ups, err := upstream.New(upstream.Options{Metrics: cfg.Metrics, MaxReplyBytes: srv.Config().MaxMessageSize})
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		return 2
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ups.Shutdown(ctx)
+	}()
+	if err := loadUpstreams(ups, f.upstreams, f.upstreamsFile); err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: upstreams: %v\n", err)
+		return 2
+	}
+	logBreakerChanges(ups, logger)
+	pcfg.RPC = ups
 	proto, err := protocol.New(srv, pcfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
@@ -183,6 +206,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		ClientSecret:   pcfg.JWTSecret,
 		Engine:         srv,
 		Protocol:       proto,
+		Upstreams:      ups,
 		Logger:         logger,
 		MemoryLimit:    f.memoryLimit,
 		TrustedProxies: pcfg.TrustedProxies,
@@ -218,14 +242,31 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sig)
-	select {
-	case err := <-errc:
-		logger.Error("server stopped", "err", err)
-		return 1
-	case s := <-sig:
-		logger.Info("signal received, draining", "signal", s.String())
-	case reason := <-emergency:
-		logger.Warn("emergency shutdown requested through the admin API", "reason", reason)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := func() {
+		if err := loadUpstreams(ups, f.upstreams, f.upstreamsFile); err != nil {
+			logger.Error("SIGHUP: upstreams not reloaded; the previous ones stay in force", "err", err)
+			return
+		}
+		logger.Info("SIGHUP: upstreams reloaded", "upstreams", ups.Names())
+	}
+wait:
+	for {
+		select {
+		case err := <-errc:
+			logger.Error("server stopped", "err", err)
+			return 1
+		case <-hup:
+			reload()
+		case s := <-sig:
+			logger.Info("signal received, draining", "signal", s.String())
+			break wait
+		case reason := <-emergency:
+			logger.Warn("emergency shutdown requested through the admin API", "reason", reason)
+			break wait
+		}
 	}
 	go func() {
 		// A second signal skips the rest of the drain.
