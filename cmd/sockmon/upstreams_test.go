@@ -123,6 +123,17 @@ func TestServeWithUpstreams(t *testing.T) {
 	if _, body := getRaw(t, "http://"+ctlAddr+"/api/health/socket"); strings.Contains(body, up.URL) || strings.Contains(body, "127.0.0.1") {
 		t.Fatalf("the public health body shows an upstream's address: %s", body)
 	}
+	_, metricsText := getRaw(t, "http://"+ctlAddr+"/metrics")
+	for _, want := range []string{
+		`sockmon_circuit_breaker_state{breaker="db",state="open"} 1`,
+		`sockmon_circuit_breaker_state{breaker="db",state="closed"} 0`,
+		`sockmon_circuit_breaker_state{breaker="ai",state="closed"} 1`,
+		`sockmon_upstream_requests_total{upstream="db",result="breaker_open"} 1`,
+	} {
+		if !strings.Contains(metricsText, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 
 	if code, body := admin(`{"action":"reset_circuit_breaker","data":{"service":"nope"}}`); code != 404 || !strings.Contains(body, "ai, db") {
 		t.Fatalf("reset of an unknown service: %d %s", code, body)
