@@ -91,6 +91,7 @@ type Metrics struct {
 	disconnects [numInitiators][numDisconnectReasons]*vm.Counter
 	ready       atomic.Bool
 	maintenance atomic.Bool
+	lingering   atomic.Int64
 
 	expo exposition
 
@@ -206,6 +207,12 @@ func (m *Metrics) RateLimited(sc Scope) {
 // SetReady sets sockmon_ready: whether the server accepts new clients.
 // A new Metrics is ready.
 func (m *Metrics) SetReady(ready bool) { m.ready.Store(ready) }
+
+// Lingering counts a connection entering (+1) or leaving (-1) its
+// lingering close: its close frame or refusal is sent and its write side
+// shut, and its input is read and dropped until the peer closes
+// (sockmon_lingering_connections).
+func (m *Metrics) Lingering(delta int64) { m.lingering.Add(delta) }
 
 // SetMaintenance sets sockmon_maintenance_mode.
 func (m *Metrics) SetMaintenance(on bool) { m.maintenance.Store(on) }

@@ -142,6 +142,9 @@ func (m *Metrics) register() {
 
 	e.describe("sockmon_ready", typeGauge, "1 while the server accepts new clients, else 0.")
 	s.NewGauge("sockmon_ready", func() float64 { return b2f(m.ready.Load()) })
+	e.describe("sockmon_lingering_connections", typeGauge,
+		"Connections in their lingering close: the close frame or refusal sent, the peer's input read and dropped until it closes.")
+	s.NewGauge("sockmon_lingering_connections", func() float64 { return float64(m.lingering.Load()) })
 	e.describe("sockmon_maintenance_mode", typeGauge, "1 while maintenance mode is on, else 0.")
 	s.NewGauge("sockmon_maintenance_mode", func() float64 { return b2f(m.maintenance.Load()) })
 

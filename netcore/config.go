@@ -44,6 +44,17 @@ type Config struct {
 	// CloseTimeout is how long the server waits for the peer's close frame
 	// after sending its own. Default 3s.
 	CloseTimeout time.Duration
+	// LingerTimeout and LingerBytes bound a lingering close. Every close the
+	// server ends (a ban, a limit, a protocol error, an operator's or the
+	// drain's close once the peer answered, a refused upgrade) shuts the
+	// write side once its last frame or response is flushed, then reads and
+	// drops the peer's input until the peer closes, for at most
+	// LingerTimeout or LingerBytes, as nginx's lingering_close does: closing
+	// with unread input makes the kernel send a reset, and the peer would
+	// drop what it had not read yet, the close frame included. Defaults 5s
+	// and 1 MiB.
+	LingerTimeout time.Duration
+	LingerBytes   int
 
 	// Compression enables permessage-deflate (RFC 7692) negotiation, without
 	// context takeover in either direction. Default on; see
@@ -80,6 +91,8 @@ const (
 	DefaultWriteQueueBytes      = 1 << 20
 	DefaultWriteTimeout         = 10 * time.Second
 	DefaultCloseTimeout         = 3 * time.Second
+	DefaultLingerTimeout        = 5 * time.Second
+	DefaultLingerBytes          = 1 << 20
 	DefaultCompressionThreshold = 512
 	DefaultDrainDelay           = 5 * time.Second
 	DefaultShutdownTimeout      = 25 * time.Second
@@ -113,6 +126,8 @@ func (c *Config) setDefaults() {
 	defDur(&c.PingInterval, DefaultPingInterval)
 	defDur(&c.WriteTimeout, DefaultWriteTimeout)
 	defDur(&c.CloseTimeout, DefaultCloseTimeout)
+	defDur(&c.LingerTimeout, DefaultLingerTimeout)
+	defInt(&c.LingerBytes, DefaultLingerBytes)
 	defDur(&c.DrainDelay, DefaultDrainDelay)
 	defDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	if c.Logger == nil {
@@ -129,7 +144,7 @@ func (c *Config) validate() error {
 	positive := map[string]int{
 		"max-conns": c.MaxConns, "max-message-size": c.MaxMessageSize,
 		"max-header-bytes": c.MaxHeaderBytes, "write-queue-bytes": c.WriteQueueBytes,
-		"compression-threshold": c.CompressionThreshold,
+		"compression-threshold": c.CompressionThreshold, "linger-bytes": c.LingerBytes,
 	}
 	for name, v := range positive {
 		if v < 0 {
@@ -141,7 +156,7 @@ func (c *Config) validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"handshake-timeout": c.HandshakeTimeout, "write-timeout": c.WriteTimeout,
-		"close-timeout": c.CloseTimeout, "shutdown-timeout": c.ShutdownTimeout,
+		"close-timeout": c.CloseTimeout, "shutdown-timeout": c.ShutdownTimeout, "linger-timeout": c.LingerTimeout,
 	} {
 		if d < 0 {
 			bad("%s must be positive, got %s", name, d)

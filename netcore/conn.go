@@ -37,7 +37,8 @@ type Conn struct {
 	lastPing     atomic.Int64
 	closeBy      atomic.Int64 // deadline for the peer's close frame or our flush, 0 if none
 	closeCode    atomic.Uint32
-	closedByPeer atomic.Bool
+	closedByPeer atomic.Bool // the peer started the closing handshake
+	closeSeen    atomic.Bool // the peer's close frame arrived: it sends nothing more
 
 	msgsIn, msgsOut, bytesIn, bytesOut, errs atomic.Uint64
 
@@ -63,6 +64,7 @@ type Conn struct {
 	utf8       wsproto.UTF8State
 	kind       metrics.Kind // what the message being handled is, for the latency histogram
 	clock      int64        // metrics nanotime at the start of the message being handled
+	dropped    int          // input bytes dropped since reading stopped (the lingering bound)
 
 	// Writer state, guarded by wmu. The goroutine that sets writing owns
 	// netpoll's output buffer until it clears it; everyone else appends
@@ -83,6 +85,7 @@ const (
 	stateHandshake connState = iota // TCP accepted, upgrade not complete
 	stateOpen                       // upgraded
 	stateClosing                    // our close frame is queued or sent
+	stateLingering                  // close frame or refusal flushed, write side shut; input dropped until the peer closes
 	stateClosed                     // socket closed
 )
 

@@ -147,8 +147,9 @@ func (c *Conn) upgrade(head []byte) {
 	}
 }
 
-// refuse answers the handshake with an HTTP error and closes the socket
-// once the answer is flushed.
+// refuse answers the handshake with an HTTP error and, once the answer is
+// flushed, starts the lingering close (so a client still sending its
+// request gets the answer, not a reset).
 func (c *Conn) refuse(e *HandshakeError) {
 	c.srv.stats.rejected.Add(1)
 	c.srv.metrics.ConnectionRejected(e.RejectReason)
@@ -156,21 +157,31 @@ func (c *Conn) refuse(e *HandshakeError) {
 	buf := getBuffer()
 	*buf = wsproto.AppendRefusal((*buf)[:0], e.Status, e.Reason, e.Header)
 	w := c.nc.Writer()
-	if dst, err := w.Malloc(len(*buf)); err == nil {
+	dst, err := w.Malloc(len(*buf))
+	if err == nil {
 		copy(dst, *buf)
-		_ = w.Flush()
+		err = w.Flush()
 	}
 	putBuffer(buf)
-	_ = c.nc.Close()
+	if err != nil {
+		_ = c.nc.Close()
+		return
+	}
+	c.startLinger()
 }
 
-// discardInput drops whatever the peer sends after we stopped listening.
+// discardInput drops whatever the peer sends after we stopped listening,
+// and ends a lingering close that has dropped Config.LingerBytes.
 func (c *Conn) discardInput() {
 	r := c.nc.Reader()
 	if n := r.Len(); n > 0 {
 		_ = r.Skip(n)
+		c.dropped += n
 	}
 	_ = r.Release()
+	if c.dropped > c.srv.cfg.LingerBytes && c.state.Load() == stateLingering {
+		_ = c.nc.Close()
+	}
 }
 
 // serveFrames reads and handles every complete frame in the buffer, then
@@ -390,6 +401,7 @@ func (c *Conn) dispatch(op ws.OpCode, deflated bool, msg []byte) error {
 // handleClose answers the peer's close frame (RFC 6455 section 5.5.1).
 func (c *Conn) handleClose(payload []byte) error {
 	c.readDone = true
+	c.closeSeen.Store(true)
 	c.closedByPeer.Store(c.state.Load() == stateOpen)
 	if len(payload) == 1 {
 		return closeErr(CloseProtocolError, "close frame with a 1-byte payload")

@@ -10,15 +10,18 @@ import (
 //
 // A connection's state (Conn.state, atomic; only ever moves right):
 //
-//	handshake --101 sent--> open --first sendClose--> closing --socket closed--> closed
-//	    |                    |                                                    ^
-//	    +--refused, swept----+----socket closed by anyone (peer gone, timeout)-----+
+//	handshake --101 sent--> open --first sendClose--> closing --last frame flushed--> lingering --peer closes--> closed
+//	    |                    |                           |                               ^  (or LingerTimeout,    ^
+//	    +--refusal flushed---|---------------------------|-------------------------------+   LingerBytes)         |
+//	    +--swept-------------+----socket closed by anyone (peer gone, CloseTimeout)----------------------------------+
 //
 // sendClose is ours (Close, a limit, the sweeper) or the answer to the
-// peer's close frame; the first call wins and records the code. The socket
-// closes when our close frame is flushed (closeAfterFlush: protocol errors,
-// replies to the peer's close, slow consumers), or when the peer's close
-// frame arrives, or at Config.CloseTimeout (the sweeper).
+// peer's close frame; the first call wins and records the code. The
+// lingering close (lifecycle.go) starts when our close frame is flushed
+// with closeAfterFlush set (protocol errors, limits, replies to the peer's
+// close) or when the peer's close frame answers ours; the sweeper drops a
+// connection whose peer neither answers (Config.CloseTimeout) nor closes
+// (Config.LingerTimeout).
 //
 // netpoll's output buffer has one writer at a time. The writer token
 // (Conn.writing, under wmu) says who that is:
@@ -234,7 +237,7 @@ func (c *Conn) flushOwned() {
 			closeNow := c.closeAfterFlush
 			c.wmu.Unlock()
 			if closeNow {
-				_ = c.nc.Close()
+				c.endAfterFlush()
 			}
 			return
 		}
@@ -293,10 +296,10 @@ func (c *Conn) slowConsumer() {
 	c.sendClose(ClosePolicy, "slow consumer: outbound queue over its cap", true, false)
 }
 
-// sendClose queues a close frame. With closeAfter, the socket is closed as
-// soon as the frame is flushed (protocol errors, replies to the peer's close,
-// slow consumers); otherwise the server waits for the peer's close frame up
-// to Config.CloseTimeout. Only the first call for a connection acts.
+// sendClose queues a close frame. With closeAfter, the lingering close
+// starts as soon as the frame is flushed (protocol errors, limits, replies
+// to the peer's close, slow consumers); otherwise the server waits for the
+// peer's close frame up to Config.CloseTimeout. Only the first call for a connection acts.
 // fromReader says the caller is the connection's reader goroutine, which may
 // hold the writer token for its batch.
 func (c *Conn) sendClose(code ws.StatusCode, reason string, closeAfter, fromReader bool) {
@@ -331,14 +334,15 @@ func (c *Conn) sendClose(code ws.StatusCode, reason string, closeAfter, fromRead
 	_ = c.writeQueued(ws.OpClose, false, body[:n], false)
 }
 
-// closeSocketAfterFlush closes the socket now if nothing is being written,
-// or lets the writer close it when its queue is empty.
+// closeSocketAfterFlush ends the connection now if nothing is being
+// written, or lets the writer end it when its queue is empty
+// (endAfterFlush).
 func (c *Conn) closeSocketAfterFlush() {
 	c.wmu.Lock()
 	c.closeAfterFlush = true
 	busy := c.writing
 	c.wmu.Unlock()
 	if !busy {
-		_ = c.nc.Close()
+		c.endAfterFlush()
 	}
 }

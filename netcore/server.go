@@ -195,7 +195,7 @@ func (s *Server) Conn(id uint64) *Conn { return s.reg.get(id) }
 func (s *Server) Conns() []ConnInfo {
 	out := make([]ConnInfo, 0, s.upgraded.Load())
 	s.reg.each(func(c *Conn) {
-		if c.state.Load() >= stateOpen {
+		if st := c.state.Load(); st == stateOpen || st == stateClosing {
 			out = append(out, c.Info())
 		}
 	})
@@ -328,10 +328,11 @@ func (c *Conn) onSocketClosed(netpoll.Connection) error {
 	s := c.srv
 	prev := c.state.Swap(stateClosed)
 	s.reg.remove(c)
-	if prev == stateOpen || prev == stateClosing {
-		s.upgraded.Add(-1)
-		s.stats.closed.Add(1)
-		c.reportDisconnect()
+	switch prev {
+	case stateOpen, stateClosing:
+		c.finish()
+	case stateLingering:
+		s.metrics.Lingering(-1)
 	}
 	c.wmu.Lock()
 	p := c.pending

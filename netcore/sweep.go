@@ -71,6 +71,12 @@ func (s *Server) sweepConn(c *Conn, now int64) {
 			_ = c.writeQueued(ws.OpPing, false, nil, true)
 		}
 	case stateClosing:
+		// No close frame from the peer within CloseTimeout (or ours could
+		// not even be flushed): stop waiting, linger in case it still reads.
+		if by := c.closeBy.Load(); by != 0 && now > by {
+			c.startLinger()
+		}
+	case stateLingering:
 		if by := c.closeBy.Load(); by != 0 && now > by {
 			_ = c.nc.Close()
 		}

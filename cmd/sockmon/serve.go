@@ -57,6 +57,8 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&c.WriteQueueBytes, "write-queue-bytes", netcore.DefaultWriteQueueBytes, "per-connection outbound queue cap; a slow consumer over it is closed with 1008")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", netcore.DefaultWriteTimeout, "how long one flush may wait for a peer that does not read")
 	fs.DurationVar(&c.CloseTimeout, "close-timeout", netcore.DefaultCloseTimeout, "how long to wait for the peer's close frame after sending ours")
+	fs.DurationVar(&c.LingerTimeout, "linger-timeout", netcore.DefaultLingerTimeout, "lingering close: after our close frame or refusal, read and drop the peer's input until it closes, at most this long")
+	fs.IntVar(&c.LingerBytes, "linger-bytes", netcore.DefaultLingerBytes, "lingering close: ... and at most this many bytes")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", netcore.DefaultDrainDelay, "on SIGTERM: wait this long with readiness off before closing connections")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", netcore.DefaultShutdownTimeout, "on SIGTERM: the whole drain finishes within this")
 	fs.BoolVar(&f.compression, "compression", true, "negotiate permessage-deflate (no context takeover)")
