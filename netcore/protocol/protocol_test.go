@@ -272,13 +272,19 @@ func TestMessageRateLimitAndBan(t *testing.T) {
 			t.Fatalf("message %d within the burst: %v", i, m)
 		}
 	}
+	// The refused message's id is copied into the error, so the client
+	// knows which request was refused.
 	m := c.roundTrip(`{"type":"ping","id":6}`)
-	if m["code"] != "rate_limited" || m["retryAfterMs"].(float64) <= 0 {
-		t.Fatalf("over the rate: %v, want rate_limited with retryAfterMs", m)
+	if m["code"] != "rate_limited" || m["retryAfterMs"].(float64) <= 0 || m["id"] != float64(6) {
+		t.Fatalf("over the rate: %v, want rate_limited with id 6 and retryAfterMs", m)
 	}
-	for i := 0; i < 3; i++ {
-		c.Send(`{"type":"ping"}`)
+	if m := c.roundTrip(`{"type":"echo","data":{"id":1},"id":"req-7"}`); m["code"] != "rate_limited" || m["id"] != "req-7" {
+		t.Fatalf("over the rate: %v, want rate_limited with id \"req-7\"", m)
 	}
+	if m := c.roundTrip(`{"type":"ping"}`); m["code"] != "rate_limited" || m["id"] != nil {
+		t.Fatalf("over the rate without an id: %v, want rate_limited without one", m)
+	}
+	c.Send(`{"type":"ping"}`) // the fourth limited message: over --ban-after 3
 	if ce := c.ExpectClose(); ce.Code != 1008 {
 		t.Fatalf("close %d %q, want 1008", ce.Code, ce.Text)
 	}
