@@ -298,3 +298,35 @@ func TestREADMELoadExampleFitsTheDefaultLimits(t *testing.T) {
 		t.Errorf("the README's load example sends %.0f msg/s per connection; sockmon serve's default --message-rate is %.0f", rate/conns, def("message-rate"))
 	}
 }
+
+var mdNameRE = regexp.MustCompile(`[A-Za-z0-9_./-]*[A-Za-z0-9_-]\.md\b`)
+
+// Every Markdown file the README names is in the repository (a path as
+// given, a bare name anywhere in the tree): it cited CONVENTIONS.md, which
+// is not.
+func TestREADMENamesOnlyFilesThatExist(t *testing.T) {
+	root := filepath.Join("..", "..")
+	names := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || strings.HasPrefix(d.Name(), ".") && path != root) {
+			return filepath.SkipDir
+		}
+		names[d.Name()] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range mdNameRE.FindAllString(readme(t), -1) {
+		if strings.Contains(name, "/") {
+			if _, err := os.Stat(filepath.Join(root, name)); err != nil {
+				t.Errorf("README names %s, which does not exist", name)
+			}
+		} else if !names[name] {
+			t.Errorf("README names %s, which is nowhere in the repository", name)
+		}
+	}
+}
