@@ -67,6 +67,7 @@ fuzz-short:
 
 # Every benchmark, in a format benchstat reads.
 bench:
+	mkdir -p $(BIN)
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee $(BIN)/bench.txt
 
 clean:

@@ -354,7 +354,10 @@ type ConnectionsRequest struct {
 	UserID        string `json:"userId"`
 	Authenticated *bool  `json:"authenticated"`
 	Room          string `json:"room"`
-	// RemoteAddress matches the start of the remote address ("10.1.").
+	// RemoteAddress matches the start of the client's address, without a
+	// port ("10.1."): the address limits and bans key on, which behind a
+	// trusted proxy is the X-Forwarded-For client (netcore.ConnQuery's
+	// RemotePrefix).
 	RemoteAddress string `json:"remoteAddress"`
 	// SortBy is "connectedAt" (default), "messages" or "errors".
 	SortBy string `json:"sortBy"`
@@ -391,11 +394,16 @@ func (r *ConnectionsRequest) query(prefix string) (protocol.ConnQuery, *Error) {
 }
 
 // ConnectionView is one connection as the admin API shows it.
+// RemoteAddress is the client's address as admission determined it (what
+// limits and bans key on: behind a trusted proxy, the X-Forwarded-For
+// client); PeerAddress is the TCP peer's host:port, the proxy's when there
+// is one.
 type ConnectionView struct {
 	SocketID      uint64    `json:"socketId"`
 	UserID        string    `json:"userId,omitempty"`
 	Authenticated bool      `json:"authenticated"`
 	RemoteAddress string    `json:"remoteAddress"`
+	PeerAddress   string    `json:"peerAddress"`
 	ConnectedAt   time.Time `json:"connectedAt"`
 	LastActivity  time.Time `json:"lastActivity"`
 	MessagesIn    uint64    `json:"messagesIn"`
@@ -432,7 +440,7 @@ func (s *Server) Connections(q protocol.ConnQuery) (*ConnectionsPage, error) {
 		if rooms == nil {
 			rooms = []string{}
 		}
-		out.Connections[i] = ConnectionView{SocketID: c.ID, UserID: c.UserID, Authenticated: c.Authenticated, RemoteAddress: c.RemoteAddr,
+		out.Connections[i] = ConnectionView{SocketID: c.ID, UserID: c.UserID, Authenticated: c.Authenticated, RemoteAddress: c.ClientIP.String(), PeerAddress: c.RemoteAddr,
 			ConnectedAt: c.ConnectedAt.UTC(), LastActivity: c.LastActivity.UTC(), MessagesIn: c.MessagesIn, MessagesOut: c.MessagesOut,
 			BytesIn: c.BytesIn, BytesOut: c.BytesOut, Errors: c.Errors, Compressed: c.Compressed, Rooms: rooms}
 	}

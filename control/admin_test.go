@@ -309,6 +309,30 @@ func TestGetConnections(t *testing.T) {
 	}
 }
 
+// Behind a trusted proxy get_connections shows, and filters by, the client
+// address that limits and bans use (X-Forwarded-For), with the proxy's
+// peer address beside it.
+func TestGetConnectionsShowsTheClientBehindAProxy(t *testing.T) {
+	f := newFixture(t)
+	f.protoCfg.TrustedProxies = mustPrefixes(t, "127.0.0.0/8")
+	f.restart(true)
+	for _, ip := range []string{"203.0.113.7", "198.51.100.9"} {
+		c, _, err := websocket.DefaultDialer.Dial("ws://"+f.wsAddr+"/ws", http.Header{"X-Forwarded-For": {ip}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	wstest.WaitFor(t, "two connections", func() bool { return f.engine.Stats().Open == 2 })
+	page := unmarshal[ConnectionsPage](t, f.mustAdmin(ActionGetConnections, map[string]any{"remoteAddress": "203.0.113."}))
+	if page.Total != 1 || page.Connections[0].RemoteAddress != "203.0.113.7" || !strings.HasPrefix(page.Connections[0].PeerAddress, "127.0.0.1:") {
+		t.Fatalf("remoteAddress 203.0.113.: %+v, want the client 203.0.113.7 with the proxy 127.0.0.1:port as its peer", page)
+	}
+	if page := unmarshal[ConnectionsPage](t, f.mustAdmin(ActionGetConnections, map[string]any{"remoteAddress": "127."})); page.Total != 0 {
+		t.Fatalf("remoteAddress 127. (the proxy): %+v, want no match", page)
+	}
+}
+
 func userQuery(user string) protocol.ConnQuery {
 	return protocol.ConnQuery{ConnQuery: netcore.ConnQuery{UserID: user}}
 }

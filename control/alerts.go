@@ -2,8 +2,10 @@ package control
 
 import (
 	"maps"
+	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -23,9 +25,12 @@ type AlertConfig struct {
 	Operator  string  `json:"operator"`
 	Threshold float64 `json:"threshold"`
 	// ForMs is how long the condition must hold, in milliseconds.
-	ForMs       int64     `json:"forMs"`
-	Severity    string    `json:"severity"`
-	Enabled     bool      `json:"enabled"`
+	ForMs    int64  `json:"forMs"`
+	Severity string `json:"severity"`
+	Enabled  bool   `json:"enabled"`
+	// Description says what the rule watches, for people. Unless an
+	// operator set one, it is derived from Metric, Operator and Threshold
+	// (describeAlert) and follows them when they change.
 	Description string    `json:"description,omitempty"`
 	UpdatedAt   time.Time `json:"updatedAt"`
 	UpdatedBy   string    `json:"updatedBy,omitempty"`
@@ -50,23 +55,64 @@ var (
 	alertNameRE     = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
 )
 
-// defaultAlerts are the seed's three rules, written on first start.
+// defaultAlerts are the seed's three rules, written on first start, with
+// derived descriptions ("more than 10% of messages answered with an error").
 func defaultAlerts(now time.Time) []AlertConfig {
 	const fiveMin = int64(5 * time.Minute / time.Millisecond)
-	return []AlertConfig{
-		{Name: "error_rate", Metric: "error_rate", Operator: ">", Threshold: 0.1, ForMs: fiveMin, Severity: "warning", Enabled: true,
-			Description: "more than 10% of messages answered with an error", UpdatedAt: now, UpdatedBy: "default"},
-		{Name: "response_time", Metric: "response_time", Operator: ">", Threshold: 5000, ForMs: fiveMin, Severity: "warning", Enabled: true,
-			Description: "message-handling p99 above 5000 ms", UpdatedAt: now, UpdatedBy: "default"},
-		{Name: "memory_usage", Metric: "memory_usage", Operator: ">", Threshold: 0.9, ForMs: fiveMin, Severity: "critical", Enabled: true,
-			Description: "memory above 90% of the limit", UpdatedAt: now, UpdatedBy: "default"},
+	rules := []AlertConfig{
+		{Name: "error_rate", Metric: "error_rate", Operator: ">", Threshold: 0.1, ForMs: fiveMin, Severity: "warning", Enabled: true},
+		{Name: "response_time", Metric: "response_time", Operator: ">", Threshold: 5000, ForMs: fiveMin, Severity: "warning", Enabled: true},
+		{Name: "memory_usage", Metric: "memory_usage", Operator: ">", Threshold: 0.9, ForMs: fiveMin, Severity: "critical", Enabled: true},
 	}
+	for i := range rules {
+		rules[i].Description = describeAlert(rules[i])
+		rules[i].UpdatedAt, rules[i].UpdatedBy = now, "default"
+	}
+	return rules
+}
+
+// describeAlert is the description a rule gets unless an operator writes
+// one: its condition in words, the threshold in the metric's unit
+// (fractions as percentages).
+func describeAlert(a AlertConfig) string {
+	var above, more string
+	switch a.Operator {
+	case ">":
+		above, more = "above", "more than"
+	case ">=":
+		above, more = "at or above", "at least"
+	case "<":
+		above, more = "below", "less than"
+	case "<=":
+		above, more = "at or below", "at most"
+	default:
+		return ""
+	}
+	num := func(v float64) string { return strconv.FormatFloat(math.Round(v*1e6)/1e6, 'f', -1, 64) }
+	pct := func(v float64) string { return num(v*100) + "%" }
+	switch a.Metric {
+	case "error_rate":
+		return more + " " + pct(a.Threshold) + " of messages answered with an error"
+	case "response_time":
+		return "message-handling p99 " + above + " " + num(a.Threshold) + " ms"
+	case "memory_usage":
+		return "memory " + above + " " + pct(a.Threshold) + " of the limit"
+	case "connections":
+		return "open connections " + above + " " + num(a.Threshold)
+	case "messages_per_second":
+		return "messages received per second " + above + " " + num(a.Threshold)
+	case "cpu_usage":
+		return "process CPU " + above + " " + pct(a.Threshold) + " of all cores"
+	}
+	return ""
 }
 
 // ConfigureAlertRequest is the data of configure_alert. Name is required;
 // for a new rule Metric and Threshold are too. Fields left out keep the
 // rule's current value (or the default: operator ">", 5 minutes, severity
-// "warning", enabled). Delete removes the rule.
+// "warning", enabled). Description left out keeps an operator's text, and
+// a derived one (see describeAlert) is derived again from the changed
+// rule; "" goes back to the derived text. Delete removes the rule.
 type ConfigureAlertRequest struct {
 	Name        string   `json:"name"`
 	Metric      *string  `json:"metric"`
@@ -82,6 +128,7 @@ type ConfigureAlertRequest struct {
 // apply merges r into cur (the rule as stored, or zero for a new one) and
 // checks the result.
 func (r *ConfigureAlertRequest) apply(cur AlertConfig, exists bool) (AlertConfig, *Error) {
+	derived := cur.Description == "" || cur.Description == describeAlert(cur)
 	if !exists {
 		cur = AlertConfig{Name: r.Name, Operator: ">", ForMs: int64(5 * time.Minute / time.Millisecond), Severity: "warning", Enabled: true}
 		if r.Metric == nil {
@@ -126,6 +173,9 @@ func (r *ConfigureAlertRequest) apply(cur AlertConfig, exists bool) (AlertConfig
 			return cur, invalidField("data.description", "%d bytes, at most 1024", len(*r.Description))
 		}
 		cur.Description = *r.Description
+	}
+	if cur.Description == "" || (r.Description == nil && derived) {
+		cur.Description = describeAlert(cur)
 	}
 	return cur, nil
 }

@@ -3,12 +3,14 @@ package control
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // The store is one bbolt file, DataDir/control.db. bbolt commits a
@@ -51,14 +53,26 @@ type store struct {
 	now        func() time.Time
 }
 
-// openStore opens (or creates) the store under dir. It fails at once if
-// another process holds the file.
+// storeLockTimeout is how long openStore waits for another process to let
+// go of the store's file lock.
+const storeLockTimeout = time.Second
+
+// ErrStoreLocked is returned (wrapped, with the file's path) by New when
+// another process holds the store: two nodes on one host, or one started
+// twice, with the same data directory. Each node needs its own.
+var ErrStoreLocked = errors.New("held by another process (another sockmon with the same data dir? each node needs its own)")
+
+// openStore opens (or creates) the store under dir. It fails after
+// storeLockTimeout with ErrStoreLocked if another process holds the file.
 func openStore(dir string, maxEntries int, maxAge time.Duration) (*store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("control: data dir: %w", err)
 	}
 	path := filepath.Join(dir, StoreFile)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: storeLockTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("control: store %s: %w", path, ErrStoreLocked)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("control: open store %s: %w", path, err)
 	}

@@ -2,6 +2,8 @@ package control
 
 import (
 	"encoding/json"
+	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +127,22 @@ func TestDefaultAlertsSeededOnce(t *testing.T) {
 	defer st.close()
 	if a, _ := st.alerts(); len(a) != 0 {
 		t.Fatalf("deleted defaults came back: %+v", a)
+	}
+}
+
+// A second server on the same data dir (two nodes on one host, or one
+// started twice) is refused with an error naming the store and saying that
+// another process holds it, after the lock timeout.
+func TestStoreHeldByAnotherServer(t *testing.T) {
+	dir := t.TempDir()
+	st, err := openStore(dir, 100, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.db.Close()
+	_, err = openStore(dir, 100, time.Hour)
+	if !errors.Is(err, ErrStoreLocked) || !strings.Contains(err.Error(), filepath.Join(dir, StoreFile)) ||
+		!strings.Contains(err.Error(), "another process") {
+		t.Fatalf("second open: %v, want ErrStoreLocked naming %s", err, filepath.Join(dir, StoreFile))
 	}
 }

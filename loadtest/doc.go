@@ -15,6 +15,12 @@
 // wait; the uncorrected histogram (measured from the actual send) is reported
 // beside it so the difference is visible.
 //
+// A server's limits meet a load run from one machine long before its
+// capacity does: when the server rate-limits the run (429 at the upgrade,
+// rate_limited replies, closes with 1008), the progress output and the
+// report say so in words, and a run whose connections were mostly refused or
+// closed by policy exits with ExitRefused (policy.go).
+//
 // Run is the entry point: it is bounded by Config.Conns and Config.Duration,
 // stops early when its context is cancelled, and always returns the Report of
 // what ran.

@@ -26,6 +26,7 @@ func (r *run) startProgress() (stop func()) {
 		start := time.Now()
 		var lastSent, lastRecv int64
 		last := start
+		limited := false // the server's rate limiting was reported
 		for {
 			select {
 			case <-done:
@@ -44,6 +45,20 @@ func (r *run) startProgress() (stop func()) {
 					sent, float64(sent-lastSent)/dt, recv, float64(recv-lastRecv)/dt,
 					float64(r.corrected.merged().ValueAtQuantile(99))/1000, r.stats.errTotal.Load())
 				lastSent, lastRecv, last = sent, recv, now
+				if !limited {
+					// Said once in words, on a line of its own; then every
+					// progress line carries a reminder.
+					if w := countPolicy(r.stats.errorsByClass()).warning(); w != "" {
+						limited = true
+						if r.cfg.ProgressTTY {
+							fmt.Fprint(r.cfg.Progress, "\r\x1b[K")
+						}
+						fmt.Fprintln(r.cfg.Progress, "warning: "+w)
+					}
+				}
+				if limited {
+					line += "  RATE-LIMITED by the server"
+				}
 				if r.cfg.ProgressTTY {
 					fmt.Fprint(r.cfg.Progress, "\r\x1b[K"+line)
 				} else {

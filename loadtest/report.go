@@ -37,6 +37,9 @@ type Report struct {
 	Client          ClientReport   `json:"client"`
 	Server          *ServerReport  `json:"server,omitempty"`
 	SLOs            []SLOResult    `json:"slos"`
+	// Warnings say in words what the figures alone do not: that the server
+	// is rate-limiting this client, that most connections were refused.
+	Warnings []string `json:"warnings"`
 
 	corrected   *hdrhistogram.Histogram
 	uncorrected *hdrhistogram.Histogram
@@ -210,14 +213,19 @@ func (r *run) report(in reportInputs) *Report {
 	if c.MetricsURL != "" {
 		rep.Server = in.scrapes.report(c.MetricsURL)
 	}
+	rep.Warnings = append([]string{}, rep.policyWarnings()...)
 	return rep
 }
 
 // WriteJSON writes the report as indented JSON.
 func (rep *Report) WriteJSON(w io.Writer) error {
+	out := *rep
+	if out.Warnings == nil {
+		out.Warnings = []string{}
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
+	return enc.Encode(&out)
 }
 
 // WriteText writes the report for a person to read.
@@ -242,7 +250,8 @@ func (rep *Report) WriteText(w io.Writer) error {
 	c := rep.Connections
 	p("connections: %d attempted, %d established, %d held at end, %d dropped\n",
 		c.Attempted, c.Established, c.HeldAtEnd, c.Dropped)
-	p("  connect      %s\n", pctLine(c.ConnectMS))
+	p("%-15s%s\n", "  time (ms)", pctHeader())
+	p("%-15s%s\n", "  connect", pctLine(c.ConnectMS))
 	if rep.Mode != ModeConnectOnly {
 		m := rep.Messages
 		p("messages: %d sent, %d received; achieved %.0f msg/s", m.Sent, m.Received, m.AchievedRate)
@@ -253,17 +262,17 @@ func (rep *Report) WriteText(w io.Writer) error {
 			p(", %d never sent (connection still waiting for a reply)", m.Backlog)
 		}
 		p("\n")
-		p("latency (ms)  %s\n", pctHeader())
-		p("  corrected    %s\n", pctLine(rep.Latency.Corrected))
-		p("  uncorrected  %s\n", pctLine(rep.Latency.Uncorrected))
-		p("  send lag     %s\n", pctLine(rep.Latency.ScheduleLag))
+		p("%-15s%s\n", "latency (ms)", pctHeader())
+		p("%-15s%s\n", "  corrected", pctLine(rep.Latency.Corrected))
+		p("%-15s%s\n", "  uncorrected", pctLine(rep.Latency.Uncorrected))
+		p("%-15s%s\n", "  send lag", pctLine(rep.Latency.ScheduleLag))
 	} else if rep.Messages.PingsAnswered > 0 {
 		p("server pings answered: %d\n", rep.Messages.PingsAnswered)
 	}
 	if pb := rep.Publish; pb != nil {
 		p("publish: room %q, %d members, %d publishers, %d publishes, %d/%d deliveries, %.0f deliveries/s\n",
 			pb.Room, pb.Members, pb.Publishers, pb.Publishes, pb.Deliveries, pb.ExpectedDeliveries, pb.DeliveriesPerSecond)
-		p("  fan-out      %s\n", pctLine(pb.FanoutMS))
+		p("%-15s%s\n", "  fan-out", pctLine(pb.FanoutMS))
 	}
 	e := rep.Errors
 	p("errors: %d (%.3f%% of %s)", e.Total, e.Ratio*100, "connection attempts + messages sent")
@@ -279,6 +288,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 	if sv := rep.Server; sv != nil {
 		sv.writeText(p)
+	}
+	for _, w := range rep.Warnings {
+		p("warning: %s\n", w)
 	}
 	for _, r := range rep.SLOs {
 		mark := "ok  "

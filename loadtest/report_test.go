@@ -26,7 +26,7 @@ var reportSchema = map[string]string{
 	"latency_ms.corrected": "percentiles", "latency_ms.uncorrected": "percentiles", "latency_ms.schedule_lag": "percentiles",
 	"errors.total": "number", "errors.ratio": "number", "errors.by_class": "object",
 	"client.cpu_seconds": "number", "client.cpu_per_message_us": "number", "client.utilization": "number",
-	"client.gomaxprocs": "number",
+	"client.gomaxprocs": "number", "warnings": "array",
 }
 
 var percentileKeys = []string{"count", "min", "mean", "p50", "p90", "p99", "p99_9", "max"}
@@ -155,5 +155,35 @@ func TestWriteHgrmAndPlot(t *testing.T) {
 	}
 	if err := rep.WritePlot(filepath.Join(dir, "lat.pdf")); err == nil {
 		t.Error("plot to .pdf accepted")
+	}
+}
+
+// Every row of percentiles comes under its column header: the connect
+// times too, which used to come before the first header.
+func TestReportTextHeadersComeFirst(t *testing.T) {
+	rep := sampleReport()
+	var buf bytes.Buffer
+	if err := rep.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	text := buf.String()
+	header := strings.Index(text, "p50")
+	for _, row := range []string{"  connect ", "  corrected "} {
+		at := strings.Index(text, row)
+		if at < 0 || header < 0 || header > at {
+			t.Errorf("row %q (at %d) is not under a header (first at %d):\n%s", row, at, header, text)
+		}
+	}
+	// Columns line up: each header's p50 ends where its rows' first number ends.
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		if !strings.Contains(l, " p50 ") || i+1 >= len(lines) {
+			continue
+		}
+		end := strings.Index(l, "p50") + len("p50")
+		row := lines[i+1]
+		if len(row) < end || row[end-1] == ' ' || (len(row) > end && row[end] != ' ') {
+			t.Errorf("header %q and row %q do not line up", l, row)
+		}
 	}
 }

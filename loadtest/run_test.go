@@ -104,8 +104,8 @@ func TestRunCountsDialAndHandshakeErrors(t *testing.T) {
 	if rep.Errors.ByClass["handshake_401"] != 5 || rep.Connections.Established != 0 {
 		t.Errorf("errors %v, want 5 handshake_401", rep.Errors.ByClass)
 	}
-	if rep.ExitCode() != ExitFailed {
-		t.Errorf("exit %d with no connection", rep.ExitCode())
+	if rep.ExitCode() != ExitRefused {
+		t.Errorf("exit %d with every upgrade refused, want %d", rep.ExitCode(), ExitRefused)
 	}
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -117,6 +117,9 @@ func TestRunCountsDialAndHandshakeErrors(t *testing.T) {
 	rep = runOrFail(t, Config{URL: "ws://" + addr + "/", Conns: 3, Duration: 100 * time.Millisecond})
 	if rep.Errors.ByClass[ErrClassDial] != 3 {
 		t.Errorf("errors %v, want 3 dial", rep.Errors.ByClass)
+	}
+	if rep.ExitCode() != ExitFailed {
+		t.Errorf("exit %d with nothing listening, want %d", rep.ExitCode(), ExitFailed)
 	}
 }
 

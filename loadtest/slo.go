@@ -218,17 +218,23 @@ func (rep *Report) observe(s SLO) (float64, bool, string) {
 
 // Exit statuses of `sockmon load`.
 const (
-	ExitOK          = 0
-	ExitFailed      = 1 // an SLO failed, or no connection could be established
-	ExitUsage       = 2
+	ExitOK     = 0
+	ExitFailed = 1 // an SLO failed, or no connection could be established
+	ExitUsage  = 2
+	// ExitRefused: most connections were refused at the upgrade or closed
+	// by the server's policy (Report.RefusedByPolicy), SLOs or not.
+	ExitRefused     = 3
 	ExitInterrupted = 130
 )
 
-// ExitCode is the exit status for a finished run whose SLOs were evaluated.
+// ExitCode is the exit status for a finished run whose SLOs were evaluated:
+// ExitInterrupted, else ExitRefused, else ExitFailed, else ExitOK.
 func (rep *Report) ExitCode() int {
 	switch {
 	case rep.Interrupted:
 		return ExitInterrupted
+	case rep.RefusedByPolicy():
+		return ExitRefused
 	case !rep.SLOsOK(), rep.Connections.Established == 0:
 		return ExitFailed
 	}

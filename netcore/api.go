@@ -1,13 +1,13 @@
 package netcore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +25,11 @@ import (
 type ConnQuery struct {
 	UserID        string
 	Authenticated *bool
-	// RemotePrefix matches the start of the remote address ("10.1.").
+	// RemotePrefix matches the start of the client's address as admission
+	// determined it (ConnInfo.ClientIP, what limits and bans key on: the
+	// X-Forwarded-For client behind a trusted proxy), written without a
+	// port: "10.1.", "2001:db8:". It never matches the TCP peer's address
+	// (ConnInfo.RemoteAddr), which behind a proxy is the proxy's.
 	RemotePrefix string
 	// Keep, when set, selects further (the sockmon protocol selects by
 	// room). It runs under a registry shard's read lock: it must not block
@@ -75,6 +79,8 @@ func (s *Server) Connections(q ConnQuery) (ConnPage, error) {
 		return ConnPage{}, fmt.Errorf("%w: sort %q, want connectedAt, messages or errors", ErrBadQuery, q.SortBy)
 	}
 	var all []ConnInfo
+	var ipBuf [64]byte
+	prefix := []byte(q.RemotePrefix)
 	s.reg.each(func(c *Conn) {
 		st := c.state.Load()
 		if st != stateOpen && st != stateClosing {
@@ -86,7 +92,7 @@ func (s *Server) Connections(q ConnQuery) (ConnPage, error) {
 		if q.Authenticated != nil && c.authenticated != *q.Authenticated {
 			return
 		}
-		if q.RemotePrefix != "" && !strings.HasPrefix(c.remote, q.RemotePrefix) {
+		if q.RemotePrefix != "" && !bytes.HasPrefix(c.ip.AppendTo(ipBuf[:0]), prefix) {
 			return
 		}
 		if q.Keep != nil && !q.Keep(c) {

@@ -119,13 +119,16 @@ type ConnInfo struct {
 	ClientIP netip.Addr
 }
 
-// Info copies the connection's counters and times.
+// Info copies the connection's counters and times. LastActivity is never
+// before ConnectedAt: frames are timed with the sweeper's coarse clock, which
+// may lag the upgrade's wall-clock time by up to a tick.
 func (c *Conn) Info() ConnInfo {
+	connected := c.connectedAt.Load()
 	return ConnInfo{
 		ID:            c.id,
 		RemoteAddr:    c.remote,
-		ConnectedAt:   time.Unix(0, c.connectedAt.Load()),
-		LastActivity:  time.Unix(0, c.lastActivity.Load()),
+		ConnectedAt:   time.Unix(0, connected),
+		LastActivity:  time.Unix(0, max(c.lastActivity.Load(), connected)),
 		MessagesIn:    c.msgsIn.Load(),
 		MessagesOut:   c.msgsOut.Load(),
 		BytesIn:       c.bytesIn.Load(),

@@ -13,6 +13,14 @@ import (
 // notice, close the listener, close connections in jittered batches with
 // 1001 and a reason, wait for their close handshakes, and drop what is left
 // at the deadline.
+//
+// With no upgraded connection when the drain starts, the DrainDelay is
+// skipped (Ctrl-C on an idle server exits at once). That is safe: the delay
+// exists so that load balancers stop sending new clients before the ones
+// connected here are moved, and there is no client to move. Readiness is
+// still flipped off first; a client that dials during what would have been
+// the delay finds the listener closed (connection refused) instead of a 503,
+// and a balancer or a reconnecting client retries another node either way.
 
 // drainBatches is how many batches the connections are closed in.
 const drainBatches = 20
@@ -42,7 +50,9 @@ func (s *Server) drain(ctx context.Context, code ws.StatusCode, reason string) e
 	deadline, _ := ctx.Deadline()
 	s.log.Info("drain started", "connections", s.upgraded.Load(), "drain_delay", s.cfg.DrainDelay.String(), "deadline", time.Until(deadline).Round(time.Millisecond).String())
 
-	if s.cfg.DrainDelay > 0 {
+	if s.cfg.DrainDelay > 0 && s.upgraded.Load() == 0 {
+		s.log.Info("no client connected: skipping the drain delay")
+	} else if s.cfg.DrainDelay > 0 {
 		select {
 		case <-time.After(s.cfg.DrainDelay):
 		case <-ctx.Done():

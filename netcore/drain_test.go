@@ -90,3 +90,41 @@ func TestShutdownDropsClientsThatDoNotAnswer(t *testing.T) {
 		t.Fatal("connection still open after Shutdown")
 	}
 }
+
+// With no client connected the drain delay is skipped (Ctrl-C on an idle
+// server exits at once); with one, it is waited. Readiness flips either way.
+func TestShutdownSkipsTheDrainDelayWithNoClient(t *testing.T) {
+	const delay = 400 * time.Millisecond
+	for _, clients := range []int{0, 1} {
+		srv, addr := testServer(t, Config{DrainDelay: delay, ShutdownTimeout: 10 * time.Second})
+		if clients > 0 {
+			c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/echo", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			go func() { // answers the server's close frame
+				for {
+					if _, _, err := c.ReadMessage(); err != nil {
+						return
+					}
+				}
+			}()
+			wstest.WaitFor(t, "the upgrade", func() bool { return srv.Stats().Open == 1 })
+		}
+		start := time.Now()
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Fatalf("%d clients: Shutdown: %v", clients, err)
+		}
+		took := time.Since(start)
+		if srv.Ready() {
+			t.Errorf("%d clients: ready after Shutdown", clients)
+		}
+		switch {
+		case clients == 0 && took >= delay:
+			t.Errorf("no client: Shutdown took %s, want the %s drain delay skipped", took, delay)
+		case clients > 0 && took < delay:
+			t.Errorf("one client: Shutdown took %s, want at least the %s drain delay", took, delay)
+		}
+	}
+}

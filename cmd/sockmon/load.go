@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,13 +21,32 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ", ") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
+// loadUsageHead is the top of `sockmon load --help`, above the flags.
+const loadUsageHead = `Usage: sockmon load --url ws://host:port/path [flags]
+
+Drives load at a WebSocket server and reports latency (corrected for
+coordinated omission in the open model), rates, connect times and errors.
+When the server rate-limits the run (429 at the upgrade, rate_limited
+replies, closes with 1008) the progress line and the report say so: for a
+capacity run against sockmon, start it with --message-rate 0 --conn-rate 0,
+or spread dials with --sources.
+
+Exit status:
+  0    ok
+  1    an --slo failed, or no connection was established
+  2    bad flags
+  3    most connections were refused at the upgrade (an HTTP status such as
+       429 or 503) or closed by the server's policy (1008), SLOs or not
+  130  interrupted (the report of what ran is still printed)
+
+Flags:
+`
+
 // loadCommand implements `sockmon load`: it parses its flags, runs
 // loadtest.Run until the duration ends or SIGINT/SIGTERM arrives, prints the
-// report and returns the exit status (0 ok, 1 an SLO failed or nothing
-// connected, 2 bad flags, 130 interrupted).
+// report and returns the exit status (loadUsageHead lists them).
 func loadCommand(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("load")
 	var (
 		cfg                                     loadtest.Config
 		mode, sources, jwtSecret, hgrm, plotOut string
@@ -56,27 +74,12 @@ func loadCommand(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&plotOut, "plot", "", "draw latency by percentile to `FILE`.svg or FILE.png")
 	fs.StringVar(&cfg.MetricsURL, "metrics-url", "", "server's Prometheus `URL` (http://host:8081/metrics), scraped before and after")
 	fs.Var(&slos, "slo", "assertion such as 'p99<20ms', 'errors<0.1%', 'rate>=99%' (repeatable; exit 1 when one fails)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: sockmon load --url ws://host:port/path [flags]
-
-Drives load at a WebSocket server and reports latency (corrected for
-coordinated omission in the open model), rates, connect times and errors.
-Exit status: 0 ok, 1 an --slo failed or no connection was established,
-2 bad flags, 130 interrupted (the report of what ran is still printed).
-
-Flags:
-`)
-		fs.PrintDefaults()
+	usage := func(w io.Writer) {
+		fmt.Fprint(w, loadUsageHead)
+		printFlags(w, fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return loadtest.ExitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "sockmon load: unexpected argument %q\n", fs.Arg(0))
-		return loadtest.ExitUsage
+	if code, done := parseFlags(fs, args, stdout, stderr, usage); done {
+		return code
 	}
 
 	var errs []error

@@ -50,8 +50,8 @@ func TestLoadCommandFlags(t *testing.T) {
 		}
 	}
 	var out, errb bytes.Buffer
-	if code := loadCommand([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "--slo") {
-		t.Errorf("--help: exit %d, usage %q", code, errb.String())
+	if code := loadCommand([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "\n  --slo ") || errb.Len() != 0 {
+		t.Errorf("--help: exit %d, usage on stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }
 

@@ -65,6 +65,7 @@ Commands:
 Every serve flag can also be set from the environment: --max-conns is SOCKMON_MAX_CONNS.
 
 `)
-	fs, _ := newServeFlagSet(w)
-	flagUsage(w, fs, "sockmon serve [flags]")()
+	fs, _ := newServeFlagSet()
+	_ = applyEnv(fs, os.Getenv)
+	serveUsage(w, fs, os.Getenv)
 }

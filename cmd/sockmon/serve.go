@@ -41,11 +41,10 @@ type serveFlags struct {
 	maxRPCInFlight  int
 }
 
-func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
+func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	f := &serveFlags{}
 	c, p := &f.cfg, &f.proto
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve")
 	fs.StringVar(&c.Addr, "addr", netcore.DefaultAddr, "WebSocket listen address (upgrade path "+protocol.DefaultPath+")")
 	fs.StringVar(&p.EchoPath, "echo-path", "", "path where every text and binary message is echoed verbatim, e.g. /echo, with the same admission and message rate as /ws (off when empty)")
 	fs.IntVar(&c.MaxConns, "max-conns", netcore.DefaultMaxConns, "maximum upgraded connections; more get 503 before the upgrade")
@@ -59,7 +58,7 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&c.CloseTimeout, "close-timeout", netcore.DefaultCloseTimeout, "how long to wait for the peer's close frame after sending ours")
 	fs.DurationVar(&c.LingerTimeout, "linger-timeout", netcore.DefaultLingerTimeout, "lingering close: after our close frame or refusal, read and drop the peer's input until it closes, at most this long")
 	fs.IntVar(&c.LingerBytes, "linger-bytes", netcore.DefaultLingerBytes, "lingering close: ... and at most this many bytes")
-	fs.DurationVar(&c.DrainDelay, "drain-delay", netcore.DefaultDrainDelay, "on SIGTERM: wait this long with readiness off before closing connections")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", netcore.DefaultDrainDelay, "on SIGTERM: wait this long with readiness off before closing connections (skipped when no client is connected)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", netcore.DefaultShutdownTimeout, "on SIGTERM: the whole drain finishes within this")
 	fs.BoolVar(&f.compression, "compression", true, "negotiate permessage-deflate (no context takeover)")
 	fs.IntVar(&c.CompressionThreshold, "compression-threshold", netcore.DefaultCompressionThreshold, "messages smaller than this many bytes are sent uncompressed")
@@ -72,7 +71,7 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&p.MessageBurst, "message-burst", protocol.DefaultMessageBurst, "burst of messages per connection")
 	fs.IntVar(&p.BanAfter, "ban-after", protocol.DefaultBanAfter, "rate-limited messages within --ban-window that close a connection (1008) and ban its IP or user")
 	fs.DurationVar(&p.BanWindow, "ban-window", protocol.DefaultBanWindow, "window for --ban-after and --max-bad-messages")
-	fs.DurationVar(&p.BanDuration, "ban-duration", protocol.DefaultBanDuration, "first ban; each repeat doubles it")
+	fs.DurationVar(&p.BanDuration, "ban-duration", protocol.DefaultBanDuration, "first ban; a repeat after a ban has run out doubles it (offences while banned do not)")
 	fs.DurationVar(&p.BanMax, "ban-max", protocol.DefaultBanMax, "longest ban")
 	fs.DurationVar(&p.BanDecay, "ban-decay", protocol.DefaultBanDecay, "quiet time that undoes one doubling")
 	fs.IntVar(&p.MaxBadMessages, "max-bad-messages", protocol.DefaultMaxBadMessages, "malformed messages within --ban-window that close a connection with 1008")
@@ -83,10 +82,15 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.historyInterval, "history-interval", metrics.DefaultHistoryInterval, "metrics history sampling period")
 	fs.StringVar(&f.controlAddr, "control-addr", control.DefaultAddr, "control listen address: health, readiness, /metrics and the admin API (admin secret from $SOCKMON_ADMIN_SECRET)")
 	fs.StringVar(&f.dataDir, "data-dir", control.DefaultDataDir, "directory of the control store: audit log, alert rules, rate-limit overrides, maintenance state")
-	fs.Int64Var(&f.memoryLimit, "memory-limit", 0, "process memory (bytes) over which health reports unhealthy; 0 uses the cgroup limit when there is one")
+	fs.Int64Var(&f.memoryLimit, "memory-limit", 0, "process memory (bytes) over which health reports unhealthy; 0: the Go runtime's limit (GOMEMLIMIT) when set, else no check")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.Usage = flagUsage(stderr, fs, "sockmon serve [flags]")
 	return fs, f
+}
+
+// serveUsage prints the flags of `sockmon serve` with the values in force
+// (their defaults, or what the environment sets).
+func serveUsage(w io.Writer, fs *flag.FlagSet, getenv func(string) string) {
+	envFlagUsage(w, fs, "sockmon serve [flags]", getenv)
 }
 
 // The command line's one rule for zero: a 0 given to --idle-timeout,
@@ -140,12 +144,13 @@ func splitList(s string) []string {
 }
 
 func serveCommand(args []string, stdout, stderr io.Writer) int {
-	fs, f := newServeFlagSet(stderr)
+	fs, f := newServeFlagSet()
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			serveUsage(stdout, fs, os.Getenv)
 			return 0
 		}
-		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		badFlags(stderr, fs, err)
 		return 2
 	}
 	var level slog.Level
@@ -232,6 +237,16 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		defer cancel()
 		_ = ctl.Shutdown(ctx)
 	}()
+	// Signals are caught before anything serves (and before the address is
+	// logged): a SIGTERM during start-up drains like any other.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	// SIGHUP (logrotate's postrotate, a closed terminal) reloads; it never
+	// ends the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() {
@@ -241,12 +256,6 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	}()
 	logger.Info("sockmon serving", "addr", ln.Addr().String(), "control_addr", cln.Addr().String(), "version", version, "revision", revision)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sig)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	reload := func() {
 		if err := loadUpstreams(ups, f.upstreams, f.upstreamsFile); err != nil {
 			logger.Error("SIGHUP: upstreams not reloaded; the previous ones stay in force", "err", err)

@@ -131,8 +131,8 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 
 func TestServeHelpListsEveryLimitFlag(t *testing.T) {
 	var out strings.Builder
-	fs, _ := newServeFlagSet(&out)
-	fs.Usage()
+	fs, _ := newServeFlagSet()
+	serveUsage(&out, fs, func(string) string { return "" })
 	for _, name := range []string{"addr", "echo-path", "max-conns", "max-message-size", "handshake-timeout", "idle-timeout",
 		"ping-interval", "write-queue-bytes", "drain-delay", "shutdown-timeout"} {
 		if !strings.Contains(out.String(), "--"+name+" (default ") || !strings.Contains(out.String(), envName(name)) {
@@ -142,7 +142,7 @@ func TestServeHelpListsEveryLimitFlag(t *testing.T) {
 }
 
 func TestEnvironmentSetsFlags(t *testing.T) {
-	fs, f := newServeFlagSet(io.Discard)
+	fs, f := newServeFlagSet()
 	env := map[string]string{"SOCKMON_MAX_CONNS": "123", "SOCKMON_ADDR": ":9999", "SOCKMON_IDLE_TIMEOUT": "1m"}
 	if err := parseWithEnv(fs, []string{"--addr", ":7777"}, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 	if f.cfg.Addr != ":7777" {
 		t.Fatalf("command line should win over the environment: addr %q", f.cfg.Addr)
 	}
-	fs, _ = newServeFlagSet(io.Discard)
+	fs, _ = newServeFlagSet()
 	err := parseWithEnv(fs, nil, func(k string) string {
 		if k == "SOCKMON_MAX_CONNS" {
 			return "many"
@@ -174,5 +174,32 @@ func TestTopLevelHelpListsServeFlags(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("sockmon --help does not show %q", want)
 		}
+	}
+}
+
+// Ctrl-C on an idle server (the default 5 s drain delay, no client
+// connected) exits at once, and exits 0.
+func TestServeExitsAtOnceOnSIGINTWithNoClient(t *testing.T) {
+	cmd, _ := startServe(t) // --drain-delay at its default, 5s
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("sockmon serve after SIGINT: %v, want exit 0", err)
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Fatalf("sockmon serve took %s to exit with no client connected, want well under the 5s drain delay", took)
+	}
+}
+
+// A second sockmon serve on the same --data-dir says that another process
+// holds the store, and where, instead of "timeout".
+func TestServeSecondNodeOnTheSameDataDir(t *testing.T) {
+	dir := t.TempDir()
+	startServe(t, "--data-dir", dir)
+	_, stderr, code := runBinary(t, nil, "serve", "--addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--data-dir", dir)
+	if code == 0 || !strings.Contains(stderr, filepath.Join(dir, "control.db")) || !strings.Contains(stderr, "held by another process") {
+		t.Fatalf("second serve on %s: exit %d, stderr %q; want an error naming the store and the other process", dir, code, stderr)
 	}
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,28 +22,21 @@ func tokenCommand(args []string, stdout, stderr io.Writer) int {
 }
 
 func mintToken(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("token")
 	admin := fs.Bool("admin", false, "mint an admin token (signed with $SOCKMON_ADMIN_SECRET) instead of a client token ($SOCKMON_JWT_SECRET)")
 	sub := fs.String("sub", "", "subject: the user id of a client token, or the operator an admin token names in the audit log (required)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: sockmon token [--admin] --sub NAME [--ttl 1h]\n\n"+
+	usage := func(w io.Writer) {
+		fmt.Fprint(w, "Usage: sockmon token [--admin] --sub NAME [--ttl 1h]\n\n"+
 			"Prints a JWT (HS256) signed with the secret from the environment.\n\nFlags:\n")
-		fs.PrintDefaults()
+		printFlags(w, fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args, stdout, stderr, usage); done {
+		return code
 	}
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "sockmon token: "+format+"\n", a...)
 		return 2
-	}
-	if fs.NArg() > 0 {
-		return fail("unexpected argument %q", fs.Arg(0))
 	}
 	if *sub == "" {
 		return fail("--sub is required")

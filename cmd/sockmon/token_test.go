@@ -158,7 +158,7 @@ func TestTokenCommandErrors(t *testing.T) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 2 and %q", tc.name, code, out, stderr, tc.want)
 		}
 	}
-	if _, stderr, code := mint(t, tokenEnv, "--help"); code != 0 || !strings.Contains(stderr, "Usage: sockmon token") {
-		t.Errorf("--help: exit %d: %s", code, stderr)
+	if stdout, stderr, code := mint(t, tokenEnv, "--help"); code != 0 || !strings.Contains(stdout, "Usage: sockmon token") || !strings.Contains(stdout, "\n  --sub string\n") || stderr != "" {
+		t.Errorf("--help: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }

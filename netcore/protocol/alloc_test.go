@@ -3,10 +3,13 @@
 package protocol
 
 import (
+	"bytes"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/sockmon/sockmon/netcore/wsproto"
 	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
@@ -38,6 +41,49 @@ func TestProtocolAllocs(t *testing.T) {
 			}
 			t.Logf("%.4f allocations per %s", n, name)
 		})
+	}
+}
+
+// TestRateLimitedAllocs: refusing a message over the rate, with its id
+// copied into the rate_limited error, costs no allocation: the envelope is
+// scanned in place only for refused messages.
+func TestRateLimitedAllocs(t *testing.T) {
+	srv, addr := testServer(t, Config{MessageRate: -1, BanAfter: 1 << 30})
+	c := wstest.Dial(t, addr, "/ws")
+	msg := []byte(`{"type":"ping","id":"abc"}`)
+	c.Send(true, ws.OpText, msg)
+	c.NextData() // the pong: the session is open
+	// One message a day (retryAfterMs keeps its 8 digits, so every error
+	// has the same size); the first goes through.
+	if err := srv.SetRateLimit(RateLimit{SocketID: srv.Conns()[0].ID, Limit: 1, Window: 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	c.Send(true, ws.OpText, msg)
+	c.NextData()
+	c.Send(true, ws.OpText, msg)
+	f := c.NextData()
+	if !bytes.Contains(f.Payload, []byte(`"code":"rate_limited"`)) || !bytes.Contains(f.Payload, []byte(`"id":"abc"`)) {
+		t.Fatalf("over the rate: %s, want rate_limited with the id", f.Payload)
+	}
+	const perWrite = 100
+	var req []byte
+	for i := 0; i < perWrite; i++ {
+		req = append(req, wstest.ClientFrame(true, 0, ws.OpText, msg, true)...)
+	}
+	reply := make([]byte, perWrite*(wsproto.ServerHeaderLen(len(f.Payload))+len(f.Payload)))
+	roundTrip := func() {
+		if _, err := c.Conn.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c.Reader, reply); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		roundTrip()
+	}
+	if n := testing.AllocsPerRun(100, roundTrip) / perWrite; n > 0.05 {
+		t.Fatalf("%.3f allocations per rate-limited message, want ~0", n)
 	}
 }
 

@@ -93,7 +93,7 @@ func TestBroadcastPublishAndDisconnects(t *testing.T) {
 	if page, _ := srv.Connections(ConnQuery{Room: "ops"}); page.Total != 1 || page.Items[0].Rooms[0] != "ops" {
 		t.Fatalf("room filter: %+v", page)
 	}
-	if page, _ := srv.Connections(ConnQuery{ConnQuery: netcore.ConnQuery{RemotePrefix: "127.0.0.1:", Offset: 3}}); page.Total != 4 || len(page.Items) != 1 {
+	if page, _ := srv.Connections(ConnQuery{ConnQuery: netcore.ConnQuery{RemotePrefix: "127.0.0.1", Offset: 3}}); page.Total != 4 || len(page.Items) != 1 {
 		t.Fatalf("remote prefix and offset: %+v", page)
 	}
 	for _, q := range []netcore.ConnQuery{{Limit: 1001}, {SortBy: "age"}, {Offset: -1}} {

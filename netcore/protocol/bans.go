@@ -70,10 +70,11 @@ type bans struct {
 	m  map[string]*ban
 }
 
+// ban is one key's escalation: banned until until (unix nanoseconds), for
+// base << level.
 type ban struct {
-	until       int64
-	level       int
-	lastOffence int64
+	until int64
+	level int
 }
 
 // BanPolicy configures escalation. Zero fields take the defaults of Config.
@@ -81,7 +82,16 @@ type banPolicy struct {
 	base, max, decay time.Duration
 }
 
-// offend records an offence by key at now and returns the ban length.
+// offend records an offence by key at now and returns how long the key is
+// banned from now on.
+//
+// Escalation counts offences, not connections: the connections that were
+// open when a ban began go on offending until each is closed (a flood from
+// twenty sockets is twenty offences within milliseconds), and those belong
+// to the ban already in force. So an offence while the key is banned
+// neither doubles the ban nor extends it; it returns the time left. Only a
+// repeat after the ban has run out doubles it (up to p.max), less one
+// doubling per p.decay of quiet time since the ban ended.
 func (b *bans) offend(key string, now int64, p banPolicy) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -89,10 +99,13 @@ func (b *bans) offend(key string, now int64, p banPolicy) time.Duration {
 		b.m = make(map[string]*ban)
 	}
 	e := b.m[key]
-	if e == nil {
+	switch {
+	case e == nil:
 		e = &ban{}
 		b.m[key] = e
-	} else {
+	case now < e.until:
+		return time.Duration(e.until - now)
+	default:
 		e.level = decayedLevel(e, now, p)
 		e.level++
 	}
@@ -101,17 +114,17 @@ func (b *bans) offend(key string, now int64, p banPolicy) time.Duration {
 		d = p.max
 	}
 	e.until = now + int64(d)
-	e.lastOffence = now
 	return d
 }
 
-// decayedLevel lowers the level by one for every decay period since the
-// last offence.
+// decayedLevel lowers the level by one for every decay period of quiet time
+// since the ban ended (offences while banned do not reset it: they are not
+// counted at all).
 func decayedLevel(e *ban, now int64, p banPolicy) int {
 	if p.decay <= 0 {
 		return e.level
 	}
-	quiet := now - e.lastOffence - (e.until - e.lastOffence)
+	quiet := now - e.until
 	if quiet <= 0 {
 		return e.level
 	}

@@ -50,6 +50,54 @@ func TestBansEscalateAndDecay(t *testing.T) {
 	}
 }
 
+// Escalation counts offences, not connections: twenty connections from one
+// address flooding at once are closed within milliseconds of each other, and
+// all but the first offend while the ban they earned is in force. Those
+// neither double the ban nor extend it; a repeat after the ban has run out
+// doubles it.
+func TestBansCountOffencesNotConnections(t *testing.T) {
+	p := banPolicy{base: time.Minute, max: time.Hour, decay: 10 * time.Minute}
+	const key = "ip:10.0.0.1"
+	var b bans
+	offend := func(at int64, want time.Duration) {
+		t.Helper()
+		if d := b.offend(key, at, p); d != want {
+			t.Fatalf("offence at %s: ban %s, want %s", time.Duration(at), d, want)
+		}
+		if banned, left := b.banned(key, at); !banned || left != want {
+			t.Fatalf("after the offence at %s: banned %v for %s, want %s", time.Duration(at), banned, left, want)
+		}
+	}
+	offend(0, time.Minute)
+	// The other 19 connections of the flood, 300 µs apart: the ban in force,
+	// counted down, never doubled.
+	for i := int64(1); i < 20; i++ {
+		at := i * int64(300*time.Microsecond)
+		offend(at, time.Minute-time.Duration(at))
+	}
+	// Late in the ban: still the same ban.
+	offend(int64(59*time.Second), time.Second)
+	if lvl := b.m[key].level; lvl != 0 {
+		t.Fatalf("level %d after one ban's offences, want 0", lvl)
+	}
+	if banned, _ := b.banned(key, int64(time.Minute)); banned {
+		t.Fatal("banned past the first ban's minute")
+	}
+	// A repeat once the ban ran out doubles it, and its own flood does not.
+	at := int64(time.Minute + time.Second)
+	offend(at, 2*time.Minute)
+	for i := int64(1); i < 20; i++ {
+		offend(at+i, 2*time.Minute-time.Duration(i))
+	}
+	// The next repeat after that ban: doubled once more.
+	at += int64(2 * time.Minute)
+	offend(at, 4*time.Minute)
+	// Quiet for two decay periods after that ban ends: two doublings
+	// forgiven, so the next offence is level 2-2+1 = 1 (2 minutes).
+	at += int64(4*time.Minute + 20*time.Minute)
+	offend(at, 2*time.Minute)
+}
+
 // The per-IP connection limiter: a bucket per IP, expired when idle.
 func TestIPLimiter(t *testing.T) {
 	var l ipLimiter

@@ -47,8 +47,10 @@ type Config struct {
 	// connection with 1008 and ban its IP, or its user when authenticated.
 	BanAfter  int
 	BanWindow time.Duration
-	// BanDuration is the first ban; each repeat doubles it up to BanMax,
-	// and the doubling decays one step per BanDecay without an offence.
+	// BanDuration is the first ban; each repeat after a ban has run out
+	// doubles it up to BanMax (offences while banned, such as the other
+	// connections of the same flood, count for nothing), and the doubling
+	// decays one step per BanDecay of quiet time after a ban ends.
 	BanDuration time.Duration
 	BanMax      time.Duration
 	BanDecay    time.Duration

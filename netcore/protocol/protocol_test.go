@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -271,13 +272,19 @@ func TestMessageRateLimitAndBan(t *testing.T) {
 			t.Fatalf("message %d within the burst: %v", i, m)
 		}
 	}
+	// The refused message's id is copied into the error, so the client
+	// knows which request was refused.
 	m := c.roundTrip(`{"type":"ping","id":6}`)
-	if m["code"] != "rate_limited" || m["retryAfterMs"].(float64) <= 0 {
-		t.Fatalf("over the rate: %v, want rate_limited with retryAfterMs", m)
+	if m["code"] != "rate_limited" || m["retryAfterMs"].(float64) <= 0 || m["id"] != float64(6) {
+		t.Fatalf("over the rate: %v, want rate_limited with id 6 and retryAfterMs", m)
 	}
-	for i := 0; i < 3; i++ {
-		c.Send(`{"type":"ping"}`)
+	if m := c.roundTrip(`{"type":"echo","data":{"id":1},"id":"req-7"}`); m["code"] != "rate_limited" || m["id"] != "req-7" {
+		t.Fatalf("over the rate: %v, want rate_limited with id \"req-7\"", m)
 	}
+	if m := c.roundTrip(`{"type":"ping"}`); m["code"] != "rate_limited" || m["id"] != nil {
+		t.Fatalf("over the rate without an id: %v, want rate_limited without one", m)
+	}
+	c.Send(`{"type":"ping"}`) // the fourth limited message: over --ban-after 3
 	if ce := c.ExpectClose(); ce.Code != 1008 {
 		t.Fatalf("close %d %q, want 1008", ce.Code, ce.Text)
 	}
@@ -290,49 +297,52 @@ func TestMessageRateLimitAndBan(t *testing.T) {
 	}
 }
 
-// The ban doubles on each repeat and decays back after quiet time.
-func TestBanEscalation(t *testing.T) {
-	var b bans
-	p := banPolicy{base: time.Minute, max: time.Hour, decay: 10 * time.Minute}
-	now := int64(0)
-	step := func(want time.Duration) {
-		t.Helper()
-		if got := b.offend("ip:1.2.3.4", now, p); got != want {
-			t.Fatalf("at %s: ban %s, want %s", time.Duration(now), got, want)
+// Twenty connections from one address flooding at once (the load test of
+// issue 19) earn one ban of the first length, not one doubling per
+// connection: every close reason and the Retry-After of the next upgrade
+// say at most --ban-duration.
+func TestFloodFromOneAddressIsOneOffence(t *testing.T) {
+	_, addr := testServer(t, Config{MessageRate: 1, MessageBurst: 5, BanAfter: 3, BanDuration: time.Minute, BanMax: time.Hour})
+	url := "ws://" + addr + "/ws"
+	const n = 20
+	conns := make([]*wsClient, n)
+	for i := range conns {
+		conns[i] = dialWS(t, url, nil)
+	}
+	reasons := make(chan string, n)
+	for _, c := range conns {
+		go func() {
+			for i := 0; i < 20; i++ {
+				if c.c.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)) != nil {
+					break
+				}
+			}
+			_ = c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for {
+				_, _, err := c.c.ReadMessage()
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					reasons <- fmt.Sprintf("%d %s", ce.Code, ce.Text)
+					return
+				}
+				if err != nil {
+					reasons <- err.Error()
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		r := <-reasons
+		_, banned, _ := strings.Cut(r, "banned for ")
+		if d, err := time.ParseDuration(banned); !strings.HasPrefix(r, "1008 ") || err != nil || d <= 0 || d > time.Minute {
+			t.Errorf("connection %d: close %q, want 1008 banned for at most 1m0s", i, r)
 		}
-		if banned, left := b.banned("ip:1.2.3.4", now); !banned || left != want {
-			t.Fatalf("banned=%v left=%s", banned, left)
-		}
 	}
-	step(time.Minute)
-	now += int64(2 * time.Minute)
-	step(2 * time.Minute)
-	now += int64(3 * time.Minute)
-	step(4 * time.Minute)
-	for i := 0; i < 10; i++ {
-		now += int64(time.Minute)
-		b.offend("ip:1.2.3.4", now, p)
-	}
-	if got, _ := b.banned("ip:1.2.3.4", now); !got {
-		t.Fatal("not banned after repeats")
-	}
-	if _, left := b.banned("ip:1.2.3.4", now); left != time.Hour {
-		t.Fatalf("ban %s, want capped at 1h", left)
-	}
-	// Quiet for 2 decay periods after the ban ends: two levels down.
-	lvl := b.m["ip:1.2.3.4"].level
-	now += int64(time.Hour + 20*time.Minute)
-	if banned, _ := b.banned("ip:1.2.3.4", now); banned {
-		t.Fatal("still banned after the ban ended")
-	}
-	got := b.offend("ip:1.2.3.4", now, p)
-	want := min(time.Minute<<(lvl-2+1), time.Hour)
-	if got != want {
-		t.Fatalf("after decay: ban %s, want %s (level %d decayed by 2, plus 1)", got, want, lvl)
-	}
-	b.expire(now+int64(24*time.Hour), p)
-	if len(b.m) != 0 {
-		t.Fatal("a fully decayed ban was not forgotten")
+	status, hdr := dialStatus(t, url, nil)
+	retry, err := strconv.Atoi(hdr.Get("Retry-After"))
+	if status != http.StatusTooManyRequests || err != nil || retry < 1 || retry > 60 {
+		t.Fatalf("upgrade after the flood: %d Retry-After %q, want 429 with at most 60 s (the first ban)", status, hdr.Get("Retry-After"))
 	}
 }
 

@@ -40,7 +40,7 @@ var _ netcore.Session = (*session)(nil)
 // HandleMessage serves one message: binary frames are echoed, text frames
 // are JSON envelopes.
 func (s *session) HandleMessage(mt netcore.MessageType, data []byte) error {
-	if ok, err := s.allowMessage(); !ok {
+	if ok, err := s.allowMessage(mt, data); !ok {
 		return err
 	}
 	c := s.c
@@ -203,10 +203,11 @@ func (s *session) appendFrom(b []byte) []byte {
 	return append(b, '"')
 }
 
-// allowMessage applies the connection's message rate. A limited message gets
-// an error reply and is not handled (ok false); too many in one window close
-// the connection with 1008 (the *netcore.CloseError) and ban its IP or user.
-func (s *session) allowMessage() (ok bool, err error) {
+// allowMessage applies the connection's message rate to the message mt,
+// data. A limited message gets an error reply carrying its id and is not
+// handled (ok false); too many in one window close the connection with 1008
+// (the *netcore.CloseError) and ban its IP or user.
+func (s *session) allowMessage(mt netcore.MessageType, data []byte) (ok bool, err error) {
 	svc := s.svc
 	if gen := svc.limitGen.Load(); gen != s.limitGen {
 		s.limitGen = gen
@@ -220,7 +221,7 @@ func (s *session) allowMessage() (ok bool, err error) {
 	s.c.SetKind(metrics.KindInvalid)
 	s.c.Shard().RateLimited(metrics.ScopeConnection)
 	ms := int64((retry + time.Millisecond - 1) / time.Millisecond)
-	if err := s.replyError(nil, CodeRateLimited, "message rate limit exceeded", ms); err != nil {
+	if err := s.replyError(s.limitedID(mt, data), CodeRateLimited, "message rate limit exceeded", ms); err != nil {
 		return false, err
 	}
 	if s.strikeWindow == 0 || now-s.strikeWindow > int64(svc.cfg.BanWindow) {
@@ -237,6 +238,20 @@ func (s *session) allowMessage() (ok bool, err error) {
 	d := svc.bans.offend(key, time.Now().UnixNano(), svc.cfg.banPolicy())
 	svc.log.Warn("connection closed and banned for exceeding its message rate", "socket", s.c.ID(), "ban", key, "for", d.String())
 	return false, &netcore.CloseError{Code: netcore.ClosePolicy, Reason: "message rate limit exceeded repeatedly; banned for " + d.Round(time.Second).String()}
+}
+
+// limitedID returns the id of a refused envelope, so the client knows which
+// request was refused, or nil (binary messages, the echo route, no id). The
+// envelope is scanned only for refused messages, in place and without
+// allocating; a malformed one yields the id scanned before the fault, as
+// bad_request replies do.
+func (s *session) limitedID(mt netcore.MessageType, data []byte) []byte {
+	if s.echo || mt != netcore.TextMessage {
+		return nil
+	}
+	var e envelope
+	_ = parseEnvelope(data, &e)
+	return e.id
 }
 
 // applyLimit sets the connection's bucket from its override or the default.
