@@ -53,7 +53,7 @@ var DefaultSecondsBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 var leLabelRE = regexp.MustCompile(`(^|,)\s*le\s*=`)
 
 // RegisterCounter adds a counter series: name (sockmon_ prefix,
-// snake_case, ending in _total, CONVENTIONS.md C1.4) with labels in the
+// snake_case, ending in _total, Prometheus's naming and exposition conventions) with labels in the
 // text format (`upstream="ai",result="ok"`, or "" for none). Register each
 // label combination once, at zero, before it is first incremented; every
 // series of a family must have the same help. A series cannot be removed.

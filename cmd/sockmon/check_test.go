@@ -101,7 +101,7 @@ var perfItemRE = regexp.MustCompile(`^([^=' ]+)=(U|-?[0-9.]+)(s|ms|us|%|B|KB|MB|
 // parsePerf reads a plugin's output the way a Nagios-style runner does:
 // the status line's text, and the perfdata of both parts (after the first
 // line's "|" and after a later line's "|") by label. Every item must be
-// label=value[UOM];warn;crit;min;max (CONVENTIONS.md C2.3).
+// label=value[UOM];warn;crit;min;max (the Monitoring Plugins development guidelines).
 func parsePerf(t *testing.T, out string) (first string, items map[string]perf) {
 	t.Helper()
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")

@@ -101,7 +101,7 @@ type Problem struct {
 }
 
 // Measure is one measured value with its thresholds, as perfdata shows it
-// (CONVENTIONS.md C2.3).
+// (the Monitoring Plugins development guidelines).
 type Measure struct {
 	// Label is the perfdata label: response_time, connections...
 	Label string

@@ -15,7 +15,7 @@
 // between calls and starts no goroutine that outlives it; Results are
 // plain values.
 //
-// # The verdict (CONVENTIONS.md C2.1)
+// # The verdict (the Monitoring Plugins development guidelines)
 //
 // The state is the worst (CRITICAL > WARNING > UNKNOWN > OK) of:
 //

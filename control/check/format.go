@@ -16,7 +16,7 @@ type Format string
 const (
 	FormatText       Format = "text"       // for people: a verdict line and one line per finding
 	FormatJSON       Format = "json"       // everything measured, field names in json.go
-	FormatNagios     Format = "nagios"     // Monitoring Plugins output (CONVENTIONS.md C2)
+	FormatNagios     Format = "nagios"     // Monitoring Plugins output (the Monitoring Plugins development guidelines)
 	FormatPrometheus Format = "prometheus" // text exposition for node_exporter's textfile collector
 )
 

@@ -19,7 +19,7 @@ const HealthPath = "/api/health/socket"
 // maxBodyBytes bounds what the check reads of a health answer.
 const maxBodyBytes = 4 << 20
 
-// HealthBody is the public health body (DESIGN.md "Control side"), times in
+// HealthBody is the public health body (the README's control side), times in
 // milliseconds as the server sends them. The detailed view starts with the
 // same fields.
 type HealthBody struct {

@@ -19,7 +19,7 @@ import (
 //	timeoutMs    the bound it ran under (-t); timedOut: whether it expired
 //	health       {url, method, detailed, httpStatus, responseTimeMs,
 //	             timedOut, error, body, detail}: body is the server's
-//	             health body as sent (DESIGN.md), detail the detailed view's
+//	             health body as sent (the README), detail the detailed view's
 //	             extra (with an admin token): connections since start,
 //	             process, maintenance, ready, draining, heartbeatAgeMs
 //	canary       absent without --ws-url; {url, ok, failedStep, error,

@@ -8,11 +8,11 @@ import (
 )
 
 // statusLineLimit is the length the Monitoring Plugins guidelines want the
-// first line's text within (CONVENTIONS.md C2.2).
+// first line's text within (the Monitoring Plugins development guidelines).
 const statusLineLimit = 80
 
-// WriteNagios writes r as a Monitoring Plugins plugin does (CONVENTIONS.md
-// C2), for the exit code int(r.State):
+// WriteNagios writes r as the Monitoring Plugins development guidelines
+// ask of a plugin, for the exit code int(r.State):
 //
 //	SOCKMON OK - healthy, 3 connections, p99 1.2ms, health 4ms | response_time=4.1ms;1000;5000;0; ...
 //
@@ -102,7 +102,7 @@ func clean(s string) string {
 }
 
 // Perfdata formats ms as space-separated perfdata items,
-// label=value[UOM];warn;crit;min;max (CONVENTIONS.md C2.3). An unknown
+// label=value[UOM];warn;crit;min;max (the Monitoring Plugins development guidelines). An unknown
 // value is "U"; a label with a space is quoted.
 func Perfdata(ms []Measure) string {
 	var b strings.Builder

@@ -20,7 +20,7 @@ var (
 	perfRange = regexp.MustCompile(`^@?((~|-?[0-9.]+)?:)?(-?[0-9.]+)?$`)
 )
 
-// parsePerfdata reads perfdata as CONVENTIONS.md C2.3 defines it, strictly.
+// parsePerfdata reads perfdata as the Monitoring Plugins development guidelines defines it, strictly.
 func parsePerfdata(s string) ([]perfItem, error) {
 	var items []perfItem
 	s = strings.TrimSpace(s)

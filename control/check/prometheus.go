@@ -8,8 +8,7 @@ import (
 	"strings"
 )
 
-// WritePrometheus writes r in the Prometheus text format (CONVENTIONS.md
-// C1), for node_exporter's textfile collector: every family with # HELP
+// WritePrometheus writes r in the Prometheus text format, for node_exporter's textfile collector: every family with # HELP
 // and # TYPE, names sockmon_check_*, base units (seconds, bytes, _ratio),
 // no timestamps, one 0/1 series per state of an enum. Families whose
 // value was not measured (the server did not answer, no canary) are left

@@ -11,7 +11,7 @@ import (
 // ErrRange is wrapped by every error ParseRange returns.
 var ErrRange = errors.New("check: bad range")
 
-// Range is a Monitoring Plugins threshold range (CONVENTIONS.md C2.4):
+// Range is a Monitoring Plugins threshold range (the Monitoring Plugins development guidelines):
 // [@]start:end, inclusive at both ends. A value alerts when it lies outside
 // [Start, End], or inside it when Inside is set (the leading "@"). Start
 // may be -Inf ("~") and End +Inf ("start:"). The zero Range is "0", which

@@ -49,7 +49,7 @@ func TestParseRangeRejects(t *testing.T) {
 	}
 }
 
-// The examples of CONVENTIONS.md C2.4, value by value.
+// The examples of the Monitoring Plugins development guidelines, value by value.
 func TestRangeAlert(t *testing.T) {
 	for _, tc := range []struct {
 		rng    string

@@ -6,7 +6,7 @@ import (
 )
 
 // State is the outcome of a check in the Monitoring Plugins sense; its
-// value is the plugin's exit code (CONVENTIONS.md C2.1).
+// value is the plugin's exit code (the Monitoring Plugins development guidelines).
 type State int
 
 // The four states and their exit codes.
@@ -70,7 +70,7 @@ func Worst(a, b State) State {
 	return a
 }
 
-// Health statuses the control side reports (DESIGN.md "Control side").
+// Health statuses the control side reports (the README's control side).
 const (
 	StatusHealthy     = "healthy"
 	StatusDegraded    = "degraded"

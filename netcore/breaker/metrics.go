@@ -8,7 +8,7 @@ import (
 
 // StateMetric is the gauge family of breaker states: one series per
 // breaker and state, 1 for the current state and 0 for the others
-// (CONVENTIONS.md C1.6).
+// (Prometheus's naming and exposition conventions).
 const StateMetric = "sockmon_circuit_breaker_state"
 
 const stateHelp = "Circuit breaker state: 1 for the current state (closed, open or half_open) of each breaker, 0 for the others."

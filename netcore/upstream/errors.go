@@ -7,7 +7,7 @@ import (
 )
 
 // Error codes of Error, the strings of the client protocol's error replies
-// (DESIGN.md "Client side"; timeout is new with upstream RPC).
+// (the README's protocol; timeout is new with upstream RPC).
 const (
 	CodeUnavailable = "unavailable" // breaker open, queue full, connection failed, 5xx, shutting down
 	CodeTimeout     = "timeout"     // no answer within the upstream's Timeout

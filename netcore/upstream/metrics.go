@@ -5,7 +5,7 @@ import (
 	"github.com/sockmon/sockmon/netcore/breaker"
 )
 
-// Metric families (CONVENTIONS.md C1), beside breaker.StateMetric.
+// Metric families (Prometheus's naming and exposition conventions), beside breaker.StateMetric.
 const (
 	RequestsMetric = "sockmon_upstream_requests_total"
 	DurationMetric = "sockmon_upstream_request_duration_seconds"
