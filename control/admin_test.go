@@ -314,7 +314,7 @@ func TestGetConnections(t *testing.T) {
 // peer address beside it.
 func TestGetConnectionsShowsTheClientBehindAProxy(t *testing.T) {
 	f := newFixture(t)
-	f.protoCfg.TrustedProxies = mustPrefixes(t, "127.0.0.0/8")
+	f.engineCfg.TrustedProxies = mustPrefixes(t, "127.0.0.0/8")
 	f.restart(true)
 	for _, ip := range []string{"203.0.113.7", "198.51.100.9"} {
 		c, _, err := websocket.DefaultDialer.Dial("ws://"+f.wsAddr+"/ws", http.Header{"X-Forwarded-For": {ip}})

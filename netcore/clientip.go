@@ -15,7 +15,7 @@ import (
 // otherwise, or when xff is empty or malformed, peer itself. The left of
 // the header is whatever the client wrote and is never believed.
 func ForwardedClient(peer netip.Addr, xff string, trusted []netip.Prefix) netip.Addr {
-	if len(trusted) == 0 || xff == "" || !inPrefixes(peer, trusted) {
+	if len(trusted) == 0 || xff == "" || !InPrefixes(peer, trusted) {
 		return peer
 	}
 	for xff != "" {
@@ -30,14 +30,15 @@ func ForwardedClient(peer netip.Addr, xff string, trusted []netip.Prefix) netip.
 			return peer
 		}
 		h = h.Unmap()
-		if !inPrefixes(h, trusted) {
+		if !InPrefixes(h, trusted) {
 			return h
 		}
 	}
 	return peer
 }
 
-func inPrefixes(ip netip.Addr, ps []netip.Prefix) bool {
+// InPrefixes reports whether ip is in one of ps.
+func InPrefixes(ip netip.Addr, ps []netip.Prefix) bool {
 	for _, p := range ps {
 		if p.Contains(ip) {
 			return true

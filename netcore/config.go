@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/sockmon/sockmon/metrics"
@@ -71,6 +72,14 @@ type Config struct {
 	// ShutdownTimeout bounds a whole drain. Default 25s (Kubernetes' 30s
 	// grace period minus a margin).
 	ShutdownTimeout time.Duration
+
+	// TrustedProxies are the networks (CIDR) of the load balancers in
+	// front: only they may send a PROXY header, and admitters may believe
+	// the X-Forwarded-For they send (the sockmon protocol does).
+	TrustedProxies []netip.Prefix
+	// ProxyProtocol says whether connections start with a PROXY protocol
+	// header (v1 or v2) naming the client. Default ProxyOff.
+	ProxyProtocol ProxyMode
 
 	// Logger receives structured logs. Default: slog.Default().
 	Logger *slog.Logger
@@ -164,6 +173,12 @@ func (c *Config) validate() error {
 	}
 	if c.PingInterval > 0 && c.IdleTimeout > 0 && c.IdleTimeout <= c.PingInterval {
 		bad("idle-timeout %s must be longer than ping-interval %s, or pings cannot keep a quiet client alive", c.IdleTimeout, c.PingInterval)
+	}
+	if c.ProxyProtocol > ProxyOn {
+		bad("proxy protocol mode %d: want off, optional or on", c.ProxyProtocol)
+	}
+	if c.ProxyProtocol != ProxyOff && len(c.TrustedProxies) == 0 {
+		bad("proxy-protocol %s needs --trusted-proxies: only the balancers listed there may send a PROXY header", c.ProxyProtocol)
 	}
 	if c.DrainDelay > 0 && c.DrainDelay >= c.ShutdownTimeout {
 		bad("drain-delay %s must be shorter than shutdown-timeout %s", c.DrainDelay, c.ShutdownTimeout)

@@ -65,6 +65,8 @@ type Conn struct {
 	kind       metrics.Kind // what the message being handled is, for the latency histogram
 	clock      int64        // metrics nanotime at the start of the message being handled
 	dropped    int          // input bytes dropped since reading stopped (the lingering bound)
+	proxyDone  bool         // the PROXY header, if any, is read (proxy.go)
+	proxyIP    netip.Addr   // the client address of the PROXY header; zero without one
 
 	// Writer state, guarded by wmu. The goroutine that sets writing owns
 	// netpoll's output buffer until it clears it; everyone else appends

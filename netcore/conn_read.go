@@ -28,6 +28,9 @@ var errPeerGone = errors.New("netcore: peer gone")
 func (c *Conn) serveHandshake() {
 	s := c.srv
 	r := c.nc.Reader()
+	if s.cfg.ProxyProtocol != ProxyOff && !c.proxyDone && !c.readProxyHeader(r) {
+		return
+	}
 	searched := 0
 	for {
 		n := r.Len()
@@ -81,7 +84,10 @@ func (c *Conn) upgrade(head []byte) {
 		c.refuse(&HandshakeError{Status: http.StatusNotFound, Reason: "no WebSocket endpoint at " + strconv.Quote(req.Path), RejectReason: metrics.RejectHandshake})
 		return
 	}
-	peer := addrIP(c.nc.RemoteAddr())
+	peer := c.proxyIP // the client, as the balancer's PROXY header names it
+	if !peer.IsValid() {
+		peer = addrIP(c.nc.RemoteAddr())
+	}
 	adm, herr := rt.Admitter.Admit(&req, peer)
 	if herr != nil {
 		c.refuse(herr)

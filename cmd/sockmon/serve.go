@@ -32,6 +32,8 @@ type serveFlags struct {
 	logLevel        string
 	allowedOrigins  string
 	trustedProxies  string
+	controlTrusted  string
+	proxyProtocol   string
 	historyInterval time.Duration
 	controlAddr     string
 	dataDir         string
@@ -64,7 +66,9 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&c.CompressionThreshold, "compression-threshold", netcore.DefaultCompressionThreshold, "messages smaller than this many bytes are sent uncompressed")
 	fs.BoolVar(&p.RequireAuth, "require-auth", false, "refuse clients without a valid token (401); the client secret comes from $SOCKMON_JWT_SECRET")
 	fs.StringVar(&f.allowedOrigins, "allowed-origins", "", "comma-separated Origins browsers may connect from (https://app.example.com, https://*.example.com); empty allows all")
-	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client IP")
+	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of the load balancers in front of the WebSocket port: their PROXY header or X-Forwarded-For names the client, and their own address is never banned")
+	fs.StringVar(&f.proxyProtocol, "proxy-protocol", "off", "PROXY protocol v1/v2 on the WebSocket port: off, optional or on (accepted from --trusted-proxies only)")
+	fs.StringVar(&f.controlTrusted, "control-trusted-proxies", "", "comma-separated CIDRs of proxies in front of the control port whose X-Forwarded-For names the admin's address (default: none, the peer's address is used)")
 	fs.IntVar(&p.ConnRate, "conn-rate", protocol.DefaultConnRate, "new connections per second per client IP (429 over it); 0 disables")
 	fs.IntVar(&p.ConnBurst, "conn-burst", protocol.DefaultConnBurst, "burst of new connections per client IP")
 	fs.IntVar(&p.MessageRate, "message-rate", protocol.DefaultMessageRate, "messages per second per connection (rate_limited error over it); 0 disables")
@@ -118,12 +122,12 @@ func (f *serveFlags) configs(logger *slog.Logger, getenv func(string) string) (n
 	c.Logger = logger
 	p.JWTSecret = []byte(getenv("SOCKMON_JWT_SECRET"))
 	p.AllowedOrigins = splitList(f.allowedOrigins)
-	for _, s := range splitList(f.trustedProxies) {
-		pfx, err := netip.ParsePrefix(s)
-		if err != nil {
-			return c, p, fmt.Errorf("--trusted-proxies: %v", err)
-		}
-		p.TrustedProxies = append(p.TrustedProxies, pfx)
+	var err error
+	if c.TrustedProxies, err = parsePrefixes("--trusted-proxies", f.trustedProxies); err != nil {
+		return c, p, err
+	}
+	if c.ProxyProtocol, err = netcore.ParseProxyMode(f.proxyProtocol); err != nil {
+		return c, p, fmt.Errorf("--proxy-protocol: %v", err)
 	}
 	m, err := metrics.New(metrics.Options{HistoryInterval: f.historyInterval, Version: version, Revision: revision})
 	if err != nil {
@@ -131,6 +135,28 @@ func (f *serveFlags) configs(logger *slog.Logger, getenv func(string) string) (n
 	}
 	c.Metrics = m
 	return c, p, nil
+}
+
+// parsePrefixes parses a comma-separated list of CIDRs (a bare address is
+// its /32 or /128).
+func parsePrefixes(flag, list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range splitList(list) {
+		if !strings.Contains(s, "/") {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", flag, err)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", flag, err)
+		}
+		out = append(out, pfx)
+	}
+	return out, nil
 }
 
 func splitList(s string) []string {
@@ -160,6 +186,11 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg, pcfg, err := f.configs(logger, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		return 2
+	}
+	controlTrusted, err := parsePrefixes("--control-trusted-proxies", f.controlTrusted)
 	if err != nil {
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
 		return 2
@@ -216,7 +247,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		Upstreams:      ups,
 		Logger:         logger,
 		MemoryLimit:    f.memoryLimit,
-		TrustedProxies: pcfg.TrustedProxies,
+		TrustedProxies: controlTrusted,
 		OnEmergencyShutdown: func(reason string) {
 			select {
 			case emergency <- reason:

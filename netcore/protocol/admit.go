@@ -26,15 +26,19 @@ func (svc *Service) Admit(req *netcore.Request, peer netip.Addr) (netcore.Admiss
 	if !svc.originAllowed(req.Origin) {
 		return netcore.Admission{}, &netcore.HandshakeError{Status: http.StatusForbidden, Reason: "origin " + strconv.Quote(req.Origin) + " is not allowed", RejectReason: metrics.RejectOrigin}
 	}
-	ip := netcore.ForwardedClient(peer, req.XForwardedFor, svc.cfg.TrustedProxies)
+	ip := netcore.ForwardedClient(peer, req.XForwardedFor, svc.trusted)
 	now := time.Now().UnixNano()
 	svc.maybeExpire(now)
-	if banned, left := svc.bans.banned("ip:"+ip.String(), now); banned {
-		return netcore.Admission{}, tooMany("this address is banned for abuse", left, metrics.RejectBanned)
-	}
-	if svc.cfg.ConnRate > 0 {
-		if ok, retry := svc.ipLimit.allow(ip, svc.cfg.ConnBurst, time.Duration(svc.cfg.ConnBurst)*time.Second/time.Duration(svc.cfg.ConnRate), now); !ok {
-			return netcore.Admission{}, tooMany("too many connections from this address", retry, metrics.RejectRate)
+	// A trusted proxy's own address is many clients: never banned or
+	// rate-limited as one (its clients are, when it names them).
+	if key, ok := svc.ipKey(ip); ok {
+		if banned, left := svc.bans.banned(key, now); banned {
+			return netcore.Admission{}, tooMany("this address is banned for abuse", left, metrics.RejectBanned)
+		}
+		if svc.cfg.ConnRate > 0 {
+			if ok, retry := svc.ipLimit.allow(svc.ipPrefix(ip), svc.cfg.ConnBurst, time.Duration(svc.cfg.ConnBurst)*time.Second/time.Duration(svc.cfg.ConnRate), now); !ok {
+				return netcore.Admission{}, tooMany("too many connections from this address", retry, metrics.RejectRate)
+			}
 		}
 	}
 	adm, herr := svc.authenticate(req)
@@ -48,6 +52,28 @@ func (svc *Service) Admit(req *netcore.Request, peer netip.Addr) (netcore.Admiss
 	}
 	adm.ClientIP = ip
 	return adm, nil
+}
+
+// ipPrefix is the network a client address is limited and banned as: the
+// address itself for IPv4, its /Config.IPv6Prefix (default /64, one
+// subscriber's allocation) for IPv6, so that one /64 is not an endless
+// supply of fresh keys.
+func (svc *Service) ipPrefix(ip netip.Addr) netip.Addr {
+	if ip.Is6() && !ip.Is4In6() && svc.cfg.IPv6Prefix < 128 {
+		if p, err := ip.Prefix(svc.cfg.IPv6Prefix); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
+}
+
+// ipKey is the ban key of a client address, and false when the address is
+// a trusted proxy's: the real client is unknown, so nothing is keyed on it.
+func (svc *Service) ipKey(ip netip.Addr) (string, bool) {
+	if !ip.IsValid() || netcore.InPrefixes(ip, svc.trusted) {
+		return "", false
+	}
+	return "ip:" + svc.ipPrefix(ip).String(), true
 }
 
 // clientToken returns the token of ?token= or Authorization: Bearer.

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +98,55 @@ func TestConfigValidateReportsEveryError(t *testing.T) {
 	}
 	if _, err := New(eng, Config{EchoPath: "/ws"}); err == nil {
 		t.Error("echo path equal to the protocol path accepted")
+	}
+}
+
+// A trusted proxy's own address stands for many clients: a client whose
+// real address is unknown (no PROXY header, no X-Forwarded-For) is closed
+// for abuse but its address is not banned, and the per-IP connection rate
+// does not apply to it. A client the proxy names is banned as usual.
+func TestTrustedProxyIsNeverBanned(t *testing.T) {
+	_, addr := testServer(t, Config{MessageRate: 1, MessageBurst: 1, BanAfter: 1, ConnRate: 1, ConnBurst: 1},
+		func(e *netcore.Config) { e.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} })
+	flood := func(hdr http.Header) *websocket.CloseError {
+		c := dialWS(t, "ws://"+addr+"/ws", hdr)
+		for i := 0; i < 3; i++ {
+			c.Send(`{"type":"ping"}`)
+		}
+		return c.ExpectClose()
+	}
+	for i := 0; i < 3; i++ { // more than the connection burst of 1
+		if ce := flood(nil); ce.Code != 1008 || strings.Contains(ce.Text, "banned") {
+			t.Fatalf("proxy's own address, round %d: close %d %q, want 1008 without a ban", i, ce.Code, ce.Text)
+		}
+	}
+	named := http.Header{"X-Forwarded-For": {"198.51.100.7"}}
+	if ce := flood(named); ce.Code != 1008 || !strings.Contains(ce.Text, "banned") {
+		t.Fatalf("a named client: close %d %q, want 1008 banned", ce.Code, ce.Text)
+	}
+	if status, _ := dialStatus(t, "ws://"+addr+"/ws", named); status != http.StatusTooManyRequests {
+		t.Fatalf("the banned client again: %d, want 429", status)
+	}
+	dialWS(t, "ws://"+addr+"/ws", nil) // the proxy's other clients still connect
+}
+
+// IPv6 clients are limited and banned per /64 by default.
+func TestIPv6KeysArePrefixes(t *testing.T) {
+	svc := &Service{cfg: Config{IPv6Prefix: 64}}
+	a, b := netip.MustParseAddr("2001:db8:1:2::1"), netip.MustParseAddr("2001:db8:1:2:ffff::9")
+	ka, _ := svc.ipKey(a)
+	kb, _ := svc.ipKey(b)
+	if ka != kb || ka != "ip:2001:db8:1:2::" {
+		t.Fatalf("keys %q and %q, want both ip:2001:db8:1:2::", ka, kb)
+	}
+	if k, _ := svc.ipKey(netip.MustParseAddr("2001:db8:1:3::1")); k == ka {
+		t.Fatal("another /64 has the same key")
+	}
+	if k, _ := svc.ipKey(netip.MustParseAddr("192.0.2.1")); k != "ip:192.0.2.1" {
+		t.Fatalf("IPv4 key %q", k)
+	}
+	svc.cfg.IPv6Prefix = 128
+	if k, _ := svc.ipKey(a); k != "ip:2001:db8:1:2::1" {
+		t.Fatalf("with prefix 128: %q", k)
 	}
 }

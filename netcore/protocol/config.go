@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"strings"
 	"time"
 )
@@ -31,9 +30,9 @@ type Config struct {
 	// allows every origin. Requests without Origin (non-browser clients)
 	// are always allowed.
 	AllowedOrigins []string
-	// TrustedProxies are the networks (CIDR) whose X-Forwarded-For is
-	// believed: the client IP is the rightmost address not in them.
-	TrustedProxies []netip.Prefix
+	// IPv6Prefix is the prefix length an IPv6 client is limited and banned
+	// by (an IPv4 client by its address). Default 64.
+	IPv6Prefix int
 
 	// ConnRate and ConnBurst limit new connections per client IP: ConnRate
 	// per second with bursts of ConnBurst (429 + Retry-After).
@@ -86,6 +85,7 @@ const (
 	DefaultMaxBadMessages  = 20
 	DefaultMaxRoomsPerConn = 64
 	DefaultMaxRPCInFlight  = 16
+	DefaultIPv6Prefix      = 64
 )
 
 // setDefaults fills every zero field with its default.
@@ -101,6 +101,7 @@ func (c *Config) setDefaults(engineLog *slog.Logger) {
 		{&c.MessageRate, DefaultMessageRate}, {&c.MessageBurst, DefaultMessageBurst},
 		{&c.BanAfter, DefaultBanAfter}, {&c.MaxBadMessages, DefaultMaxBadMessages},
 		{&c.MaxRoomsPerConn, DefaultMaxRoomsPerConn}, {&c.MaxRPCInFlight, DefaultMaxRPCInFlight},
+		{&c.IPv6Prefix, DefaultIPv6Prefix},
 	} {
 		if *d.p == 0 {
 			*d.p = d.v
@@ -152,6 +153,9 @@ func (c *Config) validate() error {
 		if d < 0 {
 			bad("%s must be positive, got %s", name, d)
 		}
+	}
+	if c.IPv6Prefix < 1 || c.IPv6Prefix > 128 {
+		bad("ipv6-prefix %d: want 1 to 128", c.IPv6Prefix)
 	}
 	if c.BanMax < c.BanDuration {
 		bad("ban-max %s is shorter than ban-duration %s", c.BanMax, c.BanDuration)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,10 @@ type Service struct {
 	lastExpiry atomic.Int64  // unix nanoseconds of the last maybeExpire run
 
 	onMessageError []func(MessageErrorEvent) // set before Serve; read-only after
+
+	// trusted are the engine's TrustedProxies: the balancers whose
+	// X-Forwarded-For is believed and whose own address is never keyed on.
+	trusted []netip.Prefix
 }
 
 // New checks cfg and registers the protocol's routes on eng (Config.Path,
@@ -38,7 +43,7 @@ func New(eng *netcore.Server, cfg Config) (*Service, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	svc := &Service{eng: eng, cfg: cfg, log: cfg.Logger}
+	svc := &Service{eng: eng, cfg: cfg, log: cfg.Logger, trusted: eng.Config().TrustedProxies}
 	svc.hub.init()
 	svc.ipLimit.init()
 	svc.limitGen.Store(1)

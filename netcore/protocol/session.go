@@ -231,9 +231,15 @@ func (s *session) allowMessage(mt netcore.MessageType, data []byte) (ok bool, er
 	if int(s.strikes) <= svc.cfg.BanAfter {
 		return false, nil
 	}
-	key := "ip:" + s.c.ClientIP().String()
+	key, ok := svc.ipKey(s.c.ClientIP())
 	if s.c.Authenticated() {
-		key = "user:" + s.c.UserID()
+		key, ok = "user:"+s.c.UserID(), true
+	}
+	if !ok {
+		// An anonymous client behind a proxy that did not name it: banning
+		// the proxy's address would ban all its clients. Close it only.
+		svc.log.Warn("connection closed for exceeding its message rate; not banned: its address is a trusted proxy's", "socket", s.c.ID())
+		return false, &netcore.CloseError{Code: netcore.ClosePolicy, Reason: "message rate limit exceeded repeatedly"}
 	}
 	d := svc.bans.offend(key, time.Now().UnixNano(), svc.cfg.banPolicy())
 	svc.log.Warn("connection closed and banned for exceeding its message rate", "socket", s.c.ID(), "ban", key, "for", d.String())
