@@ -59,6 +59,8 @@ type AdminStatus struct {
 	Alerts          []AlertConfig            `json:"alerts"`
 	CircuitBreakers map[string]BreakerHealth `json:"circuitBreakers"`
 	RateLimits      []RateLimitView          `json:"rateLimits"`
+	// Agent is the HAProxy agent-check state (agent.go).
+	Agent AgentStatus `json:"agent"`
 }
 
 // AdminStatus copies the dashboard data (the Go side of GET
@@ -88,6 +90,7 @@ func (s *Server) AdminStatus() (*AdminStatus, error) {
 		Alerts:          alerts,
 		CircuitBreakers: map[string]BreakerHealth{},
 		RateLimits:      rls,
+		Agent:           s.AgentStatus(),
 	}, nil
 }
 
