@@ -33,6 +33,7 @@ type serveFlags struct {
 	trustedProxies  string
 	historyInterval time.Duration
 	controlAddr     string
+	agentAddr       string
 	dataDir         string
 	memoryLimit     int64
 }
@@ -73,6 +74,7 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&p.MaxRoomsPerConn, "max-rooms", protocol.DefaultMaxRoomsPerConn, "rooms one connection may join")
 	fs.DurationVar(&f.historyInterval, "history-interval", metrics.DefaultHistoryInterval, "metrics history sampling period")
 	fs.StringVar(&f.controlAddr, "control-addr", control.DefaultAddr, "control listen address: health, readiness, /metrics and the admin API (admin secret from $SOCKMON_ADMIN_SECRET)")
+	fs.StringVar(&f.agentAddr, "agent-addr", "", "HAProxy agent-check listen address, e.g. 127.0.0.1:8082: answers up ready NN%, up drain, down#reason or maint (off when empty)")
 	fs.StringVar(&f.dataDir, "data-dir", control.DefaultDataDir, "directory of the control store: audit log, alert rules, rate-limit overrides, maintenance state")
 	fs.Int64Var(&f.memoryLimit, "memory-limit", 0, "process memory (bytes) over which health reports unhealthy; 0 uses the cgroup limit when there is one")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -175,6 +177,14 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.controlAddr, err)
 		return 1
 	}
+	var aln net.Listener
+	if f.agentAddr != "" {
+		if aln, err = net.Listen("tcp", f.agentAddr); err != nil {
+			_, _ = ln.Close(), cln.Close()
+			fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.agentAddr, err)
+			return 1
+		}
+	}
 	emergency := make(chan string, 1)
 	ctl, err := control.New(control.Config{
 		Addr:           f.controlAddr,
@@ -195,6 +205,9 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	})
 	if err != nil {
 		_, _ = ln.Close(), cln.Close()
+		if aln != nil {
+			_ = aln.Close()
+		}
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
 		return 2
 	}
@@ -206,14 +219,25 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		defer cancel()
 		_ = ctl.Shutdown(ctx)
 	}()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() {
 		if err := ctl.Serve(cln); err != nil {
 			errc <- fmt.Errorf("control: %w", err)
 		}
 	}()
-	logger.Info("sockmon serving", "addr", ln.Addr().String(), "control_addr", cln.Addr().String(), "version", version, "revision", revision)
+	attrs := []any{"addr", ln.Addr().String(), "control_addr", cln.Addr().String()}
+	if aln != nil {
+		// The agent answers from the control server: during a drain it
+		// says "drain" until the process exits.
+		go func() {
+			if err := ctl.ServeAgent(aln); err != nil && !errors.Is(err, control.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+		attrs = append(attrs, "agent_addr", aln.Addr().String())
+	}
+	logger.Info("sockmon serving", append(attrs, "version", version, "revision", revision)...)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
