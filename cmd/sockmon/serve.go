@@ -17,6 +17,7 @@ import (
 
 	"github.com/cloudwego/netpoll"
 	"github.com/sockmon/sockmon/control"
+	"github.com/sockmon/sockmon/control/logs"
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore"
 	"github.com/sockmon/sockmon/netcore/protocol"
@@ -36,6 +37,15 @@ type serveFlags struct {
 	agentAddr       string
 	dataDir         string
 	memoryLimit     int64
+
+	logFile          string
+	errorLogFile     string
+	logMaxSize       int
+	logMaxAge        int
+	logMaxBackups    int
+	logCompress      bool
+	statsLogInterval time.Duration
+	closeLogRate     int
 }
 
 func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
@@ -78,13 +88,22 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.dataDir, "data-dir", control.DefaultDataDir, "directory of the control store: audit log, alert rules, rate-limit overrides, maintenance state")
 	fs.Int64Var(&f.memoryLimit, "memory-limit", 0, "process memory (bytes) over which health reports unhealthy; 0 uses the cgroup limit when there is one")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFile, "log-file", "", "also write every log line to this file, e.g. logs/combined.log (directory created, mode 0640, rotated by size and age); off when empty")
+	fs.StringVar(&f.errorLogFile, "error-log-file", "", "also write warn and error lines to this file, e.g. logs/error.log; off when empty")
+	fs.IntVar(&f.logMaxSize, "log-max-size", logs.DefaultMaxSizeMB, "rotate a log file when it reaches this many megabytes")
+	fs.IntVar(&f.logMaxAge, "log-max-age", logs.DefaultMaxAgeDays, "delete rotated log files older than this many days; 0 keeps them")
+	fs.IntVar(&f.logMaxBackups, "log-max-backups", logs.DefaultMaxBackups, "rotated files kept per log file; 0 keeps them all")
+	fs.BoolVar(&f.logCompress, "log-compress", false, "gzip rotated log files")
+	fs.DurationVar(&f.statsLogInterval, "stats-log-interval", logs.DefaultStatsInterval, "period of the connection_stats log line; 0 disables")
+	fs.IntVar(&f.closeLogRate, "close-log-rate", logs.DefaultCloseLogRate, "connection-closed log lines per second at most (the rest are counted in connection_stats); 0: no limit")
 	fs.Usage = flagUsage(stderr, fs, "sockmon serve [flags]")
 	return fs, f
 }
 
 // The command line's one rule for zero: a 0 given to --idle-timeout,
-// --ping-interval, --drain-delay, --conn-rate or --message-rate switches
-// that timer or limit off. The packages' Configs read 0 as "the default"
+// --ping-interval, --drain-delay, --conn-rate, --message-rate,
+// --stats-log-interval, --close-log-rate, --log-max-age or
+// --log-max-backups switches that timer or limit off. The packages' Configs read 0 as "the default"
 // and a negative value as "off", so offWhenZero translates, here only.
 func offWhenZero(durations []*time.Duration, ints []*int) {
 	for _, d := range durations {
@@ -132,7 +151,25 @@ func splitList(s string) []string {
 	return out
 }
 
+// logOptions turns the log flags into logs.Options; secrets are scrubbed
+// from every line.
+func (f *serveFlags) logOptions(level slog.Level, stderr io.Writer, secrets ...string) (logs.Options, error) {
+	if f.logMaxSize <= 0 {
+		return logs.Options{}, fmt.Errorf("--log-max-size %d: want a positive number of megabytes", f.logMaxSize)
+	}
+	o := logs.Options{Level: level, Stderr: stderr, File: f.logFile, ErrorFile: f.errorLogFile,
+		MaxSizeMB: f.logMaxSize, MaxAgeDays: f.logMaxAge, MaxBackups: f.logMaxBackups, Compress: f.logCompress, Secrets: secrets}
+	offWhenZero(nil, []*int{&o.MaxAgeDays, &o.MaxBackups})
+	return o, nil
+}
+
 func serveCommand(args []string, stdout, stderr io.Writer) int {
+	// SIGHUP's default action ends the process: take it over before
+	// anything else (the reloader handles it once the logs are open).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	fs, f := newServeFlagSet(stderr)
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -146,7 +183,23 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sockmon serve: --log-level: %v\n", err)
 		return 2
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	adminSecret := os.Getenv("SOCKMON_ADMIN_SECRET")
+	lopts, err := f.logOptions(level, stderr, os.Getenv("SOCKMON_JWT_SECRET"), adminSecret)
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		return 2
+	}
+	lg, err := logs.Open(lopts)
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		return 2
+	}
+	defer lg.Close()
+	logger := lg.Logger
+	reload := newReloader(logger)
+	reload.add("logs", lg.Rotate)
+	defer reload.watch(hup)()
+
 	cfg, pcfg, err := f.configs(logger, os.Getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
@@ -164,6 +217,10 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
 		return 2
 	}
+	closeRate := f.closeLogRate
+	offWhenZero(nil, []*int{&closeRate})
+	closes := logs.NewCloseLog(logger, closeRate)
+	srv.OnDisconnect(closes.OnDisconnect)
 
 	// Listen first: a port in use fails before the store is opened.
 	ln, err := netpoll.CreateListener("tcp", f.cfg.Addr)
@@ -189,7 +246,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	ctl, err := control.New(control.Config{
 		Addr:           f.controlAddr,
 		DataDir:        f.dataDir,
-		AdminSecret:    []byte(os.Getenv("SOCKMON_ADMIN_SECRET")),
+		AdminSecret:    []byte(adminSecret),
 		ClientSecret:   pcfg.JWTSecret,
 		Engine:         srv,
 		Protocol:       proto,
@@ -219,6 +276,13 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		defer cancel()
 		_ = ctl.Shutdown(ctx)
 	}()
+	if f.statsLogInterval > 0 {
+		stats := logs.NewStatsReporter(logs.StatsOptions{Metrics: cfg.Metrics, Logger: logger, Interval: f.statsLogInterval, Closes: closes})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { stats.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+	}
 	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() {
@@ -236,6 +300,9 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 		attrs = append(attrs, "agent_addr", aln.Addr().String())
+	}
+	if files := lg.Files(); len(files) > 0 {
+		attrs = append(attrs, "log_files", files)
 	}
 	logger.Info("sockmon serving", append(attrs, "version", version, "revision", revision)...)
 
