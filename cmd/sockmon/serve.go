@@ -37,6 +37,7 @@ type serveFlags struct {
 	agentAddr       string
 	dataDir         string
 	memoryLimit     int64
+	dev             bool
 
 	logFile          string
 	errorLogFile     string
@@ -96,6 +97,7 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.BoolVar(&f.logCompress, "log-compress", false, "gzip rotated log files")
 	fs.DurationVar(&f.statsLogInterval, "stats-log-interval", logs.DefaultStatsInterval, "period of the connection_stats log line; 0 disables")
 	fs.IntVar(&f.closeLogRate, "close-log-rate", logs.DefaultCloseLogRate, "connection-closed log lines per second at most (the rest are counted in connection_stats); 0: no limit")
+	fs.BoolVar(&f.dev, "dev", false, "development set-up (make run): without $SOCKMON_ADMIN_SECRET, generate an admin secret into --data-dir (reused next time) and print an admin token and the URLs")
 	fs.Usage = flagUsage(stderr, fs, "sockmon serve [flags]")
 	return fs, f
 }
@@ -184,6 +186,19 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	adminSecret := os.Getenv("SOCKMON_ADMIN_SECRET")
+	var dev devSetup
+	if f.dev && adminSecret == "" {
+		secret, path, created, err := devAdminSecret(f.dataDir)
+		if err != nil {
+			fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+			return 2
+		}
+		adminSecret, dev.secretPath, dev.created = secret, path, created
+		if dev.token, err = control.AdminToken([]byte(secret), "dev", devTokenTTL); err != nil {
+			fmt.Fprintf(stderr, "sockmon serve: --dev: %v\n", err)
+			return 2
+		}
+	}
 	lopts, err := f.logOptions(level, stderr, os.Getenv("SOCKMON_JWT_SECRET"), adminSecret)
 	if err != nil {
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
@@ -199,6 +214,9 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	reload := newReloader(logger)
 	reload.add("logs", lg.Rotate)
 	defer reload.watch(hup)()
+	if f.dev {
+		logger.Warn("development set-up (--dev): not for production", "devAdminSecretFile", dev.secretPath)
+	}
 
 	cfg, pcfg, err := f.configs(logger, os.Getenv)
 	if err != nil {
@@ -305,6 +323,9 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		attrs = append(attrs, "log_files", files)
 	}
 	logger.Info("sockmon serving", append(attrs, "version", version, "revision", revision)...)
+	if f.dev {
+		printDevBanner(stdout, dev, ln.Addr(), cln.Addr())
+	}
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
