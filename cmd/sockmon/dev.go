@@ -117,7 +117,7 @@ func printDevBanner(w io.Writer, d devSetup, wsAddr, controlAddr net.Addr) {
 		fmt.Fprintf(w, "                set SOCKMON_ADMIN_SECRET to use your own instead\n")
 		fmt.Fprintf(w, "  admin token   %s\n", d.token)
 		fmt.Fprintf(w, "                (expires in %s; another: SOCKMON_ADMIN_SECRET=$(cat %s) sockmon token --admin --sub dev)\n",
-			devTokenTTL, d.secretPath)
+			strings.TrimSuffix(devTokenTTL.String(), "0m0s"), d.secretPath)
 	} else {
 		fmt.Fprintf(w, "  admin secret  from SOCKMON_ADMIN_SECRET (no development secret used);\n")
 		fmt.Fprintf(w, "                mint a token with: sockmon token --admin --sub $USER\n")

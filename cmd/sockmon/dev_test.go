@@ -100,7 +100,7 @@ func TestServeDev(t *testing.T) {
 	}
 	token := m[1]
 	for _, want := range []string{"DEVELOPMENT", "http://" + p.control + "/api/health/socket", "http://" + p.control + "/metrics",
-		"ws://" + p.ws + "/ws", filepath.Join(dataDir, devSecretFile), "expires in 1h"} {
+		"ws://" + p.ws + "/ws", filepath.Join(dataDir, devSecretFile), "expires in 1h;"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}
@@ -115,6 +115,9 @@ func TestServeDev(t *testing.T) {
 	secret, _ := os.ReadFile(filepath.Join(dataDir, devSecretFile))
 	if strings.Contains(p.stderr.String(), strings.TrimSpace(string(secret))) || strings.Contains(p.stderr.String(), token) {
 		t.Fatal("the development secret or token is in the logs")
+	}
+	if !strings.Contains(p.stderr.String(), `"file":"`+filepath.Join(dataDir, devSecretFile)+`"`) {
+		t.Errorf("the log does not say where the development secret is:\n%s", p.stderr.String())
 	}
 	stop(t, p)
 

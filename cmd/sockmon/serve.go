@@ -214,8 +214,13 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	reload := newReloader(logger)
 	reload.add("logs", lg.Rotate)
 	defer reload.watch(hup)()
-	if f.dev {
-		logger.Warn("development set-up (--dev): not for production", "devAdminSecretFile", dev.secretPath)
+	switch {
+	case dev.secretPath != "":
+		// The attribute's name must not look like a secret's, or the
+		// redaction removes the path.
+		logger.Warn("development set-up (--dev): not for production; the admin secret is generated", "file", dev.secretPath)
+	case f.dev:
+		logger.Warn("development set-up (--dev): not for production; the admin secret is SOCKMON_ADMIN_SECRET")
 	}
 
 	cfg, pcfg, err := f.configs(logger, os.Getenv)
