@@ -97,6 +97,10 @@ func Open(o Options) (*Logs, error) {
 	if o.MaxSizeMB < 0 {
 		return nil, fmt.Errorf("logs: max size %d MB is negative", o.MaxSizeMB)
 	}
+	if o.File != "" && filepath.Clean(o.File) == filepath.Clean(o.ErrorFile) {
+		// Two rotating writers on one file would rotate it under each other.
+		return nil, fmt.Errorf("logs: the log file and the error log file are both %s", o.File)
+	}
 	l := &Logs{}
 	handlers := []slog.Handler{slog.NewJSONHandler(o.Stderr, &slog.HandlerOptions{Level: o.Level})}
 	for _, f := range []struct {

@@ -187,6 +187,10 @@ func TestOpenErrors(t *testing.T) {
 		t.Error("negative max size accepted")
 	}
 	dir := t.TempDir()
+	same := filepath.Join(dir, "logs", "all.log")
+	if _, err := Open(Options{Stderr: &lockedBuffer{}, File: same, ErrorFile: dir + "/logs/./all.log"}); err == nil {
+		t.Error("one file as both the log file and the error log file accepted")
+	}
 	blocker := filepath.Join(dir, "file")
 	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
 		t.Fatal(err)
