@@ -8,7 +8,9 @@ import (
 	"math"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,30 +20,38 @@ import (
 // The HAProxy agent-check listener (CONVENTIONS.md C3.4). HAProxy connects
 // every agent-inter, reads one line ended by '\n' and applies its words:
 //
-//	up ready 85%          normally; the weight drops as the node nears
+//	up ready 85%          serving; the weight falls as the node nears
 //	                      --max-conns or its CPU saturates (agentWeight)
-//	up drain              maintenance, draining for shutdown, or starting:
+//	drain                 maintenance, draining for shutdown, or starting:
 //	                      connected clients stay, no new ones
 //	down#event loop stalled
 //	                      the engine's heartbeat is late (what /livez reports)
 //	maint                 only when an operator asked (set_agent_state)
 //
 // HAProxy keeps what the agent said until the agent says otherwise, so
-// every line restates all the agent owns: each line but down carries "up",
-// and each carries "ready", "drain" or "maint" (down leaves the admin
-// state as it was; the next line restates it). A recovery therefore reverts
-// drain, down and maint by itself, one agent-inter later.
+// every line restates the admin state it owns ("ready", "drain" or
+// "maint"; down leaves it as it was and the next line restates it), and a
+// recovery reverts drain, down and maint by itself, one agent-inter later.
+//
+// "up" is sent only when the node's health verdict is one the health
+// endpoint answers 200 for (healthy or degraded), so the agent never
+// contradicts the health check: HAProxy's agent parser sets the health
+// check's counter to fully up on "up". HAProxy 2.6, tried with a node in
+// maintenance, still marks the node DOWN after fall failed checks, but
+// sockmon does not rely on that. So an unhealthy node gets "ready 85%" (its
+// weight and admin state; the health check takes it down), and a node in
+// maintenance gets "drain". The verdict is health's own (evaluate, on one
+// metrics snapshot).
 //
 // The weight is sent as "NN%", which HAProxy applies relative to the
 // server's configured weight: give the servers "weight 100" (HAProxy's
 // default weight is 1, and 1 x 85% rounds down to 0, which is DRAIN). The
 // "weight:NN%" form is not parsed by HAProxy's agent (2.6 reports it as an
-// error and keeps the old weight), so sockmon does not send it.
+// unknown word and keeps the old weight), so sockmon does not send it.
 //
-// The agent reads what health reads (the engine's atomics, the last process
-// sample); it never touches the message path.
+// The agent never touches the message path.
 
-// Agent states: the second word of the line, or "down".
+// Agent states: the admin word of the line, or "down".
 const (
 	AgentReady = "ready"
 	AgentDrain = "drain"
@@ -55,15 +65,19 @@ type AgentReply struct {
 	Line string `json:"line"`
 	// State is ready, drain, down or maint.
 	State string `json:"state"`
+	// Up says whether the line carries "up": only when Health is healthy
+	// or degraded.
+	Up bool `json:"up"`
 	// Weight is the percentage of the configured weight sent with ready
 	// (0-100); 0 for the other states, which send none.
 	Weight int `json:"weight"`
 	// Load is what the weight is computed from: the larger of the
 	// connections' share of --max-conns and the CPU used (0-1).
 	Load float64 `json:"load"`
-	// Reason names why the state is not ready (a health reason, or
-	// "operator").
-	Reason string `json:"reason,omitempty"`
+	// Health and Reasons are the health verdict the line follows; Reasons
+	// is "operator" for an operator's maint.
+	Health  string   `json:"health,omitempty"`
+	Reasons []string `json:"reasons,omitempty"`
 }
 
 // AgentStateRecord is the agent state an operator set with set_agent_state,
@@ -109,31 +123,39 @@ func (s *Server) agentLoad() (load float64, atCap bool) {
 }
 
 // AgentReply computes the line the agent sends now (the Go side of the
-// agent listener). It reads atomics and the last process sample.
+// agent listener): the health verdict of one metrics snapshot, as GET
+// /api/health/socket computes it, and the engine's atomics.
 func (s *Server) AgentReply() AgentReply {
-	now := time.Now()
 	if op := s.agentState.Load(); op != nil && op.State == AgentMaint {
-		return AgentReply{Line: "maint", State: AgentMaint, Reason: "operator"}
+		return AgentReply{Line: "maint", State: AgentMaint, Reasons: []string{"operator"}}
 	}
-	if age, ok := s.heartbeatAge(now); ok && age > s.cfg.LivenessTimeout {
+	now := time.Now()
+	snap := s.metrics.Snapshot()
+	v := s.evaluate(&snap, now)
+	r := AgentReply{Health: v.status, Reasons: v.reasons}
+	if slices.Contains(v.reasons, ReasonStalled) {
 		// The reason after '#' shows in HAProxy's stats and logs.
-		return AgentReply{Line: "down#event loop stalled", State: AgentDown, Reason: ReasonStalled}
+		r.Line, r.State = "down#event loop stalled", AgentDown
+		return r
 	}
-	load, atCap := s.agentLoad()
-	var reason string
-	switch {
-	case s.engine.Maintenance() != nil:
-		reason = ReasonMaintenance
-	case s.engine.Draining():
-		reason = ReasonDraining
-	case !s.engine.Ready():
-		reason = ReasonStarting
+	r.Up = v.status == StatusHealthy || v.status == StatusDegraded
+	var atCap bool
+	r.Load, atCap = s.agentLoad()
+	var words []string
+	if r.Up {
+		words = append(words, "up")
 	}
-	if reason != "" {
-		return AgentReply{Line: "up drain", State: AgentDrain, Load: load, Reason: reason}
+	if slices.ContainsFunc(v.reasons, func(reason string) bool {
+		return reason == ReasonMaintenance || reason == ReasonDraining || reason == ReasonStarting
+	}) {
+		r.State = AgentDrain
+		words = append(words, AgentDrain)
+	} else {
+		r.State, r.Weight = AgentReady, agentWeight(r.Load, s.cfg.AgentWeightKnee, atCap)
+		words = append(words, AgentReady, strconv.Itoa(r.Weight)+"%")
 	}
-	w := agentWeight(load, s.cfg.AgentWeightKnee, atCap)
-	return AgentReply{Line: "up ready " + strconv.Itoa(w) + "%", State: AgentReady, Weight: w, Load: load}
+	r.Line = strings.Join(words, " ")
+	return r
 }
 
 // ServeAgent answers HAProxy's agent checks on ln until Shutdown, then
@@ -197,12 +219,17 @@ func (s *Server) answerAgent(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(s.cfg.AgentTimeout))
 	r := s.AgentReply()
-	if prev := s.agentLast.Swap(&r.State); prev == nil || *prev != r.State {
+	// Log changes of state, not of weight: "drain", "up ready"...
+	state := r.State
+	if r.Up {
+		state = "up " + state
+	}
+	if prev := s.agentLast.Swap(&state); prev == nil || *prev != state {
 		from := ""
 		if prev != nil {
 			from = *prev
 		}
-		s.log.Info("agent state changed", "from", from, "to", r.State, "line", r.Line, "reason", r.Reason)
+		s.log.Info("agent state changed", "from", from, "to", state, "line", r.Line, "reasons", r.Reasons)
 	}
 	if _, err := io.WriteString(c, r.Line+"\n"); err != nil {
 		return

@@ -104,10 +104,11 @@ func TestAgentAnswersFollowState(t *testing.T) {
 
 	// Maintenance: drain (connected clients stay); off again: ready.
 	f.mustAdmin(ActionSetMaintenanceMode, map[string]any{"enabled": true, "reason": "agent test"})
-	if got := agentLine(t, addr); got != "up drain" {
-		t.Fatalf("in maintenance: %q, want \"up drain\"", got)
+	// No "up": the health check answers 503 and takes the node DOWN.
+	if got := agentLine(t, addr); got != "drain" {
+		t.Fatalf("in maintenance: %q, want \"drain\"", got)
 	}
-	if r := f.ctl.AgentReply(); r.State != AgentDrain || r.Reason != ReasonMaintenance {
+	if r := f.ctl.AgentReply(); r.State != AgentDrain || r.Up || r.Health != StatusMaintenance || !contains(r.Reasons, ReasonMaintenance) {
 		t.Fatalf("AgentReply in maintenance: %+v", r)
 	}
 	f.mustAdmin(ActionSetMaintenanceMode, map[string]any{"enabled": false})
@@ -158,8 +159,8 @@ func TestAgentStartingAndStalled(t *testing.T) {
 	f := newFixture(t)
 	f.restart(false)
 	addr := f.serveAgent()
-	if got := agentLine(t, addr); got != "up drain" {
-		t.Fatalf("starting: %q, want \"up drain\"", got)
+	if got := agentLine(t, addr); got != "drain" {
+		t.Fatalf("starting: %q, want \"drain\"", got)
 	}
 	f.serveEngine()
 	if got := agentLine(t, addr); got != "up ready 100%" {
@@ -170,8 +171,26 @@ func TestAgentStartingAndStalled(t *testing.T) {
 	if got := agentLine(t, stalled.serveAgent()); got != "down#event loop stalled" {
 		t.Fatalf("stalled engine: %q", got)
 	}
-	if r := stalled.ctl.AgentReply(); r.State != AgentDown || r.Reason != ReasonStalled {
+	if r := stalled.ctl.AgentReply(); r.State != AgentDown || !contains(r.Reasons, ReasonStalled) {
 		t.Fatalf("AgentReply stalled: %+v", r)
+	}
+}
+
+// An unhealthy node (here: over its memory limit) keeps its weight and admin
+// state but gets no "up", which would reset HAProxy's failing health check;
+// a degraded one (200 on health) gets "up".
+func TestAgentUpOnlyWhenHealthPasses(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MemoryLimit = 1 })
+	r := f.ctl.AgentReply()
+	if r.Up || r.State != AgentReady || r.Health != StatusUnhealthy || !strings.HasPrefix(r.Line, "ready ") {
+		t.Fatalf("unhealthy node: %+v", r)
+	}
+	if got := agentLine(t, f.serveAgent()); !strings.HasPrefix(got, "ready ") || !strings.HasSuffix(got, "%") {
+		t.Fatalf("unhealthy node's line: %q", got)
+	}
+	d := newFixture(t, func(c *Config) { c.MemoryLimit = 1 << 50; c.MemoryDegradedRatio = 1e-9 })
+	if r := d.ctl.AgentReply(); !r.Up || r.Health != StatusDegraded || !strings.HasPrefix(r.Line, "up ready ") {
+		t.Fatalf("degraded node: %+v", r)
 	}
 }
 

@@ -276,6 +276,35 @@ func echoSkippingSystem(t *testing.T, c *websocket.Conn, id int) {
 	}
 }
 
+// An unhealthy node (over --memory-limit: health answers 503) is marked
+// DOWN by the health check and stays DOWN while its agent keeps answering
+// (its weight and ready, without "up").
+func TestHAProxyAgentDoesNotMaskAFailingHealthCheck(t *testing.T) {
+	requireTool(t, "haproxy", "haproxy")
+	n1 := startSockmon(t, nil, "--agent-addr", "127.0.0.1:0")
+	n2 := startSockmon(t, nil, "--agent-addr", "127.0.0.1:0", "--memory-limit", "1")
+	_, sock := startHAProxy(t, n1, n2)
+	waitFor(t, "node2 DOWN and node1 UP", func() bool {
+		st, _ := serversState(sock)
+		return st != nil && st["node1"].opState == 2 && st["node2"].opState == 0
+	})
+	if got := sendAgentLine(t, n2.agent); !strings.HasPrefix(got, "ready ") {
+		t.Fatalf("agent of an unhealthy node: %q, want ready and a weight without up", got)
+	}
+	// Ten agent intervals: node2 never comes back UP.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		st, err := serversState(sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st["node2"].opState != 0 {
+			t.Fatalf("the unhealthy node2 came back: %+v", st["node2"])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // sendAgentLine is what HAProxy does on each agent check: connect and read
 // one line.
 func sendAgentLine(t *testing.T, addr string) string {
@@ -301,5 +330,5 @@ func TestAgentDrainsOnSIGTERM(t *testing.T) {
 	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the agent to say drain", func() bool { return sendAgentLine(t, n.agent) == "up drain\n" })
+	waitFor(t, "the agent to say drain", func() bool { return sendAgentLine(t, n.agent) == "drain\n" })
 }
