@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sockmon/sockmon/metrics"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -107,15 +108,16 @@ func agentWeight(load, knee float64, atCap bool) int {
 }
 
 // agentLoad is the larger of the connections' share of maxConns and the
-// CPU the process used over the last sample, as a share of the cores the Go
-// runtime may use (GOMAXPROCS, which follows a container's CPU limit).
-func (s *Server) agentLoad() (load float64, atCap bool) {
+// CPU the process used over the last process sample p, as a share of the
+// cores the Go runtime may use (GOMAXPROCS, which follows a container's CPU
+// limit).
+func (s *Server) agentLoad(p *metrics.ProcessStats) (load float64, atCap bool) {
 	open := s.engine.Stats().Open
 	if mc := s.engine.Config().MaxConns; mc > 0 {
 		load = float64(open) / float64(mc)
 		atCap = open >= int64(mc)
 	}
-	if p := s.metrics.Process(); p.Available && p.NumCPU > 0 {
+	if p.Available && p.NumCPU > 0 {
 		cpu := p.CPUFraction * float64(p.NumCPU) / float64(runtime.GOMAXPROCS(0))
 		load = max(load, cpu)
 	}
@@ -140,7 +142,7 @@ func (s *Server) AgentReply() AgentReply {
 	}
 	r.Up = v.status == StatusHealthy || v.status == StatusDegraded
 	var atCap bool
-	r.Load, atCap = s.agentLoad()
+	r.Load, atCap = s.agentLoad(&snap.Process)
 	var words []string
 	if r.Up {
 		words = append(words, "up")
@@ -184,7 +186,7 @@ func (s *Server) ServeAgent(ln net.Listener) error {
 			s.mu.Lock()
 			closed := s.closed
 			s.mu.Unlock()
-			if closed || errors.Is(err, net.ErrClosed) {
+			if closed {
 				return ErrServerClosed
 			}
 			var ne net.Error
