@@ -1,4 +1,5 @@
-# sockmon. `make run` starts the server with its embedded defaults;
+# sockmon. `make run` starts the server with its embedded defaults (a
+# development set-up: see --dev);
 # `make test` runs everything CI runs.
 
 GO       ?= go
@@ -15,8 +16,10 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/sockmon ./cmd/sockmon
 
+# --dev: without $$SOCKMON_ADMIN_SECRET, a development admin secret is kept
+# in ./data and the run prints an admin token and the URLs to try.
 run: build
-	$(BIN)/sockmon serve
+	$(BIN)/sockmon serve --dev
 
 # Everything CI runs: vet, the race-enabled test suite, and a short run of
 # every fuzz target.

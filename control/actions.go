@@ -36,6 +36,7 @@ const (
 	ActionGetMetricsHistory     = "get_metrics_history"
 	ActionGetCommandHistory     = "get_command_history"
 	ActionGetAlertConfigs       = "get_alert_configs"
+	ActionSetAgentState         = "set_agent_state"
 
 	// ActionHealthDetails is how POST /api/health/socket appears in the
 	// audit log.
@@ -69,6 +70,7 @@ var actions = map[string]action{
 	ActionGetMetricsHistory:     (*Server).doGetMetricsHistory,
 	ActionGetCommandHistory:     (*Server).doGetCommandHistory,
 	ActionGetAlertConfigs:       (*Server).doGetAlertConfigs,
+	ActionSetAgentState:         (*Server).doSetAgentState,
 }
 
 // Actions lists the valid actions of POST /api/admin/socket, sorted.

@@ -60,6 +60,8 @@ type AdminStatus struct {
 	Alerts          []AlertConfig              `json:"alerts"`
 	CircuitBreakers map[string]upstream.Status `json:"circuitBreakers"`
 	RateLimits      []RateLimitView            `json:"rateLimits"`
+	// Agent is the HAProxy agent-check state (agent.go).
+	Agent AgentStatus `json:"agent"`
 }
 
 // breakerDetails is the admin form of ups: each upstream's breaker with its
@@ -100,6 +102,7 @@ func (s *Server) AdminStatus() (*AdminStatus, error) {
 		Alerts:          alerts,
 		CircuitBreakers: breakerDetails(ups),
 		RateLimits:      rls,
+		Agent:           s.AgentStatus(),
 	}, nil
 }
 

@@ -30,6 +30,9 @@ const (
 	DefaultAuditMaxAge           = 90 * 24 * time.Hour
 	DefaultCommandHistoryLimit   = 50
 	DefaultDetailConnectionLimit = 100
+	DefaultAgentMaxConns         = 8
+	DefaultAgentTimeout          = 2 * time.Second
+	DefaultAgentWeightKnee       = 0.5
 
 	// MinAdminSecretBytes is the shortest admin secret accepted: an HS256
 	// key should carry at least 256 bits.
@@ -125,6 +128,17 @@ type Config struct {
 	// pruned as new ones are written. Defaults 100000 and 90 days.
 	AuditMaxEntries int
 	AuditMaxAge     time.Duration
+
+	// AgentMaxConns bounds the HAProxy agent-check connections answered at
+	// once (ServeAgent); more are closed unanswered. Default 8.
+	AgentMaxConns int
+	// AgentTimeout bounds one agent-check connection, reply and close.
+	// Default 2s.
+	AgentTimeout time.Duration
+	// AgentWeightKnee is the load (connections' share of --max-conns, or
+	// CPU) up to which the agent sends weight 100%; above it the weight
+	// falls in a straight line to 0 at full load. Default 0.5.
+	AgentWeightKnee float64
 }
 
 // setDefaults fills every zero field.
@@ -182,6 +196,15 @@ func (c *Config) setDefaults() {
 	if c.AuditMaxAge == 0 {
 		c.AuditMaxAge = DefaultAuditMaxAge
 	}
+	if c.AgentMaxConns == 0 {
+		c.AgentMaxConns = DefaultAgentMaxConns
+	}
+	if c.AgentTimeout == 0 {
+		c.AgentTimeout = DefaultAgentTimeout
+	}
+	if c.AgentWeightKnee == 0 {
+		c.AgentWeightKnee = DefaultAgentWeightKnee
+	}
 }
 
 // validate reports every configuration error at once.
@@ -209,6 +232,7 @@ func (c *Config) validate() error {
 		"read timeout": c.ReadTimeout, "write timeout": c.WriteTimeout, "idle timeout": c.IdleTimeout,
 		"degraded p99": c.DegradedP99, "liveness timeout": c.LivenessTimeout,
 		"auth failure window": c.AuthFailureWindow, "audit max age": c.AuditMaxAge,
+		"agent timeout": c.AgentTimeout,
 	} {
 		if d < 0 {
 			bad("%s must be positive, got %s", name, d)
@@ -225,6 +249,12 @@ func (c *Config) validate() error {
 	}
 	if c.AuthFailures < 0 {
 		bad("auth failures must be positive, got %d", c.AuthFailures)
+	}
+	if c.AgentMaxConns < 0 {
+		bad("agent max conns must be positive, got %d", c.AgentMaxConns)
+	}
+	if c.AgentWeightKnee < 0 || c.AgentWeightKnee >= 1 {
+		bad("agent weight knee %g is not in [0,1)", c.AgentWeightKnee)
 	}
 	if c.AuditMaxEntries < 0 {
 		bad("audit max entries must be positive, got %d", c.AuditMaxEntries)

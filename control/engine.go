@@ -20,6 +20,7 @@ import (
 // registry.
 type Engine interface {
 	Metrics() *metrics.Metrics
+	Config() netcore.Config
 	Ready() bool
 	Draining() bool
 	Stats() netcore.Stats

@@ -98,6 +98,9 @@ func TestHAProxyDrainsNodeInMaintenance(t *testing.T) {
 		"SOCKMON_LB_BIND="+lb,
 		"SOCKMON_NODE1="+node1.wsAddr, "SOCKMON_NODE1_CONTROL_PORT="+port(node1.base),
 		"SOCKMON_NODE2="+node2.wsAddr, "SOCKMON_NODE2_CONTROL_PORT="+port(node2.base),
+		// No agent here (deploy/haproxy_test.go runs it): ports nothing
+		// listens on, which HAProxy does not count as a failure.
+		"SOCKMON_NODE1_AGENT_PORT="+port("http://"+freeAddr(t)), "SOCKMON_NODE2_AGENT_PORT="+port("http://"+freeAddr(t)),
 		"SOCKMON_CHECK_INTER=100ms",
 		"SOCKMON_STATS_SOCKET="+sock,
 		"SOCKMON_LB_MAXCONN=1000",

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sockmon/sockmon/metrics"
@@ -55,6 +56,15 @@ type Server struct {
 	bgWG     sync.WaitGroup
 
 	emergency sync.Once
+
+	// The HAProxy agent (agent.go): what an operator set, the last state
+	// answered (to log changes), the listeners Shutdown closes, and the
+	// bound on connections answered at once.
+	agentState atomic.Pointer[AgentStateRecord]
+	agentLast  atomic.Pointer[string]
+	agentLns   map[net.Listener]struct{}
+	agentSem   chan struct{}
+	agentWG    sync.WaitGroup
 }
 
 // New checks cfg, opens the store under cfg.DataDir and re-applies the
@@ -79,6 +89,9 @@ func New(cfg Config) (*Server, error) {
 		store:   st,
 		auth:    newFailLimiter(cfg.AuthFailures, cfg.AuthFailureWindow),
 		started: time.Now(),
+
+		agentLns: map[net.Listener]struct{}{},
+		agentSem: make(chan struct{}, cfg.AgentMaxConns),
 	}
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	if err := s.restore(); err != nil {
@@ -133,7 +146,7 @@ func (s *Server) restore() error {
 	if len(rls) > 0 {
 		s.log.Info("rate-limit overrides restored from the store", "count", len(rls))
 	}
-	return nil
+	return s.restoreAgentState()
 }
 
 // Config returns the configuration in force, defaults filled in.
@@ -180,6 +193,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	for ln := range s.agentLns {
+		_ = ln.Close()
+	}
 	s.mu.Unlock()
 
 	err := s.http.ShutdownWithContext(ctx)
@@ -187,7 +203,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// own (an engine drain after an emergency shutdown keeps its own
 	// deadline); then they are cancelled and no longer waited for.
 	done := make(chan struct{})
-	go func() { s.bgWG.Wait(); close(done) }()
+	go func() { s.bgWG.Wait(); s.agentWG.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():

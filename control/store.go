@@ -27,6 +27,7 @@ import (
 //	alerts      rule name -> AlertConfig (JSON)
 //	ratelimits  "user:<id>" -> RateLimitOverride (JSON)
 //	state       "maintenance" -> MaintenanceRecord (JSON),
+//	            "agent" -> AgentStateRecord (JSON), what set_agent_state set,
 //	            "alerts_seeded" -> "1" once the default rules were written
 var (
 	bucketAudit      = []byte("audit")
@@ -35,6 +36,7 @@ var (
 	bucketState      = []byte("state")
 
 	keyMaintenance  = []byte("maintenance")
+	keyAgentState   = []byte("agent")
 	keyAlertsSeeded = []byte("alerts_seeded")
 )
 
@@ -229,6 +231,23 @@ func (st *store) maintenance() (MaintenanceRecord, error) {
 
 func putMaintenance(tx *bolt.Tx, m MaintenanceRecord) error {
 	return putJSON(tx.Bucket(bucketState), keyMaintenance, m)
+}
+
+// agentState returns the agent state an operator set (zero when never
+// set).
+func (st *store) agentState() (AgentStateRecord, error) {
+	var a AgentStateRecord
+	err := st.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketState).Get(keyAgentState); v != nil {
+			return json.Unmarshal(v, &a)
+		}
+		return nil
+	})
+	return a, err
+}
+
+func putAgentState(tx *bolt.Tx, a AgentStateRecord) error {
+	return putJSON(tx.Bucket(bucketState), keyAgentState, a)
 }
 
 // RateLimitOverride is a persisted per-user message rate. Per-socket

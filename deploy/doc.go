@@ -19,8 +19,11 @@
 //	                       sockmon nodes
 //	systemd_test.go        systemd/: a parse test, and systemd-analyze verify
 //	                       and security when systemd-analyze is installed
+//	haproxy_test.go        haproxy/: haproxy -c, and a real HAProxy in front of
+//	                       two sockmon nodes with their agent-check
 //
-// haproxy/haproxy.cfg is run by control/haproxy_test.go.
+// control/haproxy_test.go also runs haproxy/haproxy.cfg (the health check
+// alone, against nodes run in process).
 //
 // `make test-deps` installs promtool, prometheus, amtool and nginx from
 // Debian. A test whose tool is missing fails when CI=true and is skipped,

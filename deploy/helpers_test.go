@@ -162,7 +162,9 @@ func startDaemon(t *testing.T, cmd *exec.Cmd, stop syscall.Signal) *syncBuffer {
 type node struct {
 	ws      string // WebSocket address, host:port
 	control string // control address, host:port
+	agent   string // agent-check address, host:port, with --agent-addr
 	logs    *syncBuffer
+	cmd     *exec.Cmd
 }
 
 // startSockmon runs `sockmon serve` on free loopback ports with a temporary
@@ -176,16 +178,17 @@ func startSockmon(t *testing.T, env []string, args ...string) *node {
 	cmd.Env = append(os.Environ(), env...)
 	// SIGKILL: SIGTERM would drain for --drain-delay first.
 	logs := startDaemon(t, cmd, syscall.SIGKILL)
-	n := &node{logs: logs}
+	n := &node{logs: logs, cmd: cmd}
 	waitFor(t, "sockmon serve to log its addresses", func() bool {
 		sc := bufio.NewScanner(strings.NewReader(logs.String()))
 		for sc.Scan() {
 			var rec struct {
 				Msg, Addr   string
 				ControlAddr string `json:"control_addr"`
+				AgentAddr   string `json:"agent_addr"`
 			}
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "sockmon serving" {
-				n.ws, n.control = rec.Addr, rec.ControlAddr
+				n.ws, n.control, n.agent = rec.Addr, rec.ControlAddr, rec.AgentAddr
 				return true
 			}
 		}

@@ -128,6 +128,9 @@ func TestConnectionAccounting(t *testing.T) {
 		s.Totals.ConnectionsAccepted != 5 || s.Totals.ConnectionsRejected != 2 || s.Totals.Disconnections != 2 {
 		t.Errorf("snapshot %+v %+v", s.Connections, s.Totals)
 	}
+	if by := s.Totals.RejectedByReason; len(by) != int(numRejectReasons) || by["limit"] != 1 || by["handshake"] != 1 || by["rate"] != 0 {
+		t.Errorf("rejected by reason %v, want every reason with limit 1 and handshake 1", by)
+	}
 }
 
 func TestReadyAndMaintenance(t *testing.T) {

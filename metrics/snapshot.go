@@ -35,17 +35,20 @@ type ConnectionCounts struct {
 
 // Totals are counts since start.
 type Totals struct {
-	ConnectionsAccepted uint64            `json:"connectionsAccepted"`
-	ConnectionsRejected uint64            `json:"connectionsRejected"`
-	Disconnections      uint64            `json:"disconnections"`
-	MessagesReceived    uint64            `json:"messagesReceived"`
-	MessagesSent        uint64            `json:"messagesSent"`
-	BytesReceived       uint64            `json:"bytesReceived"`
-	BytesSent           uint64            `json:"bytesSent"`
-	MessagesDropped     uint64            `json:"messagesDropped"`
-	MessageErrors       uint64            `json:"messageErrors"`
-	ErrorsByCode        map[string]uint64 `json:"errorsByCode"`
-	RateLimited         uint64            `json:"rateLimited"`
+	ConnectionsAccepted uint64 `json:"connectionsAccepted"`
+	ConnectionsRejected uint64 `json:"connectionsRejected"`
+	// RejectedByReason splits ConnectionsRejected by the reason label of
+	// sockmon_connections_rejected_total; every reason is present.
+	RejectedByReason map[string]uint64 `json:"rejectedByReason"`
+	Disconnections   uint64            `json:"disconnections"`
+	MessagesReceived uint64            `json:"messagesReceived"`
+	MessagesSent     uint64            `json:"messagesSent"`
+	BytesReceived    uint64            `json:"bytesReceived"`
+	BytesSent        uint64            `json:"bytesSent"`
+	MessagesDropped  uint64            `json:"messagesDropped"`
+	MessageErrors    uint64            `json:"messageErrors"`
+	ErrorsByCode     map[string]uint64 `json:"errorsByCode"`
+	RateLimited      uint64            `json:"rateLimited"`
 }
 
 // Window is the traffic and latency of one rolling window.
@@ -81,8 +84,11 @@ func (m *Metrics) Snapshot() Snapshot {
 	for _, c := range m.accepted {
 		s.Totals.ConnectionsAccepted += c.Get()
 	}
-	for _, c := range m.rejected {
-		s.Totals.ConnectionsRejected += c.Get()
+	s.Totals.RejectedByReason = make(map[string]uint64, numRejectReasons)
+	for r, c := range m.rejected {
+		n := c.Get()
+		s.Totals.ConnectionsRejected += n
+		s.Totals.RejectedByReason[RejectReason(r).String()] = n
 	}
 	for _, byInit := range m.disconnects {
 		for _, c := range byInit {

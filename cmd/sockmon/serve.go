@@ -17,6 +17,7 @@ import (
 
 	"github.com/cloudwego/netpoll"
 	"github.com/sockmon/sockmon/control"
+	"github.com/sockmon/sockmon/control/logs"
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore"
 	"github.com/sockmon/sockmon/netcore/protocol"
@@ -36,11 +37,22 @@ type serveFlags struct {
 	proxyProtocol   string
 	historyInterval time.Duration
 	controlAddr     string
+	agentAddr       string
 	dataDir         string
 	memoryLimit     int64
 	upstreams       upstreamFlags
 	upstreamsFile   string
 	maxRPCInFlight  int
+	dev             bool
+
+	logFile          string
+	errorLogFile     string
+	logMaxSize       int
+	logMaxAge        int
+	logMaxBackups    int
+	logCompress      bool
+	statsLogInterval time.Duration
+	closeLogRate     int
 }
 
 func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
@@ -85,9 +97,19 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&p.MaxRPCInFlight, "max-rpc-in-flight", protocol.DefaultMaxRPCInFlight, "rpc calls one connection may have open; more get too_many_requests")
 	fs.DurationVar(&f.historyInterval, "history-interval", metrics.DefaultHistoryInterval, "metrics history sampling period")
 	fs.StringVar(&f.controlAddr, "control-addr", control.DefaultAddr, "control listen address: health, readiness, /metrics and the admin API (admin secret from $SOCKMON_ADMIN_SECRET)")
+	fs.StringVar(&f.agentAddr, "agent-addr", "", "HAProxy agent-check listen address, e.g. 127.0.0.1:8082: answers up ready NN%, drain, down#reason or maint (off when empty)")
 	fs.StringVar(&f.dataDir, "data-dir", control.DefaultDataDir, "directory of the control store: audit log, alert rules, rate-limit overrides, maintenance state")
 	fs.Int64Var(&f.memoryLimit, "memory-limit", 0, "process memory (bytes) over which health reports unhealthy; 0: the Go runtime's limit (GOMEMLIMIT) when set, else no check")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFile, "log-file", "", "also write every log line to this file, e.g. logs/combined.log (directory created, mode 0640, rotated by size and age); off when empty")
+	fs.StringVar(&f.errorLogFile, "error-log-file", "", "also write warn and error lines to this file, e.g. logs/error.log; off when empty")
+	fs.IntVar(&f.logMaxSize, "log-max-size", logs.DefaultMaxSizeMB, "rotate a log file when it reaches this many megabytes")
+	fs.IntVar(&f.logMaxAge, "log-max-age", logs.DefaultMaxAgeDays, "delete rotated log files older than this many days; 0 keeps them")
+	fs.IntVar(&f.logMaxBackups, "log-max-backups", logs.DefaultMaxBackups, "rotated files kept per log file; 0 keeps them all")
+	fs.BoolVar(&f.logCompress, "log-compress", false, "gzip rotated log files")
+	fs.DurationVar(&f.statsLogInterval, "stats-log-interval", logs.DefaultStatsInterval, "period of the connection_stats log line; 0 disables")
+	fs.IntVar(&f.closeLogRate, "close-log-rate", logs.DefaultCloseLogRate, "connection-closed log lines per second at most (the rest are counted in connection_stats); 0: no limit")
+	fs.BoolVar(&f.dev, "dev", false, "development set-up (make run): without $SOCKMON_ADMIN_SECRET, generate an admin secret into --data-dir (reused next time) and print an admin token and the URLs")
 	return fs, f
 }
 
@@ -98,8 +120,9 @@ func serveUsage(w io.Writer, fs *flag.FlagSet, getenv func(string) string) {
 }
 
 // The command line's one rule for zero: a 0 given to --idle-timeout,
-// --ping-interval, --drain-delay, --conn-rate or --message-rate switches
-// that timer or limit off. The packages' Configs read 0 as "the default"
+// --ping-interval, --drain-delay, --conn-rate, --message-rate,
+// --stats-log-interval, --close-log-rate, --log-max-age or
+// --log-max-backups switches that timer or limit off. The packages' Configs read 0 as "the default"
 // and a negative value as "off", so offWhenZero translates, here only.
 func offWhenZero(durations []*time.Duration, ints []*int) {
 	for _, d := range durations {
@@ -169,7 +192,25 @@ func splitList(s string) []string {
 	return out
 }
 
+// logOptions turns the log flags into logs.Options; secrets are scrubbed
+// from every line.
+func (f *serveFlags) logOptions(level slog.Level, stderr io.Writer, secrets ...string) (logs.Options, error) {
+	if f.logMaxSize <= 0 {
+		return logs.Options{}, fmt.Errorf("--log-max-size %d: want a positive number of megabytes", f.logMaxSize)
+	}
+	o := logs.Options{Level: level, Stderr: stderr, File: f.logFile, ErrorFile: f.errorLogFile,
+		MaxSizeMB: f.logMaxSize, MaxAgeDays: f.logMaxAge, MaxBackups: f.logMaxBackups, Compress: f.logCompress, Secrets: secrets}
+	offWhenZero(nil, []*int{&o.MaxAgeDays, &o.MaxBackups})
+	return o, nil
+}
+
 func serveCommand(args []string, stdout, stderr io.Writer) int {
+	// SIGHUP's default action ends the process: take it over before
+	// anything else (the reloader handles it once the logs are open).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	fs, f := newServeFlagSet()
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -184,7 +225,43 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sockmon serve: --log-level: %v\n", err)
 		return 2
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	adminSecret := os.Getenv("SOCKMON_ADMIN_SECRET")
+	var dev devSetup
+	if f.dev && adminSecret == "" {
+		secret, path, created, err := devAdminSecret(f.dataDir)
+		if err != nil {
+			fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+			return 2
+		}
+		adminSecret, dev.secretPath, dev.created = secret, path, created
+		if dev.token, err = control.AdminToken([]byte(secret), "dev", devTokenTTL); err != nil {
+			fmt.Fprintf(stderr, "sockmon serve: --dev: %v\n", err)
+			return 2
+		}
+	}
+	lopts, err := f.logOptions(level, stderr, os.Getenv("SOCKMON_JWT_SECRET"), adminSecret)
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		return 2
+	}
+	lg, err := logs.Open(lopts)
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		return 2
+	}
+	defer lg.Close()
+	logger := lg.Logger
+	reload := newReloader(logger)
+	reload.add("logs", lg.Rotate)
+	switch {
+	case dev.secretPath != "":
+		// The attribute's name must not look like a secret's, or the
+		// redaction removes the path.
+		logger.Warn("development set-up (--dev): not for production; the admin secret is generated", "file", dev.secretPath)
+	case f.dev:
+		logger.Warn("development set-up (--dev): not for production; the admin secret is SOCKMON_ADMIN_SECRET")
+	}
+
 	cfg, pcfg, err := f.configs(logger, os.Getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
@@ -217,12 +294,23 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logBreakerChanges(ups, logger)
+	// At SIGHUP a bad file keeps the upstreams in force (the step fails and
+	// says why in the log).
+	reload.add("upstreams", func() error { return loadUpstreams(ups, f.upstreams, f.upstreamsFile) })
+	// Every step is in: reloads may start (a SIGHUP before this waits in
+	// the channel; signal.Notify at the top keeps it from ending the
+	// process).
+	defer reload.watch(hup)()
 	pcfg.RPC = ups
 	proto, err := protocol.New(srv, pcfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
 		return 2
 	}
+	closeRate := f.closeLogRate
+	offWhenZero(nil, []*int{&closeRate})
+	closes := logs.NewCloseLog(logger, closeRate)
+	srv.OnDisconnect(closes.OnDisconnect)
 
 	// Listen first: a port in use fails before the store is opened.
 	ln, err := netpoll.CreateListener("tcp", f.cfg.Addr)
@@ -236,11 +324,19 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.controlAddr, err)
 		return 1
 	}
+	var aln net.Listener
+	if f.agentAddr != "" {
+		if aln, err = net.Listen("tcp", f.agentAddr); err != nil {
+			_, _ = ln.Close(), cln.Close()
+			fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.agentAddr, err)
+			return 1
+		}
+	}
 	emergency := make(chan string, 1)
 	ctl, err := control.New(control.Config{
 		Addr:           f.controlAddr,
 		DataDir:        f.dataDir,
-		AdminSecret:    []byte(os.Getenv("SOCKMON_ADMIN_SECRET")),
+		AdminSecret:    []byte(adminSecret),
 		ClientSecret:   pcfg.JWTSecret,
 		Engine:         srv,
 		Protocol:       proto,
@@ -257,6 +353,9 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	})
 	if err != nil {
 		_, _ = ln.Close(), cln.Close()
+		if aln != nil {
+			_ = aln.Close()
+		}
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
 		return 2
 	}
@@ -273,35 +372,45 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sig)
-	// SIGHUP (logrotate's postrotate, a closed terminal) reloads; it never
-	// ends the process.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	errc := make(chan error, 2)
+	if f.statsLogInterval > 0 {
+		stats := logs.NewStatsReporter(logs.StatsOptions{Metrics: cfg.Metrics, Logger: logger, Interval: f.statsLogInterval, Closes: closes})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { stats.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+	}
+	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() {
 		if err := ctl.Serve(cln); err != nil {
 			errc <- fmt.Errorf("control: %w", err)
 		}
 	}()
-	logger.Info("sockmon serving", "addr", ln.Addr().String(), "control_addr", cln.Addr().String(), "version", version, "revision", revision)
-
-	reload := func() {
-		if err := loadUpstreams(ups, f.upstreams, f.upstreamsFile); err != nil {
-			logger.Error("SIGHUP: upstreams not reloaded; the previous ones stay in force", "err", err)
-			return
-		}
-		logger.Info("SIGHUP: upstreams reloaded", "upstreams", ups.Names())
+	attrs := []any{"addr", ln.Addr().String(), "control_addr", cln.Addr().String()}
+	if aln != nil {
+		// The agent answers from the control server: during a drain it
+		// says "drain" until the process exits.
+		go func() {
+			if err := ctl.ServeAgent(aln); err != nil && !errors.Is(err, control.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+		attrs = append(attrs, "agent_addr", aln.Addr().String())
 	}
+	if files := lg.Files(); len(files) > 0 {
+		attrs = append(attrs, "log_files", files)
+	}
+	logger.Info("sockmon serving", append(attrs, "version", version, "revision", revision)...)
+	if f.dev {
+		printDevBanner(stdout, dev, ln.Addr(), cln.Addr())
+	}
+
 wait:
 	for {
 		select {
 		case err := <-errc:
 			logger.Error("server stopped", "err", err)
 			return 1
-		case <-hup:
-			reload()
 		case s := <-sig:
 			logger.Info("signal received, draining", "signal", s.String())
 			break wait

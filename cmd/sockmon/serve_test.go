@@ -203,3 +203,91 @@ func TestServeSecondNodeOnTheSameDataDir(t *testing.T) {
 		t.Fatalf("second serve on %s: exit %d, stderr %q; want an error naming the store and the other process", dir, code, stderr)
 	}
 }
+
+// lockedBuffer collects a process's output; safe for concurrent use.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// serveProc is a running `sockmon serve` started by startServeProc.
+type serveProc struct {
+	cmd            *exec.Cmd
+	ws, control    string
+	stdout, stderr *lockedBuffer
+	done           chan struct{} // closed when the process has exited
+}
+
+// cleanEnv is the test's environment without any SOCKMON_* variable (a
+// secret set on the test machine must not leak into the process), plus
+// env.
+func cleanEnv(env ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SOCKMON_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, env...)
+}
+
+// startServeProc runs `sockmon serve` on free loopback ports with dataDir,
+// the environment env (see cleanEnv) and more flags; it returns once the
+// process logged its addresses on stderr. The process is killed when the
+// test ends.
+func startServeProc(t *testing.T, env []string, dataDir string, args ...string) *serveProc {
+	t.Helper()
+	bin, err := buildSockmon()
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	p := &serveProc{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--data-dir", dataDir}, args...)...)
+	p.cmd.Env = env
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("sockmon serve stderr:\n%s\nstdout:\n%s", p.stderr.String(), p.stdout.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for p.ws == "" {
+		for _, line := range strings.Split(p.stderr.String(), "\n") {
+			var rec struct {
+				Msg, Addr   string
+				ControlAddr string `json:"control_addr"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "sockmon serving" {
+				p.ws, p.control = rec.Addr, rec.ControlAddr
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("sockmon serve exited: %v\n%s", p.cmd.ProcessState, p.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sockmon serve did not log its addresses")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return p
+}
