@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/sockmon/sockmon/netcore"
 	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
@@ -86,7 +88,11 @@ func haproxyStat(sock string) (map[string]string, error) {
 // other; out of maintenance it comes back.
 func TestHAProxyDrainsNodeInMaintenance(t *testing.T) {
 	bin := haproxyBin(t)
-	node1, node2 := newFixture(t), newFixture(t)
+	// As haproxy.cfg says to run the nodes: PROXY protocol from HAProxy.
+	behindHAProxy := func(c *netcore.Config) {
+		c.ProxyProtocol, c.TrustedProxies = netcore.ProxyOn, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	}
+	node1, node2 := newFixtureWith(t, behindHAProxy), newFixtureWith(t, behindHAProxy)
 	port := func(base string) string { _, p, _ := net.SplitHostPort(strings.TrimPrefix(base, "http://")); return p }
 	lb := freeAddr(t)
 	sock := filepath.Join(t.TempDir(), "haproxy.sock")

@@ -88,6 +88,12 @@ func buildEngine(ecfg netcore.Config, pcfg protocol.Config) (*netcore.Server, *p
 // control Config. Both stop when the test ends.
 func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 	t.Helper()
+	return newFixtureWith(t, nil, opts...)
+}
+
+// newFixtureWith is newFixture with the engine's Config adjusted by engine.
+func newFixtureWith(t testing.TB, engine func(*netcore.Config), opts ...func(*Config)) *fixture {
+	t.Helper()
 	f := &fixture{t: t, dir: t.TempDir(), logs: &syncBuffer{}, ctlOpts: opts}
 	f.engineCfg = netcore.Config{
 		Addr:            "127.0.0.1:0",
@@ -96,6 +102,9 @@ func newFixture(t testing.TB, opts ...func(*Config)) *fixture {
 		ShutdownTimeout: 5 * time.Second,
 	}
 	f.protoCfg = protocol.Config{JWTSecret: []byte(testClientSecret), ConnRate: -1}
+	if engine != nil {
+		engine(&f.engineCfg)
+	}
 	f.start(true)
 	t.Cleanup(f.stop)
 	return f

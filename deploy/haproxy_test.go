@@ -139,7 +139,9 @@ func TestHAProxyAgentCheck(t *testing.T) {
 	requireTool(t, "haproxy", "haproxy")
 	const secret = "haproxy-test-admin-secret-0123456789abcdef"
 	env := []string{"SOCKMON_ADMIN_SECRET=" + secret}
-	args := []string{"--agent-addr", "127.0.0.1:0", "--max-conns", "10", "--conn-rate", "0", "--message-rate", "0"}
+	// PROXY protocol optional, not on: HAProxy sends the header, and the
+	// test also holds connections to node1 directly, without one.
+	args := []string{"--agent-addr", "127.0.0.1:0", "--max-conns", "10", "--conn-rate", "0", "--message-rate", "0", "--proxy-protocol", "optional", "--trusted-proxies", "127.0.0.1"}
 	n1, n2 := startSockmon(t, env, args...), startSockmon(t, env, args...)
 	if n1.agent == "" || n2.agent == "" {
 		t.Fatal("sockmon serve --agent-addr did not log its agent address")
@@ -281,8 +283,8 @@ func echoSkippingSystem(t *testing.T, c *websocket.Conn, id int) {
 // (its weight and ready, without "up").
 func TestHAProxyAgentDoesNotMaskAFailingHealthCheck(t *testing.T) {
 	requireTool(t, "haproxy", "haproxy")
-	n1 := startSockmon(t, nil, "--agent-addr", "127.0.0.1:0")
-	n2 := startSockmon(t, nil, "--agent-addr", "127.0.0.1:0", "--memory-limit", "1")
+	n1 := startSockmon(t, nil, "--agent-addr", "127.0.0.1:0", "--proxy-protocol", "optional", "--trusted-proxies", "127.0.0.1")
+	n2 := startSockmon(t, nil, "--agent-addr", "127.0.0.1:0", "--memory-limit", "1", "--proxy-protocol", "optional", "--trusted-proxies", "127.0.0.1")
 	_, sock := startHAProxy(t, n1, n2)
 	waitFor(t, "node2 DOWN and node1 UP", func() bool {
 		st, _ := serversState(sock)
@@ -323,7 +325,7 @@ func sendAgentLine(t *testing.T, addr string) string {
 // The agent of a `sockmon serve` says drain as soon as SIGTERM starts the
 // drain, for all of --drain-delay.
 func TestAgentDrainsOnSIGTERM(t *testing.T) {
-	n := startSockmon(t, nil, "--agent-addr", "127.0.0.1:0", "--drain-delay", "30s", "--shutdown-timeout", "60s")
+	n := startSockmon(t, nil, "--agent-addr", "127.0.0.1:0", "--drain-delay", "30s", "--shutdown-timeout", "60s", "--proxy-protocol", "optional", "--trusted-proxies", "127.0.0.1")
 	if got := sendAgentLine(t, n.agent); got != "up ready 100%\n" {
 		t.Fatalf("agent of an idle node: %q", got)
 	}
