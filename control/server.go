@@ -234,8 +234,40 @@ const (
 	PathLivez   = "/livez"
 	PathReadyz  = "/readyz"
 	PathMetrics = "/metrics"
-	PathAdmin   = "/api/admin/socket"
+	// PathAPIMetrics is /metrics under the seed's path.
+	PathAPIMetrics = "/api/metrics"
+	PathAdmin      = "/api/admin/socket"
 )
+
+// publicHealthPaths are the endpoints a second listener may answer too
+// (the client port, so a load balancer can check the listener it sends
+// clients to): never the admin API or /metrics.
+var publicHealthPaths = [...]string{PathHealth, PathLivez, PathReadyz}
+
+// PublicHealthPaths returns the paths PublicHealth answers.
+func PublicHealthPaths() []string { return publicHealthPaths[:] }
+
+// PublicHealth answers GET path (one of PublicHealthPaths) as this server
+// does: the same method, so the same status and JSON body. ok is false for
+// any other path.
+func (s *Server) PublicHealth(path string) (status int, body []byte, ok bool) {
+	var v interface{ HTTPStatus() int }
+	switch path {
+	case PathHealth:
+		v = s.Health()
+	case PathLivez:
+		v = s.Livez()
+	case PathReadyz:
+		v = s.Readyz()
+	default:
+		return 0, nil, false
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return http.StatusInternalServerError, []byte(`{"status":"error"}`), true
+	}
+	return v.HTTPStatus(), b, true
+}
 
 // serveHTTP routes a request. Handlers are thin: they call the method of
 // the endpoint and marshal its result outside any lock.
@@ -272,7 +304,7 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s.handleReadyz(ctx)
-	case PathMetrics:
+	case PathMetrics, PathAPIMetrics:
 		if !get {
 			methodNotAllowed(ctx, "GET, HEAD")
 			return

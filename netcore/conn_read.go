@@ -75,6 +75,10 @@ func (c *Conn) upgrade(head []byte) {
 		c.refuse(badHandshake(rerr))
 		return
 	}
+	if h := s.httpRoutes[req.Path]; h != nil && !req.UpgradeWebSocket {
+		c.answerHTTP(&req, h)
+		return
+	}
 	if rerr := wsproto.CheckUpgrade(&req); rerr != nil {
 		c.refuse(badHandshake(rerr))
 		return

@@ -26,7 +26,8 @@ type Server struct {
 	stats       serverStats
 	metrics     *metrics.Metrics
 	ownsMetrics bool
-	routes      []Route // set by Handle before Serve; read-only after
+	routes      []Route                // set by Handle before Serve; read-only after
+	httpRoutes  map[string]HTTPHandler // set by HandleHTTP before Serve; read-only after
 	hooks       hooks
 	maintenance atomic.Pointer[MaintenanceState]
 
@@ -142,7 +143,7 @@ func (s *Server) Handle(r Route) error {
 		return fmt.Errorf("netcore: route path %q must start with /", r.Path)
 	case r.Handler == nil || r.Admitter == nil:
 		return fmt.Errorf("netcore: route %q needs a Handler and an Admitter (netcore.AdmitAll to admit everyone)", r.Path)
-	case s.route(r.Path) != nil:
+	case s.route(r.Path) != nil || s.httpRoutes[r.Path] != nil:
 		return fmt.Errorf("netcore: route %q registered twice", r.Path)
 	}
 	s.routes = append(s.routes, r)

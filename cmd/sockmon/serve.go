@@ -38,6 +38,7 @@ type serveFlags struct {
 	historyInterval time.Duration
 	controlAddr     string
 	agentAddr       string
+	clientHealth    bool
 	dataDir         string
 	memoryLimit     int64
 	upstreams       upstreamFlags
@@ -97,6 +98,7 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&p.MaxRPCInFlight, "max-rpc-in-flight", protocol.DefaultMaxRPCInFlight, "rpc calls one connection may have open; more get too_many_requests")
 	fs.DurationVar(&f.historyInterval, "history-interval", metrics.DefaultHistoryInterval, "metrics history sampling period")
 	fs.StringVar(&f.controlAddr, "control-addr", control.DefaultAddr, "control listen address: health, readiness, /metrics and the admin API (admin secret from $SOCKMON_ADMIN_SECRET)")
+	fs.BoolVar(&f.clientHealth, "client-port-health", true, "also answer GET/HEAD /api/health/socket, /livez and /readyz on the WebSocket port (never the admin API or /metrics), so a load balancer can check the listener it balances")
 	fs.StringVar(&f.agentAddr, "agent-addr", "", "HAProxy agent-check listen address, e.g. 127.0.0.1:8082: answers up ready NN%, drain, down#reason or maint (off when empty)")
 	fs.StringVar(&f.dataDir, "data-dir", control.DefaultDataDir, "directory of the control store: audit log, alert rules, rate-limit overrides, maintenance state")
 	fs.Int64Var(&f.memoryLimit, "memory-limit", 0, "process memory (bytes) over which health reports unhealthy; 0: the Go runtime's limit (GOMEMLIMIT) when set, else no check")
@@ -378,6 +380,18 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		done := make(chan struct{})
 		go func() { stats.Run(ctx); close(done) }()
 		defer func() { cancel(); <-done }()
+	}
+	if f.clientHealth {
+		for _, p := range control.PublicHealthPaths() {
+			err := srv.HandleHTTP(p, func(*netcore.Request) (int, string, []byte) {
+				status, body, _ := ctl.PublicHealth(p)
+				return status, "application/json", body
+			})
+			if err != nil {
+				fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+				return 2
+			}
+		}
 	}
 	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(ln) }()

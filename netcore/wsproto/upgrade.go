@@ -285,12 +285,21 @@ func AppendSwitching(dst []byte, key, extensions string) []byte {
 // AppendRefusal appends a complete HTTP error response that closes the
 // connection, with reason as a one-line plain-text body.
 func AppendRefusal(dst []byte, status int, reason string, header [][2]string) []byte {
-	body := reason + "\n"
+	return AppendResponse(dst, status, "text/plain; charset=utf-8", header, []byte(reason+"\n"), false)
+}
+
+// AppendResponse appends a complete HTTP/1.1 response that closes the
+// connection: status, Content-Type, Content-Length, the header lines, then
+// body unless head (the answer to a HEAD request, which announces the
+// body's length without it).
+func AppendResponse(dst []byte, status int, contentType string, header [][2]string, body []byte, head bool) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
 	dst = append(dst, ' ')
 	dst = append(dst, http.StatusText(status)...)
-	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
+	dst = append(dst, "\r\nContent-Type: "...)
+	dst = append(dst, contentType...)
+	dst = append(dst, "\r\nConnection: close\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
 	dst = append(dst, "\r\n"...)
 	for _, h := range header {
@@ -300,6 +309,9 @@ func AppendRefusal(dst []byte, status int, reason string, header [][2]string) []
 		dst = append(dst, "\r\n"...)
 	}
 	dst = append(dst, "\r\n"...)
+	if head {
+		return dst
+	}
 	return append(dst, body...)
 }
 
