@@ -26,6 +26,11 @@ type AdminHealth struct {
 	UptimeMs       int64     `json:"uptimeMs"`
 	Timestamp      time.Time `json:"timestamp"`
 	HeartbeatAgeMs *float64  `json:"heartbeatAgeMs,omitempty"`
+	// MemoryLimitBytes is the limit of the memory check (0: none) and
+	// MemoryLimitSource where it comes from: flag, GOMEMLIMIT, cgroup v2,
+	// cgroup v1 or none.
+	MemoryLimitBytes  int64  `json:"memoryLimitBytes"`
+	MemoryLimitSource string `json:"memoryLimitSource"`
 }
 
 // ConnectionSummary counts connections, now and since start.
@@ -109,7 +114,7 @@ func (s *Server) AdminStatus() (*AdminStatus, error) {
 func (s *Server) adminHealth(snap *metrics.Snapshot, ups []upstream.Status, now time.Time) AdminHealth {
 	v := s.evaluate(snap, ups, now)
 	h := AdminHealth{Status: v.status, Reasons: v.reasons, Ready: s.engine.Ready(), Draining: s.engine.Draining(),
-		UptimeMs: snap.UptimeMs, Timestamp: now.UTC()}
+		UptimeMs: snap.UptimeMs, Timestamp: now.UTC(), MemoryLimitBytes: s.cfg.MemoryLimit, MemoryLimitSource: s.cfg.MemoryLimitSource}
 	if age, ok := s.heartbeatAge(now); ok {
 		ms := float64(age.Microseconds()) / 1000
 		h.HeartbeatAgeMs = &ms

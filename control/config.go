@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/netip"
 	"os"
-	"runtime/debug"
 	"time"
 )
 
@@ -108,8 +106,14 @@ type Config struct {
 	// MemoryLimit is the resident memory (heap when /proc is unavailable)
 	// above which health says "unhealthy"; above MemoryDegradedRatio of it,
 	// "degraded". Default: the Go runtime's memory limit (GOMEMLIMIT) when
-	// one is set, otherwise no memory check. Negative disables.
-	MemoryLimit int64
+	// one is set, else the container's (cgroup v2 memory.max, or v1
+	// memory.limit_in_bytes), else no memory check. Negative disables.
+	// MemoryLimitSource says which one applies (the Memory* constants).
+	MemoryLimit       int64
+	MemoryLimitSource string
+	// CgroupRoot is where the cgroup file systems are mounted, for the
+	// default MemoryLimit. Default /sys/fs/cgroup.
+	CgroupRoot string
 	// MemoryDegradedRatio is the fraction of MemoryLimit that makes health
 	// "degraded". Default 0.9 (the seed's memory_usage alert).
 	MemoryDegradedRatio float64
@@ -173,11 +177,10 @@ func (c *Config) setDefaults() {
 	if c.DegradedMinMessages == 0 {
 		c.DegradedMinMessages = DefaultDegradedMinMessages
 	}
-	if c.MemoryLimit == 0 {
-		if lim := debug.SetMemoryLimit(-1); lim != math.MaxInt64 {
-			c.MemoryLimit = lim
-		}
+	if c.CgroupRoot == "" {
+		c.CgroupRoot = DefaultCgroupRoot
 	}
+	c.MemoryLimit, c.MemoryLimitSource = resolveMemoryLimit(c.MemoryLimit, c.CgroupRoot, "/proc/self/cgroup")
 	if c.MemoryDegradedRatio == 0 {
 		c.MemoryDegradedRatio = DefaultMemoryDegradedRatio
 	}

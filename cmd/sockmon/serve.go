@@ -101,7 +101,7 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.BoolVar(&f.clientHealth, "client-port-health", true, "also answer GET/HEAD /api/health/socket, /livez and /readyz on the WebSocket port (never the admin API or /metrics), so a load balancer can check the listener it balances")
 	fs.StringVar(&f.agentAddr, "agent-addr", "", "HAProxy agent-check listen address, e.g. 127.0.0.1:8082: answers up ready NN%, drain, down#reason or maint (off when empty)")
 	fs.StringVar(&f.dataDir, "data-dir", control.DefaultDataDir, "directory of the control store: audit log, alert rules, rate-limit overrides, maintenance state")
-	fs.Int64Var(&f.memoryLimit, "memory-limit", 0, "process memory (bytes) over which health reports unhealthy; 0: the Go runtime's limit (GOMEMLIMIT) when set, else no check")
+	fs.Int64Var(&f.memoryLimit, "memory-limit", 0, "process memory (bytes) over which health reports unhealthy (degraded over 90%); 0: GOMEMLIMIT when set, else the container's cgroup limit, else no check; negative: no check")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFile, "log-file", "", "also write every log line to this file, e.g. logs/combined.log (directory created, mode 0640, rotated by size and age); off when empty")
 	fs.StringVar(&f.errorLogFile, "error-log-file", "", "also write warn and error lines to this file, e.g. logs/error.log; off when empty")
