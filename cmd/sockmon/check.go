@@ -62,6 +62,9 @@ Flags:
   --maintenance-state STATE  state for maintenance (default warning)
   --draining-state STATE     state for draining (default warning)
   --degraded-state STATE     state for degraded (default warning)
+  --exit-codes STYLE         nagios (default: 0-3 as above) or docker: 0 for OK and
+                             WARNING, 1 otherwise (Docker's HEALTHCHECK takes 0 and 1
+                             only; 2 is reserved)
   -v, --verbose              more output, repeatable up to -v -v -v (nagios: 1 adds
                              facts to the line, 2 adds lines and perfdata, 3 the
                              configuration)
@@ -201,6 +204,8 @@ func runCheck(ctx context.Context, args []string, stdout io.Writer, getenv func(
 	fs.StringVar(&tokenEnv, "token-env", "SOCKMON_ADMIN_TOKEN", "")
 	fs.StringVar(&wsURL, "ws-url", "", "")
 	fs.StringVar(&wsTokenEnv, "ws-token-env", "", "")
+	exitCodes := "nagios"
+	fs.StringVar(&exitCodes, "exit-codes", exitCodes, "")
 	for _, n := range []string{"h", "help"} {
 		fs.BoolVar(&help, n, false, "")
 	}
@@ -221,6 +226,8 @@ func runCheck(ctx context.Context, args []string, stdout io.Writer, getenv func(
 		return unknown("unexpected argument %q", fs.Arg(0))
 	case url == "":
 		return unknown("--url is required")
+	case exitCodes != "nagios" && exitCodes != "docker":
+		return unknown("--exit-codes %q: want nagios or docker", exitCodes)
 	case timeoutState.st != check.Unknown && timeoutState.st != check.Critical:
 		return unknown("--timeout-state %s: want unknown or critical", timeoutState.String())
 	}
@@ -255,7 +262,13 @@ func runCheck(ctx context.Context, args []string, stdout io.Writer, getenv func(
 		return unknown("%v", strings.TrimPrefix(err.Error(), check.ErrConfig.Error()+": "))
 	}
 	if err := check.Write(stdout, res, f, verbose.n); err != nil {
-		return int(check.Unknown)
+		res.State = check.Unknown
+	}
+	if exitCodes == "docker" {
+		if res.State == check.OK || res.State == check.Warning {
+			return 0
+		}
+		return 1
 	}
 	return int(res.State)
 }

@@ -276,6 +276,10 @@ func TestCheckUnhealthyByMemoryLimit(t *testing.T) {
 	if rt := p["response_time"]; !rt.known {
 		t.Errorf("an unhealthy node still answered: response_time %+v", rt)
 	}
+	// Docker's HEALTHCHECK takes 0 and 1 only (deploy/Dockerfile).
+	if code, _, _ := runCheckBin(t, nil, "-u", "http://"+ctlAddr, "--exit-codes", "docker"); code != 1 {
+		t.Fatalf("--exit-codes docker on an unhealthy node: exit %d, want 1", code)
+	}
 }
 
 func TestCheckDownNode(t *testing.T) {
