@@ -139,8 +139,12 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("CMD %v, want [serve]", cmd)
 	}
 
-	// HEALTHCHECK CMD ["<binary>", "check", "--url", "http://127.0.0.1:<control port>"]
-	if len(health) != 5 || health[0] != "CMD" || len(entrypoint) == 0 || health[1] != entrypoint[0] || health[2] != "check" || health[3] != "--url" {
+	// HEALTHCHECK CMD ["<binary>", "check", "--url", "http://127.0.0.1:<control port>", "--exit-codes", "docker"]
+	// (Docker's HEALTHCHECK takes exit 0 and 1 only.)
+	if len(health) != 7 || health[5] != "--exit-codes" || health[6] != "docker" {
+		t.Fatalf("HEALTHCHECK %v: want --exit-codes docker at the end (Docker reserves exit 2)", health)
+	}
+	if health[0] != "CMD" || len(entrypoint) == 0 || health[1] != entrypoint[0] || health[2] != "check" || health[3] != "--url" {
 		t.Fatalf("HEALTHCHECK %v: want CMD [%v check --url http://127.0.0.1:%s] in exec form", health, entrypoint, controlPort)
 	}
 	u, err := url.Parse(health[4])
