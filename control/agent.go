@@ -2,7 +2,6 @@ package control
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -11,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sockmon/sockmon/metrics"
@@ -179,9 +177,9 @@ func (s *Server) ServeAgent(ln net.Listener) error {
 		delete(s.agentLns, ln)
 		s.mu.Unlock()
 	}()
-	var backoff time.Duration
+	rln := newRetryListener(ln, s.log) // out of descriptors: wait, retry
 	for {
-		c, err := ln.Accept()
+		c, err := rln.Accept()
 		if err != nil {
 			s.mu.Lock()
 			closed := s.closed
@@ -189,17 +187,8 @@ func (s *Server) ServeAgent(ln net.Listener) error {
 			if closed {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAccept(err) {
-				// Out of descriptors and the like: wait and retry, as
-				// net/http does, rather than stop answering.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
 			return fmt.Errorf("control: agent listener: %w", err)
 		}
-		backoff = 0
 		select {
 		case s.agentSem <- struct{}{}:
 		default:
@@ -299,11 +288,4 @@ func (s *Server) restoreAgentState() error {
 		s.log.Info("agent state maint restored from the store", "reason", rec.Reason, "since", rec.Since, "by", rec.By)
 	}
 	return nil
-}
-
-// isTemporaryAccept reports an accept error that passes: out of file
-// descriptors or buffers, or a connection aborted before it was accepted.
-func isTemporaryAccept(err error) bool {
-	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
-		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ECONNABORTED)
 }

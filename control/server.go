@@ -163,7 +163,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.serving++
 	s.mu.Unlock()
-	err := s.http.Serve(ln)
+	err := s.http.Serve(newRetryListener(ln, s.log))
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()

@@ -19,6 +19,12 @@ type Config struct {
 	// MaxConns caps upgraded connections; the next upgrade gets 503.
 	// Default 10000.
 	MaxConns int
+	// MaxPending caps the connections still in the handshake (accepted,
+	// not yet upgraded or refused), and MaxPendingPerIP those from one peer
+	// address (a trusted proxy's is exempt); a connection over either is
+	// closed at once. Defaults 1000 and 50. See pending.go.
+	MaxPending      int
+	MaxPendingPerIP int
 	// MaxMessageSize caps a message in bytes, after reassembly of fragments
 	// and after inflating; a larger one closes the connection with 1009.
 	// Default 65536.
@@ -92,6 +98,8 @@ type Config struct {
 const (
 	DefaultAddr                 = ":8080"
 	DefaultMaxConns             = 10000
+	DefaultMaxPending           = 1000
+	DefaultMaxPendingPerIP      = 50
 	DefaultMaxMessageSize       = 64 << 10
 	DefaultMaxHeaderBytes       = 8 << 10
 	DefaultHandshakeTimeout     = 5 * time.Second
@@ -126,6 +134,8 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.Addr, DefaultAddr)
 	defInt(&c.MaxConns, DefaultMaxConns)
+	defInt(&c.MaxPending, DefaultMaxPending)
+	defInt(&c.MaxPendingPerIP, DefaultMaxPendingPerIP)
 	defInt(&c.MaxMessageSize, DefaultMaxMessageSize)
 	defInt(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	defInt(&c.WriteQueueBytes, DefaultWriteQueueBytes)
@@ -152,6 +162,7 @@ func (c *Config) validate() error {
 	}
 	positive := map[string]int{
 		"max-conns": c.MaxConns, "max-message-size": c.MaxMessageSize,
+		"max-pending": c.MaxPending, "max-pending-per-ip": c.MaxPendingPerIP,
 		"max-header-bytes": c.MaxHeaderBytes, "write-queue-bytes": c.WriteQueueBytes,
 		"compression-threshold": c.CompressionThreshold, "linger-bytes": c.LingerBytes,
 	}

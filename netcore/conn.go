@@ -66,7 +66,11 @@ type Conn struct {
 	clock      int64        // metrics nanotime at the start of the message being handled
 	dropped    int          // input bytes dropped since reading stopped (the lingering bound)
 	proxyDone  bool         // the PROXY header, if any, is read (proxy.go)
-	proxyIP    netip.Addr   // the client address of the PROXY header; zero without one
+	// pendingByIP: counted in the per-IP pending cap under the peer's
+	// address (pending.go); set at accept, read once when the handshake
+	// ends.
+	pendingByIP bool
+	proxyIP     netip.Addr // the client address of the PROXY header; zero without one
 
 	// Writer state, guarded by wmu. The goroutine that sets writing owns
 	// netpoll's output buffer until it clears it; everyone else appends

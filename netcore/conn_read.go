@@ -143,7 +143,9 @@ func (c *Conn) upgrade(head []byte) {
 	// The session exists before the state says open, so that the close
 	// callback, which acts only on open connections, always finds it.
 	c.sess = rt.Handler.Open(c, &req)
-	if !c.state.CompareAndSwap(stateHandshake, stateOpen) {
+	if c.state.CompareAndSwap(stateHandshake, stateOpen) {
+		c.endPending()
+	} else {
 		// Swept at the handshake deadline while we were answering.
 		s.upgraded.Add(-1)
 		c.sess.Closed(DisconnectEvent{Info: c.Info(), Code: ws.StatusAbnormalClosure, Initiator: InitiatorServer})

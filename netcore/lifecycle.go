@@ -71,7 +71,10 @@ func (c *Conn) startLinger() {
 			return
 		}
 		if c.state.CompareAndSwap(st, stateLingering) {
-			if st == stateOpen || st == stateClosing {
+			switch st {
+			case stateHandshake:
+				c.endPending()
+			case stateOpen, stateClosing:
 				c.finish()
 			}
 			break

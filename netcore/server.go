@@ -37,12 +37,15 @@ type Server struct {
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
 
-	clock     atomic.Int64 // coarse unix nanoseconds, advanced by the sweeper
-	heartbeat atomic.Int64 // unix nanoseconds of the last runner heartbeat
-	beatFn    func()
-	upgraded  atomic.Int64 // connections past the upgrade and not closed
-	draining  atomic.Bool
-	serving   atomic.Bool
+	clock      atomic.Int64 // coarse unix nanoseconds, advanced by the sweeper
+	heartbeat  atomic.Int64 // unix nanoseconds of the last runner heartbeat
+	beatFn     func()
+	upgraded   atomic.Int64 // connections past the upgrade and not closed
+	pending    atomic.Int64 // connections in the handshake (pending.go)
+	pendingIPs pendingIPs
+	fdLimit    uint64 // RLIMIT_NOFILE at New; 0 if unknown
+	draining   atomic.Bool
+	serving    atomic.Bool
 
 	mu      sync.Mutex // guards the fields below
 	evl     netpoll.EventLoop
@@ -94,6 +97,10 @@ const (
 	netpollMinNode    = 256
 )
 
+// fdReserve is the descriptors a process needs besides its clients: the
+// listeners, the control side, the store, log files, netpoll's pollers.
+const fdReserve = 64
+
 // New checks cfg and returns a server that is not yet listening.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
@@ -123,6 +130,11 @@ func New(cfg Config) (*Server, error) {
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.beatFn = func() { s.heartbeat.Store(time.Now().UnixNano()) }
 	s.reg.init()
+	s.fdLimit = fdLimit()
+	if need := uint64(s.cfg.MaxConns + s.cfg.MaxPending + fdReserve); s.fdLimit > 0 && s.fdLimit < need {
+		s.log.Warn("the open-file limit is below what --max-conns and --max-pending need; raise it (ulimit -n, systemd LimitNOFILE=)",
+			"limit", s.fdLimit, "need", need, "max_conns", s.cfg.MaxConns, "max_pending", s.cfg.MaxPending)
+	}
 	s.clock.Store(time.Now().UnixNano())
 	s.metrics.SetReady(false)
 	return s, nil
@@ -289,6 +301,11 @@ func (s *Server) onPrepare(nc netpoll.Connection) context.Context {
 		remote:     remoteString(nc.RemoteAddr()),
 		acceptedAt: now,
 	}
+	if !s.admitPending(c, addrIP(nc.RemoteAddr())) {
+		s.refusePending()
+		_ = nc.Close()
+		return context.Background()
+	}
 	c.flushFn = c.flushBlocking
 	c.shard = s.metrics.Shard(c.id)
 	c.lastActivity.Store(now)
@@ -330,6 +347,8 @@ func (c *Conn) onSocketClosed(netpoll.Connection) error {
 	prev := c.state.Swap(stateClosed)
 	s.reg.remove(c)
 	switch prev {
+	case stateHandshake:
+		c.endPending()
 	case stateOpen, stateClosing:
 		c.finish()
 	case stateLingering:

@@ -30,7 +30,7 @@ func (s *Server) sweep() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.sweepTick())
 	defer t.Stop()
-	var batch []*Conn
+	var batch, pending []*Conn
 	for {
 		select {
 		case <-s.stop:
@@ -40,13 +40,26 @@ func (s *Server) sweep() {
 			// The heartbeat goes through the runner that serves connections,
 			// so it stops when the runner cannot schedule work.
 			taskRunner.run(s.beatFn)
+			// Near the descriptor limit the oldest handshakes are shed
+			// (pending.go): collect them on the way.
+			pressure := s.underPressure()
 			for i := range s.reg.shards {
 				batch = s.reg.snapshotShard(i, batch[:0])
 				for _, c := range batch {
 					s.sweepConn(c, now.UnixNano())
+					if pressure && c.state.Load() == stateHandshake {
+						pending = append(pending, c)
+					}
+				}
+			}
+			if pressure {
+				if n := s.shedPending(pending); n > 0 {
+					s.log.Warn("near the open-file limit: closed the oldest connections still in the handshake", "closed", n, "limit", s.fdLimit)
 				}
 			}
 			clear(batch)
+			clear(pending)
+			pending = pending[:0]
 		}
 	}
 }

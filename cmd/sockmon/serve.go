@@ -63,6 +63,8 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&c.Addr, "addr", netcore.DefaultAddr, "WebSocket listen address (upgrade path "+protocol.DefaultPath+")")
 	fs.StringVar(&p.EchoPath, "echo-path", "", "path where every text and binary message is echoed verbatim, e.g. /echo, with the same admission and message rate as /ws (off when empty)")
 	fs.IntVar(&c.MaxConns, "max-conns", netcore.DefaultMaxConns, "maximum upgraded connections; more get 503 before the upgrade")
+	fs.IntVar(&c.MaxPending, "max-pending", netcore.DefaultMaxPending, "connections still in the handshake at once; more are closed at accept (near the open-file limit the oldest are shed)")
+	fs.IntVar(&c.MaxPendingPerIP, "max-pending-per-ip", netcore.DefaultMaxPendingPerIP, "connections still in the handshake from one address (--trusted-proxies exempt)")
 	fs.IntVar(&c.MaxMessageSize, "max-message-size", netcore.DefaultMaxMessageSize, "maximum message size in bytes, after reassembly and inflating (over it: close 1009)")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", netcore.DefaultMaxHeaderBytes, "maximum size of the upgrade request head (over it: 431)")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", netcore.DefaultHandshakeTimeout, "time from TCP accept to a complete upgrade request")
@@ -393,11 +395,15 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	errc := make(chan error, 3)
+	// The WebSocket side's end, and the control side's failures, arrive
+	// apart: a control failure drains the clients before the exit, a
+	// WebSocket failure has no one left to drain.
+	errc := make(chan error, 1)
+	ctlErr := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() {
-		if err := ctl.Serve(cln); err != nil {
-			errc <- fmt.Errorf("control: %w", err)
+		if err := ctl.Serve(cln); err != nil && !errors.Is(err, control.ErrServerClosed) {
+			ctlErr <- fmt.Errorf("control: %w", err)
 		}
 	}()
 	attrs := []any{"addr", ln.Addr().String(), "control_addr", cln.Addr().String()}
@@ -406,7 +412,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		// says "drain" until the process exits.
 		go func() {
 			if err := ctl.ServeAgent(aln); err != nil && !errors.Is(err, control.ErrServerClosed) {
-				errc <- err
+				ctlErr <- err
 			}
 		}()
 		attrs = append(attrs, "agent_addr", aln.Addr().String())
@@ -419,12 +425,19 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		printDevBanner(stdout, dev, ln.Addr(), cln.Addr())
 	}
 
+	exit := 0
 wait:
 	for {
 		select {
 		case err := <-errc:
 			logger.Error("server stopped", "err", err)
 			return 1
+		case err := <-ctlErr:
+			// Never take the clients down without a drain because the
+			// control side failed.
+			logger.Error("control side stopped; draining the WebSocket side", "err", err)
+			exit = 1
+			break wait
 		case s := <-sig:
 			logger.Info("signal received, draining", "signal", s.String())
 			break wait
@@ -446,5 +459,5 @@ wait:
 		logger.Error("serve", "err", err)
 		return 1
 	}
-	return 0
+	return exit
 }
