@@ -29,11 +29,11 @@ type Conn struct {
 	nc  netpoll.Connection
 
 	remote      string
-	acceptedAt  int64 // unix nanoseconds
+	acceptedAt  int64 // mono nanoseconds (Server.mono), as every time of a Conn
 	connectedAt atomic.Int64
 
 	state        atomic.Uint32 // connState
-	lastActivity atomic.Int64  // coarse unix nanoseconds of the last frame read
+	lastActivity atomic.Int64  // coarse mono nanoseconds of the last frame read
 	lastPing     atomic.Int64
 	closeBy      atomic.Int64 // deadline for the peer's close frame or our flush, 0 if none
 	closeCode    atomic.Uint32
@@ -133,8 +133,8 @@ func (c *Conn) Info() ConnInfo {
 	return ConnInfo{
 		ID:            c.id,
 		RemoteAddr:    c.remote,
-		ConnectedAt:   time.Unix(0, connected),
-		LastActivity:  time.Unix(0, max(c.lastActivity.Load(), connected)),
+		ConnectedAt:   c.srv.wall(connected),
+		LastActivity:  c.srv.wall(max(c.lastActivity.Load(), connected)),
 		MessagesIn:    c.msgsIn.Load(),
 		MessagesOut:   c.msgsOut.Load(),
 		BytesIn:       c.bytesIn.Load(),

@@ -136,7 +136,7 @@ func (c *Conn) upgrade(head []byte) {
 		_ = c.nc.Close()
 		return
 	}
-	now := time.Now().UnixNano()
+	now := s.mono()
 	c.connectedAt.Store(now)
 	c.lastActivity.Store(now)
 	c.lastPing.Store(now)

@@ -37,8 +37,12 @@ type Server struct {
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
 
-	clock      atomic.Int64 // coarse unix nanoseconds, advanced by the sweeper
-	heartbeat  atomic.Int64 // unix nanoseconds of the last runner heartbeat
+	// Every internal time is monotonic: nanoseconds since base (mono), so a
+	// step of the wall clock (NTP, an operator) neither idle-closes every
+	// connection nor suspends the timeouts. Readers get base.Add(mono).
+	base       time.Time
+	clock      atomic.Int64 // coarse mono nanoseconds, advanced by the sweeper
+	heartbeat  atomic.Int64 // mono nanoseconds of the last runner heartbeat; 0 before the first
 	beatFn     func()
 	upgraded   atomic.Int64 // connections past the upgrade and not closed
 	pending    atomic.Int64 // connections in the handshake (pending.go)
@@ -128,14 +132,15 @@ func New(cfg Config) (*Server, error) {
 		s.metrics, s.ownsMetrics = m, true
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
-	s.beatFn = func() { s.heartbeat.Store(time.Now().UnixNano()) }
+	s.base = time.Now()
+	s.beatFn = func() { s.heartbeat.Store(max(s.mono(), 1)) }
 	s.reg.init()
 	s.fdLimit = fdLimit()
 	if need := uint64(s.cfg.MaxConns + s.cfg.MaxPending + fdReserve); s.fdLimit > 0 && s.fdLimit < need {
 		s.log.Warn("the open-file limit is below what --max-conns and --max-pending need; raise it (ulimit -n, systemd LimitNOFILE=)",
 			"limit", s.fdLimit, "need", need, "max_conns", s.cfg.MaxConns, "max_pending", s.cfg.MaxPending)
 	}
-	s.clock.Store(time.Now().UnixNano())
+	s.clock.Store(s.mono())
 	s.metrics.SetReady(false)
 	return s, nil
 }
@@ -174,6 +179,12 @@ func (s *Server) route(path string) *Route {
 
 // now returns the coarse clock: accurate to the sweeper's tick.
 func (s *Server) now() int64 { return s.clock.Load() }
+
+// mono returns the monotonic nanoseconds since the server was created.
+func (s *Server) mono() int64 { return int64(time.Since(s.base)) }
+
+// wall turns a mono time into a wall-clock time for readers.
+func (s *Server) wall(mono int64) time.Time { return s.base.Add(time.Duration(mono)) }
 
 // Ready reports whether the server accepts new clients: serving, not
 // draining and not in maintenance.
@@ -293,7 +304,7 @@ func (s *Server) onPrepare(nc netpoll.Connection) context.Context {
 		_ = nc.Close()
 		return context.Background()
 	}
-	now := time.Now().UnixNano()
+	now := s.mono()
 	c := &Conn{
 		id:         s.reg.newID(),
 		srv:        s,

@@ -36,7 +36,8 @@ func (s *Server) sweep() {
 		case <-s.stop:
 			return
 		case now := <-t.C:
-			s.clock.Store(now.UnixNano())
+			mono := int64(now.Sub(s.base)) // the ticker's time is monotonic
+			s.clock.Store(mono)
 			// The heartbeat goes through the runner that serves connections,
 			// so it stops when the runner cannot schedule work.
 			taskRunner.run(s.beatFn)
@@ -46,7 +47,7 @@ func (s *Server) sweep() {
 			for i := range s.reg.shards {
 				batch = s.reg.snapshotShard(i, batch[:0])
 				for _, c := range batch {
-					s.sweepConn(c, now.UnixNano())
+					s.sweepConn(c, mono)
 					if pressure && c.state.Load() == stateHandshake {
 						pending = append(pending, c)
 					}
@@ -102,7 +103,7 @@ func (s *Server) sweepConn(c *Conn, now int64) {
 // engine is stalled (what /livez reports). Zero before Serve.
 func (s *Server) LastHeartbeat() time.Time {
 	if ns := s.heartbeat.Load(); ns != 0 {
-		return time.Unix(0, ns)
+		return s.wall(ns)
 	}
 	return time.Time{}
 }

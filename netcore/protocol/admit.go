@@ -27,7 +27,7 @@ func (svc *Service) Admit(req *netcore.Request, peer netip.Addr) (netcore.Admiss
 		return netcore.Admission{}, &netcore.HandshakeError{Status: http.StatusForbidden, Reason: "origin " + strconv.Quote(req.Origin) + " is not allowed", RejectReason: metrics.RejectOrigin}
 	}
 	ip := netcore.ForwardedClient(peer, req.XForwardedFor, svc.trusted)
-	now := time.Now().UnixNano()
+	now := svc.mono()
 	svc.maybeExpire(now)
 	// A trusted proxy's own address is many clients: never banned or
 	// rate-limited as one (its clients are, when it names them).

@@ -25,7 +25,12 @@ type Service struct {
 	bans       bans
 	overrides  overrides
 	limitGen   atomic.Uint64 // bumped by SetRateLimit; sessions re-read their limit
-	lastExpiry atomic.Int64  // unix nanoseconds of the last maybeExpire run
+	lastExpiry atomic.Int64  // mono nanoseconds of the last maybeExpire run
+
+	// base is the origin of mono: bans, connection buckets and their
+	// expiry run on a monotonic clock, so a wall-clock step neither lifts
+	// nor lengthens a ban.
+	base time.Time
 
 	onMessageError []func(MessageErrorEvent) // set before Serve; read-only after
 
@@ -47,7 +52,8 @@ func New(eng *netcore.Server, cfg Config) (*Service, error) {
 	svc.hub.init()
 	svc.ipLimit.init()
 	svc.limitGen.Store(1)
-	svc.lastExpiry.Store(time.Now().UnixNano())
+	svc.base = time.Now()
+	svc.lastExpiry.Store(svc.mono())
 	routes := []netcore.Route{{Path: cfg.Path, Handler: handler{svc: svc}, Admitter: svc}}
 	if cfg.EchoPath != "" {
 		routes = append(routes, netcore.Route{Path: cfg.EchoPath, Handler: handler{svc: svc, echo: true}, Admitter: svc})
@@ -68,6 +74,9 @@ func New(eng *netcore.Server, cfg Config) (*Service, error) {
 
 // Config returns the configuration in force, defaults filled in.
 func (svc *Service) Config() Config { return svc.cfg }
+
+// mono returns the monotonic nanoseconds since New.
+func (svc *Service) mono() int64 { return int64(time.Since(svc.base)) }
 
 // OnMessageError registers f for every error reply (the seed's
 // on('message_error')). Register it before the engine serves; f runs on the

@@ -241,7 +241,7 @@ func (s *session) allowMessage(mt netcore.MessageType, data []byte) (ok bool, er
 		svc.log.Warn("connection closed for exceeding its message rate; not banned: its address is a trusted proxy's", "socket", s.c.ID())
 		return false, &netcore.CloseError{Code: netcore.ClosePolicy, Reason: "message rate limit exceeded repeatedly"}
 	}
-	d := svc.bans.offend(key, time.Now().UnixNano(), svc.cfg.banPolicy())
+	d := svc.bans.offend(key, svc.mono(), svc.cfg.banPolicy())
 	svc.log.Warn("connection closed and banned for exceeding its message rate", "socket", s.c.ID(), "ban", key, "for", d.String())
 	return false, &netcore.CloseError{Code: netcore.ClosePolicy, Reason: "message rate limit exceeded repeatedly; banned for " + d.Round(time.Second).String()}
 }
