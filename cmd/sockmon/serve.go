@@ -88,6 +88,8 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&p.ConnBurst, "conn-burst", protocol.DefaultConnBurst, "burst of new connections per client IP")
 	fs.IntVar(&p.MessageRate, "message-rate", protocol.DefaultMessageRate, "messages per second per connection (rate_limited error over it); 0 disables")
 	fs.IntVar(&p.MessageBurst, "message-burst", protocol.DefaultMessageBurst, "burst of messages per connection")
+	fs.IntVar(&p.MessageBytesRate, "message-bytes-rate", protocol.DefaultMessageBytesRate, "bytes of messages per second per connection, counted after inflating (rate_limited over it); 0 disables")
+	fs.IntVar(&p.MessageBytesBurst, "message-bytes-burst", protocol.DefaultMessageBytesBurst, "burst of message bytes per connection; at least --max-message-size")
 	fs.IntVar(&p.BanAfter, "ban-after", protocol.DefaultBanAfter, "rate-limited messages within --ban-window that close a connection (1008) and ban its IP or user")
 	fs.DurationVar(&p.BanWindow, "ban-window", protocol.DefaultBanWindow, "window for --ban-after and --max-bad-messages")
 	fs.DurationVar(&p.BanDuration, "ban-duration", protocol.DefaultBanDuration, "first ban; a repeat after a ban has run out doubles it (offences while banned do not)")
@@ -125,6 +127,7 @@ func serveUsage(w io.Writer, fs *flag.FlagSet, getenv func(string) string) {
 
 // The command line's one rule for zero: a 0 given to --idle-timeout,
 // --ping-interval, --drain-delay, --conn-rate, --message-rate,
+// --message-bytes-rate,
 // --stats-log-interval, --close-log-rate, --log-max-age or
 // --log-max-backups switches that timer or limit off. The packages' Configs read 0 as "the default"
 // and a negative value as "off", so offWhenZero translates, here only.
@@ -144,7 +147,7 @@ func offWhenZero(durations []*time.Duration, ints []*int) {
 // configs turns the flags into the engine's and the protocol's Configs.
 func (f *serveFlags) configs(logger *slog.Logger, getenv func(string) string) (netcore.Config, protocol.Config, error) {
 	c, p := f.cfg, f.proto
-	offWhenZero([]*time.Duration{&c.IdleTimeout, &c.PingInterval, &c.DrainDelay}, []*int{&p.ConnRate, &p.MessageRate})
+	offWhenZero([]*time.Duration{&c.IdleTimeout, &c.PingInterval, &c.DrainDelay}, []*int{&p.ConnRate, &p.MessageRate, &p.MessageBytesRate})
 	c.DisableCompression = !f.compression
 	c.Logger = logger
 	p.JWTSecret = []byte(getenv("SOCKMON_JWT_SECRET"))

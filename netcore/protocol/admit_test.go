@@ -1,15 +1,18 @@
 package protocol
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 // The echo path is a route like /ws: the same admission (token, origin,
@@ -148,5 +151,36 @@ func TestIPv6KeysArePrefixes(t *testing.T) {
 	svc.cfg.IPv6Prefix = 128
 	if k, _ := svc.ipKey(a); k != "ip:2001:db8:1:2::1" {
 		t.Fatalf("with prefix 128: %q", k)
+	}
+}
+
+// Inflated bytes count against the per-connection byte rate: a deflated
+// frame of a few hundred bytes that inflates to 40 KB costs 40 KB.
+func TestMessageByteRateCountsInflatedBytes(t *testing.T) {
+	_, addr := testServer(t, Config{MessageBytesRate: 1000, MessageBytesBurst: 64 << 10})
+	c := wstest.Dial(t, addr, "/ws", "Sec-WebSocket-Extensions: permessage-deflate")
+	msg := []byte(`{"type":"echo","id":1,"data":"` + strings.Repeat("a", 40<<10) + `"}`)
+	deflated := wstest.Deflate(t, msg)
+	if len(deflated) > 1000 {
+		t.Fatalf("the test message deflates to %d bytes; want a small frame", len(deflated))
+	}
+	send := func() map[string]any {
+		c.Write(wstest.ClientFrame(true, 4, ws.OpText, deflated, true))
+		f := c.NextData()
+		p := f.Payload
+		if f.Header.Rsv1() {
+			p = wstest.Inflate(t, p)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(p, &m); err != nil {
+			t.Fatalf("reply %q: %v", p, err)
+		}
+		return m
+	}
+	if m := send(); m["type"] != "echo" {
+		t.Fatalf("first 40 KB message: %v", m["type"])
+	}
+	if m := send(); m["code"] != CodeRateLimited || !strings.Contains(m["message"].(string), "byte rate") || m["id"] != float64(1) {
+		t.Fatalf("second 40 KB message within the second: %v, want rate_limited for the byte rate", m)
 	}
 }

@@ -42,6 +42,13 @@ type Config struct {
 	// reply with code rate_limited and retryAfterMs.
 	MessageRate  int
 	MessageBurst int
+	// MessageBytesRate and MessageBytesBurst limit the bytes of the
+	// messages per connection, counted after inflating (a 124-byte deflated
+	// frame can inflate to 64 KiB: this bounds that work as well as the
+	// traffic). The burst must hold the largest message. Over it: a
+	// rate_limited reply, counted as a strike like the message rate.
+	MessageBytesRate  int
+	MessageBytesBurst int
 	// BanAfter is how many rate-limited messages in one BanWindow close the
 	// connection with 1008 and ban its IP, or its user when authenticated.
 	BanAfter  int
@@ -72,20 +79,22 @@ type Config struct {
 
 // Defaults, in one place.
 const (
-	DefaultPath            = "/ws"
-	DefaultConnRate        = 20
-	DefaultConnBurst       = 100
-	DefaultMessageRate     = 100
-	DefaultMessageBurst    = 200
-	DefaultBanAfter        = 50
-	DefaultBanWindow       = 10 * time.Second
-	DefaultBanDuration     = time.Minute
-	DefaultBanMax          = time.Hour
-	DefaultBanDecay        = 10 * time.Minute
-	DefaultMaxBadMessages  = 20
-	DefaultMaxRoomsPerConn = 64
-	DefaultMaxRPCInFlight  = 16
-	DefaultIPv6Prefix      = 64
+	DefaultPath              = "/ws"
+	DefaultConnRate          = 20
+	DefaultConnBurst         = 100
+	DefaultMessageRate       = 100
+	DefaultMessageBurst      = 200
+	DefaultMessageBytesRate  = 1 << 20
+	DefaultMessageBytesBurst = 4 << 20
+	DefaultBanAfter          = 50
+	DefaultBanWindow         = 10 * time.Second
+	DefaultBanDuration       = time.Minute
+	DefaultBanMax            = time.Hour
+	DefaultBanDecay          = 10 * time.Minute
+	DefaultMaxBadMessages    = 20
+	DefaultMaxRoomsPerConn   = 64
+	DefaultMaxRPCInFlight    = 16
+	DefaultIPv6Prefix        = 64
 )
 
 // setDefaults fills every zero field with its default.
@@ -99,6 +108,7 @@ func (c *Config) setDefaults(engineLog *slog.Logger) {
 	}{
 		{&c.ConnRate, DefaultConnRate}, {&c.ConnBurst, DefaultConnBurst},
 		{&c.MessageRate, DefaultMessageRate}, {&c.MessageBurst, DefaultMessageBurst},
+		{&c.MessageBytesRate, DefaultMessageBytesRate}, {&c.MessageBytesBurst, DefaultMessageBytesBurst},
 		{&c.BanAfter, DefaultBanAfter}, {&c.MaxBadMessages, DefaultMaxBadMessages},
 		{&c.MaxRoomsPerConn, DefaultMaxRoomsPerConn}, {&c.MaxRPCInFlight, DefaultMaxRPCInFlight},
 		{&c.IPv6Prefix, DefaultIPv6Prefix},

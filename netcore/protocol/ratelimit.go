@@ -42,7 +42,11 @@ func newGCRA(limit int, window time.Duration) gcra {
 
 // allow reports whether an event at now passes, and if not, how long until
 // one would.
-func (g *gcra) allow(now int64) (ok bool, retryAfter time.Duration) {
+func (g *gcra) allow(now int64) (ok bool, retryAfter time.Duration) { return g.allowN(now, 1) }
+
+// allowN is allow for an event that costs n (a message of n bytes against
+// a byte rate). An event that costs more than the burst never passes.
+func (g *gcra) allowN(now, n int64) (ok bool, retryAfter time.Duration) {
 	if g.interval == 0 {
 		return true, 0
 	}
@@ -50,10 +54,11 @@ func (g *gcra) allow(now int64) (ok bool, retryAfter time.Duration) {
 	if tat < now {
 		tat = now
 	}
-	if earliest := tat - g.burst + g.interval; now < earliest {
+	inc := g.interval * n
+	if earliest := tat - g.burst + inc; now < earliest {
 		return false, time.Duration(earliest - now)
 	}
-	g.tat = tat + g.interval
+	g.tat = tat + inc
 	return true, 0
 }
 

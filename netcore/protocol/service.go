@@ -45,7 +45,11 @@ type Service struct {
 // owns no goroutine: it lives and stops with the engine.
 func New(eng *netcore.Server, cfg Config) (*Service, error) {
 	cfg.setDefaults(eng.Config().Logger)
-	if err := cfg.validate(); err != nil {
+	err := cfg.validate()
+	if max := eng.Config().MaxMessageSize; cfg.MessageBytesRate > 0 && cfg.MessageBytesBurst < max {
+		err = errors.Join(err, fmt.Errorf("protocol: message-bytes-burst %d is below the largest message (max-message-size %d): such a message could never pass", cfg.MessageBytesBurst, max))
+	}
+	if err != nil {
 		return nil, err
 	}
 	svc := &Service{eng: eng, cfg: cfg, log: cfg.Logger, trusted: eng.Config().TrustedProxies}

@@ -22,7 +22,8 @@ type session struct {
 	c    *netcore.Conn
 	echo bool // the echo route: every message echoed verbatim after the rate check
 
-	limiter                 gcra
+	limiter                 gcra // messages
+	bytesLimiter            gcra // bytes of the messages, after inflating
 	limitGen                uint64
 	strikes                 int32 // rate-limited messages in the window that started at strikeWindow
 	bad                     int32 // malformed messages in the window that started at badWindow
@@ -215,13 +216,19 @@ func (s *session) allowMessage(mt netcore.MessageType, data []byte) (ok bool, er
 	}
 	now := s.c.MessageTime()
 	pass, retry := s.limiter.allow(now)
+	what := "message rate limit exceeded"
 	if pass {
-		return true, nil
+		// A deflated message inflates on the reader before it gets here:
+		// counting its inflated bytes bounds that work too.
+		if pass, retry = s.bytesLimiter.allowN(now, int64(len(data))); pass {
+			return true, nil
+		}
+		what = "message byte rate limit exceeded"
 	}
 	s.c.SetKind(metrics.KindInvalid)
 	s.c.Shard().RateLimited(metrics.ScopeConnection)
 	ms := int64((retry + time.Millisecond - 1) / time.Millisecond)
-	if err := s.replyError(s.limitedID(mt, data), CodeRateLimited, "message rate limit exceeded", ms); err != nil {
+	if err := s.replyError(s.limitedID(mt, data), CodeRateLimited, what, ms); err != nil {
 		return false, err
 	}
 	if s.strikeWindow == 0 || now-s.strikeWindow > int64(svc.cfg.BanWindow) {
@@ -266,6 +273,9 @@ func (s *session) applyLimit() {
 	if rl, ok := s.svc.overrides.lookup(s.c.ID(), s.c.UserID()); ok {
 		s.limiter = newGCRA(rl.Limit, rl.Window)
 		return
+	}
+	if cfg.MessageBytesRate > 0 {
+		s.bytesLimiter = newGCRA(cfg.MessageBytesBurst, time.Duration(cfg.MessageBytesBurst)*time.Second/time.Duration(cfg.MessageBytesRate))
 	}
 	if cfg.MessageRate <= 0 {
 		s.limiter = gcra{}
