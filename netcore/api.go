@@ -170,19 +170,59 @@ func (s *Server) DisconnectAll(reason string, batchSize int, interval time.Durat
 	return len(conns)
 }
 
-// FanOut writes one message, framed once, to every open connection in
-// conns, uncompressed, and returns how many took it. It never blocks on a
-// slow reader (see Conn.WriteFrame); conns may be reused once it returns.
+// FanOut writes one message to every open connection in conns, framed
+// once, and returns how many took it: members that negotiated
+// permessage-deflate get it compressed (deflated once for all of them) when
+// it is at least Config.CompressionThreshold, the others uncompressed. It
+// never blocks on a slow reader (see Conn.WriteFrame); conns may be reused
+// once it returns.
 func FanOut(conns []*Conn, mt MessageType, payload []byte) int {
 	if len(conns) == 0 {
 		return 0
 	}
 	fb := getBuffer()
-	f := wsproto.AppendFrame((*fb)[:0], true, false, ws.OpCode(mt), payload)
-	*fb = f
-	n := writeAll(conns, f)
+	frames := fanOutFrames{plain: wsproto.AppendFrame((*fb)[:0], true, false, ws.OpCode(mt), payload)}
+	*fb = frames.plain
+	var db *[]byte
+	if cfg := &conns[0].srv.cfg; !cfg.DisableCompression && len(payload) >= cfg.CompressionThreshold && anyDeflate(conns) {
+		db = getBuffer()
+		zb := getBuffer()
+		if z, err := wsproto.Deflate((*zb)[:0], payload); err == nil {
+			frames.deflated = wsproto.AppendFrame((*db)[:0], true, true, ws.OpCode(mt), z)
+			*db = frames.deflated
+			*zb = z
+		}
+		putBuffer(zb)
+	}
+	n := writeAll(conns, frames)
 	putBuffer(fb)
+	if db != nil {
+		putBuffer(db)
+	}
 	return n
+}
+
+// fanOutFrames is one message framed for each kind of member.
+type fanOutFrames struct {
+	plain    []byte
+	deflated []byte // nil: nobody gets it compressed
+}
+
+// frameFor is the frame c gets.
+func (f *fanOutFrames) frameFor(c *Conn) []byte {
+	if c.deflate && f.deflated != nil {
+		return f.deflated
+	}
+	return f.plain
+}
+
+func anyDeflate(conns []*Conn) bool {
+	for _, c := range conns {
+		if c.deflate {
+			return true
+		}
+	}
+	return false
 }
 
 // fanOutChunk is the fan-out size above which the writes are split over
@@ -190,13 +230,13 @@ func FanOut(conns []*Conn, mt MessageType, payload []byte) int {
 // the other cores idle.
 const fanOutChunk = 512
 
-// writeAll writes frame to every connection and returns how many took it.
-// Large fan-outs run in parallel on the runner, one chunk per core; frame
+// writeAll writes every connection its frame and returns how many took it.
+// Large fan-outs run in parallel on the runner, one chunk per core; frames
 // must stay valid until writeAll returns, which it does after every chunk.
-func writeAll(conns []*Conn, frame []byte) int {
+func writeAll(conns []*Conn, frames fanOutFrames) int {
 	chunks := min(runtime.GOMAXPROCS(0), (len(conns)+fanOutChunk-1)/fanOutChunk)
 	if chunks <= 1 {
-		return writeChunk(conns, frame)
+		return writeChunk(conns, &frames)
 	}
 	var wg sync.WaitGroup
 	var total atomic.Int64
@@ -205,19 +245,19 @@ func writeAll(conns []*Conn, frame []byte) int {
 		part := conns[i:min(i+size, len(conns))]
 		wg.Add(1)
 		taskRunner.run(func() {
-			total.Add(int64(writeChunk(part, frame)))
+			total.Add(int64(writeChunk(part, &frames)))
 			wg.Done()
 		})
 	}
-	n := writeChunk(conns[:size], frame)
+	n := writeChunk(conns[:size], &frames)
 	wg.Wait()
 	return n + int(total.Load())
 }
 
-func writeChunk(conns []*Conn, frame []byte) int {
+func writeChunk(conns []*Conn, frames *fanOutFrames) int {
 	n := 0
 	for _, c := range conns {
-		if c.WriteFrame(frame) == nil {
+		if c.WriteFrame(frames.frameFor(c)) == nil {
 			n++
 		}
 	}

@@ -45,6 +45,13 @@ type Config struct {
 	// while an earlier write to a slow reader is still in flight. Over it the
 	// connection is closed with 1008. Default 1 MiB.
 	WriteQueueBytes int
+	// OutboundBudget caps the bytes queued for slow readers by all
+	// connections together (each is also capped by WriteQueueBytes): past
+	// it, a connection with a backlog (64 KiB or more) that would queue
+	// more is closed as a slow consumer (1008), so a fan-out to many
+	// members that stopped reading cannot exhaust memory, while clients
+	// that read keep their messages. Default 256 MiB; negative disables.
+	OutboundBudget int
 	// WriteTimeout is how long one flush may wait for a socket that does not
 	// drain before the connection is dropped. Default 10s.
 	WriteTimeout time.Duration
@@ -106,6 +113,7 @@ const (
 	DefaultIdleTimeout          = 75 * time.Second
 	DefaultPingInterval         = 25 * time.Second
 	DefaultWriteQueueBytes      = 1 << 20
+	DefaultOutboundBudget       = 256 << 20
 	DefaultWriteTimeout         = 10 * time.Second
 	DefaultCloseTimeout         = 3 * time.Second
 	DefaultLingerTimeout        = 5 * time.Second
@@ -139,6 +147,7 @@ func (c *Config) setDefaults() {
 	defInt(&c.MaxMessageSize, DefaultMaxMessageSize)
 	defInt(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	defInt(&c.WriteQueueBytes, DefaultWriteQueueBytes)
+	defInt(&c.OutboundBudget, DefaultOutboundBudget)
 	defInt(&c.CompressionThreshold, DefaultCompressionThreshold)
 	defDur(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	defDur(&c.IdleTimeout, DefaultIdleTimeout)

@@ -166,10 +166,21 @@ func (c *Conn) enqueue(hdr, body []byte, op ws.OpCode, capped bool) error {
 			c.slowConsumer()
 			return ErrSlowConsumer
 		}
+		if s := c.srv; capped && s.cfg.OutboundBudget > 0 && c.pending != nil && len(*c.pending) >= budgetBacklog &&
+			s.queued.Load()+int64(n) > int64(s.cfg.OutboundBudget) {
+			// Over the process-wide budget: a connection with a backlog
+			// is shed first; one that is only momentarily behind (a
+			// flush in progress) still queues, within WriteQueueBytes.
+			c.wmu.Unlock()
+			s.budgetShed.Inc()
+			c.slowConsumer()
+			return ErrSlowConsumer
+		}
 		if c.pending == nil {
 			c.pending = getPending()
 		}
 		*c.pending = append(append(*c.pending, hdr...), body...)
+		c.srv.queued.Add(int64(n))
 		c.wmu.Unlock()
 		c.countOut(op, n)
 		return nil
@@ -187,6 +198,10 @@ func (c *Conn) enqueue(hdr, body []byte, op ws.OpCode, capped bool) error {
 	c.flushOwned()
 	return nil
 }
+
+// budgetBacklog is the backlog that marks a connection as the one to shed
+// when the outbound budget is reached.
+const budgetBacklog = 64 << 10
 
 // beginBatch tries to take the writer token for the reader's batch.
 func (c *Conn) beginBatch() {
@@ -244,6 +259,7 @@ func (c *Conn) flushOwned() {
 		p := c.pending
 		c.pending = nil
 		c.wmu.Unlock()
+		c.srv.queued.Add(-int64(len(*p)))
 		buf, err := c.nc.Writer().Malloc(len(*p))
 		if err != nil {
 			putPending(p)
@@ -276,6 +292,7 @@ func (c *Conn) releaseToken() {
 	c.pending = nil
 	c.wmu.Unlock()
 	if p != nil {
+		c.srv.queued.Add(-int64(len(*p)))
 		putPending(p)
 	}
 }
@@ -286,6 +303,7 @@ func (c *Conn) releaseToken() {
 func (c *Conn) slowConsumer() {
 	c.wmu.Lock()
 	if c.pending != nil {
+		c.srv.queued.Add(-int64(len(*c.pending)))
 		*c.pending = (*c.pending)[:0]
 	}
 	c.wmu.Unlock()

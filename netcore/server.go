@@ -47,7 +47,9 @@ type Server struct {
 	upgraded   atomic.Int64 // connections past the upgrade and not closed
 	pending    atomic.Int64 // connections in the handshake (pending.go)
 	pendingIPs pendingIPs
-	fdLimit    uint64 // RLIMIT_NOFILE at New; 0 if unknown
+	fdLimit    uint64           // RLIMIT_NOFILE at New; 0 if unknown
+	queued     atomic.Int64     // bytes in every connection's outbound queue (Config.OutboundBudget)
+	budgetShed *metrics.Counter // connections closed for the outbound budget
 	draining   atomic.Bool
 	serving    atomic.Bool
 
@@ -135,6 +137,9 @@ func New(cfg Config) (*Server, error) {
 	s.base = time.Now()
 	s.beatFn = func() { s.heartbeat.Store(max(s.mono(), 1)) }
 	s.reg.init()
+	if err := s.registerMetrics(); err != nil {
+		return nil, err
+	}
 	s.fdLimit = fdLimit()
 	if need := uint64(s.cfg.MaxConns + s.cfg.MaxPending + fdReserve); s.fdLimit > 0 && s.fdLimit < need {
 		s.log.Warn("the open-file limit is below what --max-conns and --max-pending need; raise it (ulimit -n, systemd LimitNOFILE=)",
@@ -143,6 +148,19 @@ func New(cfg Config) (*Server, error) {
 	s.clock.Store(s.mono())
 	s.metrics.SetReady(false)
 	return s, nil
+}
+
+// registerMetrics adds the engine's own series to its Metrics.
+func (s *Server) registerMetrics() error {
+	err := s.metrics.RegisterGauge("sockmon_outbound_queued_bytes", "",
+		"Bytes waiting in connections' outbound queues, all connections together (bounded by the outbound budget).",
+		func() float64 { return float64(s.queued.Load()) })
+	if err != nil {
+		return err
+	}
+	s.budgetShed, err = s.metrics.RegisterCounter("sockmon_outbound_budget_shed_total", "",
+		"Connections closed (1008, as slow consumers) because the outbound queues of all connections reached the outbound budget.")
+	return err
 }
 
 // Config returns the configuration in force, defaults filled in.
@@ -370,6 +388,7 @@ func (c *Conn) onSocketClosed(netpoll.Connection) error {
 	c.pending = nil
 	c.wmu.Unlock()
 	if p != nil {
+		s.queued.Add(-int64(len(*p)))
 		putPending(p)
 	}
 	return nil

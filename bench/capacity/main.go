@@ -281,7 +281,7 @@ func build(o options) ([]server, bool, error) {
 	sockmonArgs := func(addr, control string) []string {
 		a := []string{"serve", "--addr", addr, "--echo-path", "/echo",
 			"--max-conns", strconv.Itoa(max(o.idleConns, o.openConns, o.fanMembers) + 1000), "--max-message-size", "65536",
-			"--conn-rate", "0", "--message-rate", "0", "--message-bytes-rate", "0", "--drain-delay", "0s"}
+			"--conn-rate", "0", "--message-rate", "0", "--message-bytes-rate", "0", "--room-publish-rate", "0", "--drain-delay", "0s"}
 		if metricsOn {
 			a = append(a, "--control-addr", control, "--data-dir", filepath.Join(o.logs, "sockmon-data"))
 		}
@@ -301,7 +301,7 @@ func build(o options) ([]server, bool, error) {
 
 // sockmonArgsDoc is how RESULTS.md shows sockmon's command line.
 func sockmonArgsDoc(o options, metricsOn bool) string {
-	a := fmt.Sprintf("sockmon serve --addr 127.0.0.1:PORT --echo-path /echo --max-conns %d --max-message-size 65536 --conn-rate 0 --message-rate 0 --message-bytes-rate 0 --drain-delay 0s",
+	a := fmt.Sprintf("sockmon serve --addr 127.0.0.1:PORT --echo-path /echo --max-conns %d --max-message-size 65536 --conn-rate 0 --message-rate 0 --message-bytes-rate 0 --room-publish-rate 0 --drain-delay 0s",
 		max(o.idleConns, o.openConns, o.fanMembers)+1000)
 	if metricsOn {
 		a += " --control-addr 127.0.0.1:PORT2 --data-dir DIR"

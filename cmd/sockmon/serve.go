@@ -71,6 +71,7 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", netcore.DefaultIdleTimeout, "close a connection that sent nothing (not even a pong) for this long; 0 disables")
 	fs.DurationVar(&c.PingInterval, "ping-interval", netcore.DefaultPingInterval, "server ping interval; keep it under the proxy's read timeout (nginx: 60s); 0 disables")
 	fs.IntVar(&c.WriteQueueBytes, "write-queue-bytes", netcore.DefaultWriteQueueBytes, "per-connection outbound queue cap; a slow consumer over it is closed with 1008")
+	fs.IntVar(&c.OutboundBudget, "outbound-budget", netcore.DefaultOutboundBudget, "bytes queued for slow readers by all connections together; past it, connections with a backlog are closed as slow consumers (1008); 0 disables")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", netcore.DefaultWriteTimeout, "how long one flush may wait for a peer that does not read")
 	fs.DurationVar(&c.CloseTimeout, "close-timeout", netcore.DefaultCloseTimeout, "how long to wait for the peer's close frame after sending ours")
 	fs.DurationVar(&c.LingerTimeout, "linger-timeout", netcore.DefaultLingerTimeout, "lingering close: after our close frame or refusal, read and drop the peer's input until it closes, at most this long")
@@ -97,6 +98,9 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&p.BanDecay, "ban-decay", protocol.DefaultBanDecay, "quiet time that undoes one doubling")
 	fs.IntVar(&p.MaxBadMessages, "max-bad-messages", protocol.DefaultMaxBadMessages, "malformed messages within --ban-window that close a connection with 1008")
 	fs.IntVar(&p.MaxRoomsPerConn, "max-rooms", protocol.DefaultMaxRoomsPerConn, "rooms one connection may join")
+	fs.BoolVar(&p.PublishWithoutJoin, "publish-without-join", false, "let connections publish to rooms they have not joined (off: publishing needs membership)")
+	fs.IntVar(&p.RoomPublishRate, "room-publish-rate", protocol.DefaultRoomPublishRate, "publishes per second to one room, all publishers together (rate_limited over it); 0 disables")
+	fs.IntVar(&p.RoomPublishBurst, "room-publish-burst", protocol.DefaultRoomPublishBurst, "burst of publishes to one room")
 	fs.Var(&f.upstreams, "upstream", "an upstream service for the rpc envelope, NAME=URL (repeatable; defaults for its timeout, pool and breaker)")
 	fs.StringVar(&f.upstreamsFile, "upstreams-file", "", "YAML or JSON file of upstream services with their settings; re-read on SIGHUP")
 	fs.IntVar(&p.MaxRPCInFlight, "max-rpc-in-flight", protocol.DefaultMaxRPCInFlight, "rpc calls one connection may have open; more get too_many_requests")
@@ -127,7 +131,7 @@ func serveUsage(w io.Writer, fs *flag.FlagSet, getenv func(string) string) {
 
 // The command line's one rule for zero: a 0 given to --idle-timeout,
 // --ping-interval, --drain-delay, --conn-rate, --message-rate,
-// --message-bytes-rate,
+// --message-bytes-rate, --room-publish-rate, --outbound-budget,
 // --stats-log-interval, --close-log-rate, --log-max-age or
 // --log-max-backups switches that timer or limit off. The packages' Configs read 0 as "the default"
 // and a negative value as "off", so offWhenZero translates, here only.
@@ -147,7 +151,7 @@ func offWhenZero(durations []*time.Duration, ints []*int) {
 // configs turns the flags into the engine's and the protocol's Configs.
 func (f *serveFlags) configs(logger *slog.Logger, getenv func(string) string) (netcore.Config, protocol.Config, error) {
 	c, p := f.cfg, f.proto
-	offWhenZero([]*time.Duration{&c.IdleTimeout, &c.PingInterval, &c.DrainDelay}, []*int{&p.ConnRate, &p.MessageRate, &p.MessageBytesRate})
+	offWhenZero([]*time.Duration{&c.IdleTimeout, &c.PingInterval, &c.DrainDelay}, []*int{&p.ConnRate, &p.MessageRate, &p.MessageBytesRate, &p.RoomPublishRate, &c.OutboundBudget})
 	c.DisableCompression = !f.compression
 	c.Logger = logger
 	p.JWTSecret = []byte(getenv("SOCKMON_JWT_SECRET"))

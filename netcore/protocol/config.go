@@ -65,6 +65,15 @@ type Config struct {
 	MaxBadMessages int
 	// MaxRoomsPerConn caps the rooms one connection may join.
 	MaxRoomsPerConn int
+	// PublishWithoutJoin lets a connection publish to a room it is not in.
+	// Off by default: publishing needs membership, so an outsider cannot
+	// make a room's members receive (and the server queue) its messages.
+	PublishWithoutJoin bool
+	// RoomPublishRate and RoomPublishBurst limit the publishes to one room,
+	// all publishers together (rate_limited with retryAfterMs over it).
+	// Defaults 200 per second, bursts of 400; negative disables.
+	RoomPublishRate  int
+	RoomPublishBurst int
 
 	// RPC answers the rpc envelope (a *upstream.Set). Nil: every rpc gets
 	// not_found.
@@ -93,6 +102,8 @@ const (
 	DefaultBanDecay          = 10 * time.Minute
 	DefaultMaxBadMessages    = 20
 	DefaultMaxRoomsPerConn   = 64
+	DefaultRoomPublishRate   = 200
+	DefaultRoomPublishBurst  = 400
 	DefaultMaxRPCInFlight    = 16
 	DefaultIPv6Prefix        = 64
 )
@@ -112,6 +123,7 @@ func (c *Config) setDefaults(engineLog *slog.Logger) {
 		{&c.BanAfter, DefaultBanAfter}, {&c.MaxBadMessages, DefaultMaxBadMessages},
 		{&c.MaxRoomsPerConn, DefaultMaxRoomsPerConn}, {&c.MaxRPCInFlight, DefaultMaxRPCInFlight},
 		{&c.IPv6Prefix, DefaultIPv6Prefix},
+		{&c.RoomPublishRate, DefaultRoomPublishRate}, {&c.RoomPublishBurst, DefaultRoomPublishBurst},
 	} {
 		if *d.p == 0 {
 			*d.p = d.v

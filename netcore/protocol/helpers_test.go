@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,3 +74,16 @@ func serveTest(t testing.TB, srv *netcore.Server) string {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// queuedBytes reads sockmon_outbound_queued_bytes.
+func (n *node) queuedBytes() int {
+	var b strings.Builder
+	n.Metrics().WritePrometheus(&b)
+	for _, l := range strings.Split(b.String(), "\n") {
+		if v, ok := strings.CutPrefix(l, "sockmon_outbound_queued_bytes "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return int(f)
+		}
+	}
+	return -1
+}

@@ -3,6 +3,7 @@ package protocol
 import (
 	"hash/maphash"
 	"sync"
+	"time"
 
 	"github.com/sockmon/sockmon/netcore"
 )
@@ -29,6 +30,9 @@ type hubShard struct {
 type room struct {
 	mu      sync.RWMutex
 	members map[*netcore.Conn]struct{}
+
+	pubMu sync.Mutex // guards pub; taken per publish, never with mu
+	pub   gcra       // the room's publish rate (Config.RoomPublishRate)
 }
 
 func (h *hub) init() {
@@ -121,3 +125,22 @@ func (h *hub) rooms() []RoomInfo {
 
 // connSlices recycles member lists of publishes.
 var connSlices = sync.Pool{New: func() any { s := make([]*netcore.Conn, 0, 256); return &s }}
+
+// allowPublish charges one publish to the room's rate (a fresh room's
+// bucket comes from limit). A room with no members takes anything: the
+// publish reaches nobody.
+func (h *hub) allowPublish(name []byte, now int64, limit func() gcra) (bool, time.Duration) {
+	s := h.shard(name)
+	s.mu.RLock()
+	r := s.rooms[string(name)]
+	s.mu.RUnlock()
+	if r == nil {
+		return true, 0
+	}
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+	if r.pub.interval == 0 && r.pub.burst == 0 {
+		r.pub = limit()
+	}
+	return r.pub.allow(now)
+}

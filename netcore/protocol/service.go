@@ -79,6 +79,12 @@ func New(eng *netcore.Server, cfg Config) (*Service, error) {
 // Config returns the configuration in force, defaults filled in.
 func (svc *Service) Config() Config { return svc.cfg }
 
+// roomLimit is a fresh room's publish bucket.
+func (svc *Service) roomLimit() gcra {
+	c := &svc.cfg
+	return newGCRA(c.RoomPublishBurst, time.Duration(c.RoomPublishBurst)*time.Second/time.Duration(c.RoomPublishRate))
+}
+
 // mono returns the monotonic nanoseconds since New.
 func (svc *Service) mono() int64 { return int64(time.Since(svc.base)) }
 

@@ -189,6 +189,16 @@ func (s *session) publish(e *envelope) error {
 	if !e.hasData {
 		return s.badMessage(e.id, `publish needs "data"`)
 	}
+	cfg := &s.svc.cfg
+	if !cfg.PublishWithoutJoin && !s.inRoom(string(e.room)) {
+		return s.replyError(e.id, CodeNotFound, "not in room "+strconv.Quote(string(e.room))+": join it before publishing to it", 0)
+	}
+	if cfg.RoomPublishRate > 0 {
+		if ok, retry := s.svc.hub.allowPublish(e.room, s.c.MessageTime(), s.svc.roomLimit); !ok {
+			s.c.Shard().RateLimited(metrics.ScopeConnection)
+			return s.replyError(e.id, CodeRateLimited, "the room's publish rate is exceeded", int64((retry+time.Millisecond-1)/time.Millisecond))
+		}
+	}
 	s.svc.publish(e.room, s, e.data)
 	return s.replyEnvelope("ack", e.id, nil, false)
 }
