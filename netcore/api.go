@@ -242,10 +242,10 @@ func writeAll(conns []*Conn, frames fanOutFrames) int {
 	var total atomic.Int64
 	size := (len(conns) + chunks - 1) / chunks
 	for i := size; i < len(conns); i += size {
-		part := conns[i:min(i+size, len(conns))]
+		part, fr := conns[i:min(i+size, len(conns))], frames // a copy per chunk: frames itself stays on the stack
 		wg.Add(1)
 		taskRunner.run(func() {
-			total.Add(int64(writeChunk(part, &frames)))
+			total.Add(int64(writeChunk(part, &fr)))
 			wg.Done()
 		})
 	}
