@@ -3,6 +3,7 @@ package control
 import (
 	"encoding/json"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -49,6 +50,9 @@ type ConnectionSummary struct {
 // Performance is traffic and latency: the rolling windows (1m, 5m, 15m,
 // since start), latency by message kind, handshake latency and totals.
 type Performance struct {
+	// The seed's fields: the last minute, in milliseconds (as in the
+	// public health body).
+	HealthPerformance
 	Windows   [metrics.NumWindows]metrics.Window `json:"windows"`
 	Kinds     []metrics.KindLatency              `json:"kinds"`
 	Handshake metrics.Latency                    `json:"handshake"`
@@ -99,9 +103,10 @@ func (s *Server) AdminStatus() (*AdminStatus, error) {
 		return nil, err
 	}
 	return &AdminStatus{
-		Status:          s.adminHealth(&snap, ups, now),
-		Connections:     s.connectionSummary(&snap),
-		Performance:     Performance{Windows: snap.Windows, Kinds: snap.Kinds, Handshake: snap.Handshake, Totals: snap.Totals},
+		Status:      s.adminHealth(&snap, ups, now),
+		Connections: s.connectionSummary(&snap),
+		Performance: Performance{HealthPerformance: healthPerformance(&snap), Windows: snap.Windows, Kinds: snap.Kinds,
+			Handshake: snap.Handshake, Totals: snap.Totals},
 		Process:         snap.Process,
 		Maintenance:     maint,
 		Alerts:          alerts,
@@ -193,29 +198,49 @@ type DetailedHealthOptions struct {
 // health body plus connections (summary and a page of details), metrics
 // (current and history), process stats, recent commands and alert rules.
 type DetailedHealth struct {
+	// Success is true in the HTTP answer, as in every admin reply; the
+	// view itself is at the top level, in the seed's shape.
+	Success bool `json:"success"`
 	*Health
-	Connections    DetailedConnections  `json:"connections"`
-	Metrics        DetailedMetrics      `json:"metrics"`
-	Process        metrics.ProcessStats `json:"process"`
-	Maintenance    MaintenanceStatus    `json:"maintenance"`
-	CommandHistory []AuditRecord        `json:"commandHistory"`
-	AlertConfigs   []AlertConfig        `json:"alertConfigs"`
-	Admin          AdminHealth          `json:"admin"`
+	Connections DetailedConnections  `json:"connections"`
+	Metrics     DetailedMetrics      `json:"metrics"`
+	Process     metrics.ProcessStats `json:"process"`
+	Maintenance MaintenanceStatus    `json:"maintenance"`
+	Admin       DetailedAdmin        `json:"admin"`
 	// CircuitBreakers is the upstreams' breakers in full (the public
 	// details.circuitBreakers shows state and failures only).
 	CircuitBreakers map[string]upstream.Status `json:"circuitBreakers"`
 }
 
-// DetailedConnections is the connections part of DetailedHealth.
+// DetailedConnections is the connections part of DetailedHealth, in the
+// seed's shape: the summary and the page of connections as "detailed", with
+// the page's total, limit and offset beside it.
 type DetailedConnections struct {
-	Summary ConnectionSummary `json:"summary"`
-	Details *ConnectionsPage  `json:"details"`
+	Summary  ConnectionSummary `json:"summary"`
+	Detailed []ConnectionView  `json:"detailed"`
+	Total    int               `json:"total"`
+	Limit    int               `json:"limit"`
+	Offset   int               `json:"offset"`
 }
 
-// DetailedMetrics is the metrics part of DetailedHealth.
+// DetailedMetrics is the metrics part of DetailedHealth, in the seed's
+// shape: the current snapshot and the history as a list of points, with the
+// history's span and resolution beside it.
 type DetailedMetrics struct {
-	Current metrics.Snapshot      `json:"current"`
-	History metrics.HistoryResult `json:"history"`
+	Current             metrics.Snapshot `json:"current"`
+	History             []metrics.Point  `json:"history"`
+	HistoryFrom         time.Time        `json:"historyFrom"`
+	HistoryTo           time.Time        `json:"historyTo"`
+	HistoryResolutionMs int64            `json:"historyResolutionMs"`
+}
+
+// DetailedAdmin is the admin part of DetailedHealth, in the seed's shape:
+// the recent commands and the alert rules, beside the admin health fields
+// (ready, draining, heartbeat, memory limit).
+type DetailedAdmin struct {
+	AdminHealth
+	CommandHistory []AuditRecord `json:"commandHistory"`
+	AlertConfigs   []AlertConfig `json:"alertConfigs"`
 }
 
 // DetailedHealth copies the detailed health view (the Go side of POST
@@ -244,15 +269,19 @@ func (s *Server) DetailedHealth(o DetailedHealthOptions) (*DetailedHealth, error
 	if err != nil {
 		return nil, err
 	}
+	hist := s.MetricsHistory(o.History)
+	if hist.Points == nil {
+		hist.Points = []metrics.Point{}
+	}
 	return &DetailedHealth{
-		Health:          h,
-		Connections:     DetailedConnections{Summary: s.connectionSummary(&snap), Details: conns},
-		Metrics:         DetailedMetrics{Current: snap, History: s.MetricsHistory(o.History)},
+		Health: h,
+		Connections: DetailedConnections{Summary: s.connectionSummary(&snap), Detailed: conns.Connections,
+			Total: conns.Total, Limit: conns.Limit, Offset: conns.Offset},
+		Metrics: DetailedMetrics{Current: snap, History: hist.Points, HistoryFrom: hist.From, HistoryTo: hist.To,
+			HistoryResolutionMs: hist.ResolutionMs},
 		Process:         snap.Process,
 		Maintenance:     maint,
-		CommandHistory:  cmds,
-		AlertConfigs:    alerts,
-		Admin:           s.adminHealth(&snap, ups, start),
+		Admin:           DetailedAdmin{AdminHealth: s.adminHealth(&snap, ups, start), CommandHistory: cmds, AlertConfigs: alerts},
 		CircuitBreakers: breakerDetails(ups),
 	}, nil
 }
@@ -347,7 +376,14 @@ func (s *Server) handleAudited(ctx *fasthttp.RequestCtx, path string) {
 		writeError(ctx, e)
 		return
 	}
-	writeOK(ctx, res)
+	if d, ok := res.(*DetailedHealth); ok {
+		// The seed's shape: the view at the top level (with success
+		// beside it), not under data.
+		d.Success = true
+		writeJSON(ctx, http.StatusOK, d)
+	} else {
+		writeOK(ctx, res)
+	}
 	if after != nil {
 		// Run once the reply is written: fasthttp calls a hijack handler
 		// after sending the response (and closes the connection after it).

@@ -97,6 +97,18 @@ func breakerHealth(ups []upstream.Status) map[string]BreakerHealth {
 	return m
 }
 
+// healthPerformance is message handling over the last minute of snap.
+func healthPerformance(snap *metrics.Snapshot) HealthPerformance {
+	w := &snap.Windows[metrics.Window1m]
+	return HealthPerformance{
+		AvgResponseTime:   w.Latency.AvgMs,
+		P95ResponseTime:   w.Latency.P95Ms,
+		P99ResponseTime:   w.Latency.P99Ms,
+		ErrorRate:         w.ErrorRate,
+		MessagesPerMinute: w.MessagesReceivedPerSec * 60,
+	}
+}
+
 // HTTPStatus is the status code the health endpoint answers with.
 func (h *Health) HTTPStatus() int {
 	if h.Status == StatusHealthy || h.Status == StatusDegraded {
@@ -221,21 +233,14 @@ func (s *Server) Health() *Health {
 // began.
 func (s *Server) health(snap *metrics.Snapshot, ups []upstream.Status, start time.Time) *Health {
 	v := s.evaluate(snap, ups, start)
-	w := &snap.Windows[metrics.Window1m]
 	h := &Health{
 		Status:    v.status,
 		Uptime:    snap.UptimeMs,
 		Timestamp: start.UTC().Truncate(time.Millisecond),
 		Reasons:   v.reasons,
 		Details: HealthDetails{
-			Connections: snap.Connections,
-			Performance: HealthPerformance{
-				AvgResponseTime:   w.Latency.AvgMs,
-				P95ResponseTime:   w.Latency.P95Ms,
-				P99ResponseTime:   w.Latency.P99Ms,
-				ErrorRate:         w.ErrorRate,
-				MessagesPerMinute: w.MessagesReceivedPerSec * 60,
-			},
+			Connections:     snap.Connections,
+			Performance:     healthPerformance(snap),
 			CircuitBreakers: breakerHealth(ups),
 		},
 	}

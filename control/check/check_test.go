@@ -119,11 +119,11 @@ func TestRunReadsHealth(t *testing.T) {
 			if err := json.NewDecoder(r.Body).Decode(&req); err != nil || string(req["connections"]) != `{"limit":1}` {
 				t.Errorf("detailed request body: %v %s", err, req["connections"])
 			}
-			_ = json.NewEncoder(w).Encode(map[string]any{"success": true, "data": map[string]any{
+			_ = json.NewEncoder(w).Encode(map[string]any{"success": true,
 				"status": "healthy", "details": map[string]any{"connections": map[string]any{"total": 3}},
 				"process": map[string]any{"available": true, "rssBytes": 1234, "goroutines": 7},
 				"admin":   map[string]any{"ready": true},
-			}})
+			})
 			return
 		}
 		w.WriteHeader(http.StatusServiceUnavailable)

@@ -233,21 +233,28 @@ func decodePublic(status int, raw []byte) (*HealthBody, error) {
 	return &b, nil
 }
 
-// decodeDetailed reads the admin reply {"success":true,"data":{...}} of the
-// detailed view.
+// decodeDetailed reads the detailed view, in the seed's shape: the view at
+// the top level with "success": true, or {"success":false,"error":{...}}.
 func decodeDetailed(status int, raw []byte) (*HealthBody, *HealthDetail, error) {
 	var reply struct {
-		Success bool          `json:"success"`
-		Data    *detailedWire `json:"data"`
+		Success bool `json:"success"`
 		Error   *struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`
 		} `json:"error"`
 	}
+	var view detailedWire
+	var data *detailedWire
 	if err := json.Unmarshal(raw, &reply); err != nil {
 		return nil, nil, &StatusError{HTTPStatus: status, Problem: "the body is not a sockmon admin reply"}
 	}
-	if status != http.StatusOK || !reply.Success || reply.Data == nil {
+	if reply.Success {
+		if err := json.Unmarshal(raw, &view); err != nil {
+			return nil, nil, &StatusError{HTTPStatus: status, Problem: "the body is not a sockmon detailed health view"}
+		}
+		data = &view
+	}
+	if status != http.StatusOK || !reply.Success || data == nil {
 		e := &AdminError{HTTPStatus: status}
 		if reply.Error != nil {
 			e.Code, e.Message = reply.Error.Code, reply.Error.Message
@@ -260,7 +267,7 @@ func decodeDetailed(status int, raw []byte) (*HealthBody, *HealthDetail, error) 
 		}
 		return nil, nil, &StatusError{HTTPStatus: status, Problem: fmt.Sprintf("admin reply %s: %s", e.Code, e.Message)}
 	}
-	d := reply.Data
+	d := data
 	if d.Status == "" {
 		return nil, nil, &StatusError{HTTPStatus: status, Problem: "the admin reply holds no health status"}
 	}

@@ -49,9 +49,10 @@ func TestWireMatchesControl(t *testing.T) {
 			Accepted: 1000, Rejected: 7, Closed: 850, SlowConsumers: 2, ProtocolErrors: 3, Rooms: 4}},
 		Process:     metrics.ProcessStats{Available: true, Goroutines: 42, HeapInuseBytes: 1 << 20, RSSBytes: 50 << 20, Threads: 9, CPUFraction: 0.25, NumCPU: 2},
 		Maintenance: control.MaintenanceStatus{Enabled: true, Reason: "upgrade", Drain: true, Since: h.Timestamp, By: "alice"},
-		Admin:       control.AdminHealth{Ready: false, Draining: true, HeartbeatAgeMs: &hb},
+		Admin:       control.DetailedAdmin{AdminHealth: control.AdminHealth{Ready: false, Draining: true, HeartbeatAgeMs: &hb}},
+		Success:     true,
 	}
-	raw, _ = json.Marshal(map[string]any{"success": true, "data": d})
+	raw, _ = json.Marshal(d)
 	body, detail, err := decodeDetailed(http.StatusOK, raw)
 	if err != nil || !reflect.DeepEqual(*body, want) {
 		t.Fatalf("detailed body:\n got %+v, %v\nwant %+v", body, err, want)
