@@ -212,7 +212,7 @@ func TestGrafanaDashboardStructure(t *testing.T) {
 			}
 		}
 		if path == filepath.Join("grafana", "dashboards", "sockmon.json") {
-			want := []string{"Overview", "Connections", "Messages", "Latency", "Errors", "Resources", "Alerts", "Logs"}
+			want := []string{"Overview", "Connections", "Messages", "Latency", "Errors", "Resources", "Upstreams and circuit breakers", "Alerts", "Logs"}
 			if !slices.Equal(rows, want) {
 				t.Errorf("%s: rows %v, want %v", path, rows, want)
 			}
@@ -309,7 +309,9 @@ var prometheusSeries = map[string]bool{"up": true, "ALERTS": true}
 // from a name that does not exist: circuit breakers and sockmon's own alerts
 // have no metrics yet, and no panel uses them.
 func TestEveryMetricNameExists(t *testing.T) {
-	n := startSockmon(t, nil)
+	// An upstream, so that the breaker and upstream series exist (nothing
+	// needs to listen there).
+	n := startSockmon(t, nil, "--upstream", "ai=http://127.0.0.1:9/rpc")
 	fams := metricFamilies(t, n.control)
 
 	var qs []query
