@@ -323,12 +323,18 @@ func sendAgentLine(t *testing.T, addr string) string {
 }
 
 // The agent of a `sockmon serve` says drain as soon as SIGTERM starts the
-// drain, for all of --drain-delay.
+// drain, for all of --drain-delay (which applies while a client is
+// connected: with none the drain skips it).
 func TestAgentDrainsOnSIGTERM(t *testing.T) {
 	n := startSockmon(t, nil, "--agent-addr", "127.0.0.1:0", "--drain-delay", "30s", "--shutdown-timeout", "60s", "--proxy-protocol", "optional", "--trusted-proxies", "127.0.0.1")
 	if got := sendAgentLine(t, n.agent); got != "up ready 100%\n" {
 		t.Fatalf("agent of an idle node: %q", got)
 	}
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+n.ws+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
