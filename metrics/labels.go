@@ -120,10 +120,11 @@ const (
 	RejectOrigin                          // origin not allowed (403)
 	RejectHandshake                       // bad handshake or handshake timeout (400/426)
 	RejectMemory                          // memory pressure
+	RejectShed                            // shedding load: an alert's remediation (503)
 	numRejectReasons
 )
 
-var rejectReasonNames = [numRejectReasons]string{"limit", "rate", "banned", "maintenance", "draining", "auth", "origin", "handshake", "memory"}
+var rejectReasonNames = [numRejectReasons]string{"limit", "rate", "banned", "maintenance", "draining", "auth", "origin", "handshake", "memory", "shed"}
 
 // String returns the label value of r ("handshake" for an out-of-range r).
 func (r RejectReason) String() string {

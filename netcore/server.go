@@ -29,6 +29,7 @@ type Server struct {
 	routes      []Route // set by Handle before Serve; read-only after
 	hooks       hooks
 	maintenance atomic.Pointer[MaintenanceState]
+	shed        atomic.Pointer[ShedState]
 
 	// Background work the server owns (batched disconnects); Shutdown
 	// cancels bgCtx and waits for bgWG.
@@ -163,9 +164,9 @@ func (s *Server) route(path string) *Route {
 func (s *Server) now() int64 { return s.clock.Load() }
 
 // Ready reports whether the server accepts new clients: serving, not
-// draining and not in maintenance.
+// draining, not in maintenance and not shedding load.
 func (s *Server) Ready() bool {
-	return s.serving.Load() && !s.draining.Load() && s.maintenance.Load() == nil
+	return s.serving.Load() && !s.draining.Load() && s.maintenance.Load() == nil && s.shed.Load() == nil
 }
 
 // Metrics returns the metrics the server records into.
