@@ -122,15 +122,15 @@ const (
 
 // Limits of a rule.
 const (
-	MaxLabels            = 16
-	MaxEscalations       = 4
-	MaxNotify            = 8
-	MaxDescriptionBytes  = 1024
-	maxLabelValueBytes   = 256
-	maxRunbookBytes      = 2048
-	maxRuleDuration      = int64(24 * time.Hour / time.Millisecond)
-	maxEscalationAfter   = int64(7 * 24 * time.Hour / time.Millisecond)
-	minMaxRemediationMs  = int64(time.Second / time.Millisecond)
+	MaxLabels             = 16
+	MaxEscalations        = 4
+	MaxNotify             = 8
+	MaxDescriptionBytes   = 1024
+	maxLabelValueBytes    = 256
+	maxRunbookBytes       = 2048
+	maxRuleDuration       = int64(24 * time.Hour / time.Millisecond)
+	maxEscalationAfter    = int64(7 * 24 * time.Hour / time.Millisecond)
+	minMaxRemediationMs   = int64(time.Second / time.Millisecond)
 	DefaultMaxRemediation = 15 * time.Minute
 )
 
@@ -463,5 +463,5 @@ func DefaultRules(now time.Time) []Rule {
 func EmergencyDefault(now time.Time) Rule {
 	return Rule{Name: "event_loop_stalled", Metric: "event_loop_stalled", Operator: ">=", Threshold: 1, ForMs: 30_000, Level: LevelEmergency, Enabled: true,
 		Description: "the WebSocket engine's event loops have not answered their heartbeat for 30 s: clients are not being served",
-		UpdatedAt: now, UpdatedBy: "default"}
+		UpdatedAt:   now, UpdatedBy: "default"}
 }
