@@ -172,7 +172,15 @@ func (e *Engine) stateLocked(r *Rule, now time.Time) *alertState {
 		e.states[r.Name] = st
 	}
 	st.rule, st.labels = *r, labels
-	st.fp = fingerprint(r.Name, labels)
+	fp := fingerprint(r.Name, labels)
+	if fp != st.fp && st.state == StateFiring {
+		// Resumed from the store (or relabelled): the channels told it
+		// fires must take its resolve.
+		for _, ch := range st.notified {
+			e.notifier.markAttempted(ch, fp)
+		}
+	}
+	st.fp = fp
 	if st.state != StateFiring {
 		st.level = r.Level
 	}

@@ -176,6 +176,7 @@ type receiver struct {
 	srv *httptest.Server
 
 	mu     sync.Mutex
+	reqs   int
 	bodies [][]byte
 	heads  []http.Header
 	fail   func(n int) int // status for the nth request (from 0), 0 = 200
@@ -188,6 +189,7 @@ func newReceiver(t *testing.T) *receiver {
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		rc.mu.Lock()
+		rc.reqs++
 		n := len(rc.bodies)
 		fail, block := rc.fail, rc.block
 		rc.mu.Unlock()
@@ -233,10 +235,11 @@ func (rc *receiver) delivered() [][]byte {
 	return out
 }
 
+// attempts counts the requests that arrived, answered or not.
 func (rc *receiver) attempts() int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	return len(rc.bodies)
+	return rc.reqs
 }
 
 func (rc *receiver) set(f func(rc *receiver)) {

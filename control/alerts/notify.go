@@ -333,6 +333,16 @@ func (n *notifier) acknowledges(name string) bool {
 	return ch != nil && ch.cfg.Type == TypePagerDuty
 }
 
+// markAttempted records that a trigger of fp may have reached the
+// channel (an alert resumed from the store).
+func (n *notifier) markAttempted(name, fp string) {
+	if ch := n.get(name); ch != nil {
+		ch.mu.Lock()
+		ch.attempted[fp] = true
+		ch.mu.Unlock()
+	}
+}
+
 func (n *notifier) enqueue(nt note) {
 	if ch := n.get(nt.channel); ch != nil {
 		ch.add(nt)
