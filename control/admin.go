@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sockmon/sockmon/control/alerts"
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore/protocol"
 	"github.com/sockmon/sockmon/netcore/upstream"
@@ -52,14 +53,34 @@ type Performance struct {
 
 // AdminStatus is the dashboard data of GET /api/admin/socket.
 type AdminStatus struct {
-	Status          AdminHealth                `json:"status"`
-	Connections     ConnectionSummary          `json:"connections"`
-	Performance     Performance                `json:"performance"`
-	Process         metrics.ProcessStats       `json:"process"`
-	Maintenance     MaintenanceStatus          `json:"maintenance"`
-	Alerts          []AlertConfig              `json:"alerts"`
+	Status      AdminHealth          `json:"status"`
+	Connections ConnectionSummary    `json:"connections"`
+	Performance Performance          `json:"performance"`
+	Process     metrics.ProcessStats `json:"process"`
+	Maintenance MaintenanceStatus    `json:"maintenance"`
+	// Alerts are the alert rules in force with their state; ActiveAlerts
+	// the alerts pending, firing or recently resolved; AlertChannels the
+	// notification channels (no secret: only which ones are set).
+	Alerts          []alerts.RuleStatus        `json:"alerts"`
+	ActiveAlerts    []alerts.Alert             `json:"activeAlerts"`
+	AlertChannels   []alerts.ChannelView       `json:"alertChannels"`
+	ShedLoad        *ShedStatus                `json:"shedLoad,omitempty"`
 	CircuitBreakers map[string]upstream.Status `json:"circuitBreakers"`
 	RateLimits      []RateLimitView            `json:"rateLimits"`
+}
+
+// ShedStatus is load shedding (an alert's shed_load remediation) while it
+// is on.
+type ShedStatus struct {
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+}
+
+func (s *Server) shedStatus() *ShedStatus {
+	if st := s.engine.ShedLoad(); st != nil {
+		return &ShedStatus{Reason: st.Reason, Since: st.Since.UTC()}
+	}
+	return nil
 }
 
 // breakerDetails is the admin form of ups: each upstream's breaker with its
@@ -79,7 +100,7 @@ func (s *Server) AdminStatus() (*AdminStatus, error) {
 	now := time.Now()
 	snap := s.metrics.Snapshot()
 	ups := s.upstreams()
-	alerts, err := s.AlertConfigs()
+	rules, err := s.AlertConfigs()
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +118,10 @@ func (s *Server) AdminStatus() (*AdminStatus, error) {
 		Performance:     Performance{Windows: snap.Windows, Kinds: snap.Kinds, Handshake: snap.Handshake, Totals: snap.Totals},
 		Process:         snap.Process,
 		Maintenance:     maint,
-		Alerts:          alerts,
+		Alerts:          rules,
+		ActiveAlerts:    s.alerts.Alerts(),
+		AlertChannels:   s.alerts.Channels(),
+		ShedLoad:        s.shedStatus(),
 		CircuitBreakers: breakerDetails(ups),
 		RateLimits:      rls,
 	}, nil
@@ -191,8 +215,10 @@ type DetailedHealth struct {
 	Process        metrics.ProcessStats `json:"process"`
 	Maintenance    MaintenanceStatus    `json:"maintenance"`
 	CommandHistory []AuditRecord        `json:"commandHistory"`
-	AlertConfigs   []AlertConfig        `json:"alertConfigs"`
-	Admin          AdminHealth          `json:"admin"`
+	AlertConfigs   []alerts.RuleStatus  `json:"alertConfigs"`
+	// ActiveAlerts are the alerts pending, firing or recently resolved.
+	ActiveAlerts []alerts.Alert `json:"activeAlerts"`
+	Admin        AdminHealth    `json:"admin"`
 	// CircuitBreakers is the upstreams' breakers in full (the public
 	// details.circuitBreakers shows state and failures only).
 	CircuitBreakers map[string]upstream.Status `json:"circuitBreakers"`
@@ -228,7 +254,7 @@ func (s *Server) DetailedHealth(o DetailedHealthOptions) (*DetailedHealth, error
 	if err != nil {
 		return nil, err
 	}
-	alerts, err := s.AlertConfigs()
+	rules, err := s.AlertConfigs()
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +269,8 @@ func (s *Server) DetailedHealth(o DetailedHealthOptions) (*DetailedHealth, error
 		Process:         snap.Process,
 		Maintenance:     maint,
 		CommandHistory:  cmds,
-		AlertConfigs:    alerts,
+		AlertConfigs:    rules,
+		ActiveAlerts:    s.alerts.Alerts(),
 		Admin:           s.adminHealth(&snap, ups, start),
 		CircuitBreakers: breakerDetails(ups),
 	}, nil

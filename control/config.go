@@ -9,6 +9,8 @@ import (
 	"os"
 	"runtime/debug"
 	"time"
+
+	"github.com/sockmon/sockmon/control/alerts"
 )
 
 // Defaults, in one place.
@@ -125,6 +127,15 @@ type Config struct {
 	// pruned as new ones are written. Defaults 100000 and 90 days.
 	AuditMaxEntries int
 	AuditMaxAge     time.Duration
+
+	// Alerts configures the alerts engine: interval, group wait, channels,
+	// routes, history bounds... (zero fields: its defaults). New fills in
+	// its store, metrics, sources (heartbeat, slow consumers, open
+	// breakers, memory limit), remediator and logger, so those fields are
+	// ignored here. Its rules are the store's (configure_alert, the
+	// defaults) and those of a rules file applied with
+	// Server.Alerts().ApplyFile.
+	Alerts alerts.Config
 }
 
 // setDefaults fills every zero field.

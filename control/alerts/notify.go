@@ -556,8 +556,8 @@ func (ch *channel) run() {
 			if ch.retryAt.After(at) {
 				at = ch.retryAt
 			}
-			if closing {
-				at = time.Time{}
+			if closing && !ch.retryAt.After(time.Now()) {
+				at = time.Time{} // no group wait at shutdown; backoffs still hold
 			}
 			wait = max(time.Until(at), 0)
 		}
@@ -683,6 +683,9 @@ func (ch *channel) view() ChannelView {
 	}
 	return v
 }
+
+// ChannelNames lists the configured channels, sorted.
+func (e *Engine) ChannelNames() []string { return e.notifier.names() }
 
 // Channels lists the notification channels, secrets redacted.
 func (e *Engine) Channels() []ChannelView { return e.notifier.views() }
