@@ -39,6 +39,7 @@ type serveFlags struct {
 	upstreams       upstreamFlags
 	upstreamsFile   string
 	maxRPCInFlight  int
+	alerts          alertFlags
 }
 
 func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
@@ -82,6 +83,7 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.controlAddr, "control-addr", control.DefaultAddr, "control listen address: health, readiness, /metrics and the admin API (admin secret from $SOCKMON_ADMIN_SECRET)")
 	fs.StringVar(&f.dataDir, "data-dir", control.DefaultDataDir, "directory of the control store: audit log, alert rules, rate-limit overrides, maintenance state")
 	fs.Int64Var(&f.memoryLimit, "memory-limit", 0, "process memory (bytes) over which health reports unhealthy; 0 uses the cgroup limit when there is one")
+	f.alerts.register(fs)
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = flagUsage(stderr, fs, "sockmon serve [flags]")
 	return fs, f
@@ -198,8 +200,15 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.controlAddr, err)
 		return 1
 	}
+	alertsCfg, err := f.alerts.config(os.Getenv)
+	if err != nil {
+		_, _ = ln.Close(), cln.Close()
+		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		return 2
+	}
 	emergency := make(chan string, 1)
 	ctl, err := control.New(control.Config{
+		Alerts:         alertsCfg,
 		Addr:           f.controlAddr,
 		DataDir:        f.dataDir,
 		AdminSecret:    []byte(os.Getenv("SOCKMON_ADMIN_SECRET")),
@@ -230,6 +239,16 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		defer cancel()
 		_ = ctl.Shutdown(ctx)
 	}()
+	// The rules file wins at start; a bad one stops the start.
+	if f.alerts.file != "" {
+		n, err := loadAlertsFile(ctl.Alerts(), f.alerts.file, os.Getenv)
+		if err != nil {
+			_, _ = ln.Close(), cln.Close()
+			fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+			return 2
+		}
+		logger.Info("alerts file loaded", "file", f.alerts.file, "rules", n)
+	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() {
@@ -248,9 +267,17 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	reload := func() {
 		if err := loadUpstreams(ups, f.upstreams, f.upstreamsFile); err != nil {
 			logger.Error("SIGHUP: upstreams not reloaded; the previous ones stay in force", "err", err)
+		} else {
+			logger.Info("SIGHUP: upstreams reloaded", "upstreams", ups.Names())
+		}
+		if f.alerts.file == "" {
 			return
 		}
-		logger.Info("SIGHUP: upstreams reloaded", "upstreams", ups.Names())
+		if n, err := loadAlertsFile(ctl.Alerts(), f.alerts.file, os.Getenv); err != nil {
+			logger.Error("SIGHUP: alerts file not reloaded; the previous rules stay in force", "err", err)
+		} else {
+			logger.Info("SIGHUP: alerts file reloaded", "file", f.alerts.file, "rules", n)
+		}
 	}
 wait:
 	for {

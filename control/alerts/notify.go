@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -690,6 +691,37 @@ func (e *Engine) ChannelNames() []string { return e.notifier.names() }
 // Channels lists the notification channels, secrets redacted.
 func (e *Engine) Channels() []ChannelView { return e.notifier.views() }
 
+// testMessage is the message of a test notification on channel c.
+func testMessage(c *ChannelConfig, now time.Time, instance, cluster, extURL, by string) *message {
+	labels := map[string]string{"alertname": "sockmon_test", "severity": string(LevelInfo), "instance": instance}
+	a := Alert{Name: "sockmon_test", Fingerprint: fingerprint("sockmon_test", labels), State: StateFiring, Level: LevelInfo,
+		Metric: "test", Operator: ">", Labels: labels, StartsAt: now, Since: now,
+		Annotations: map[string]string{"summary": "test notification from sockmon on " + instance + ", sent by " + by,
+			"description": "An operator checked this channel's wiring; no alert is firing."}}
+	if c.Type == TypeAlertmanager {
+		a.EndsAt = now.Add(5 * time.Minute)
+	}
+	return &message{channel: c.Name, alerts: []Alert{a}, reasons: []string{"test"}, test: true, instance: instance, cluster: cluster, extURL: extURL}
+}
+
+// SendTest sends a test notification on the channel c without an engine
+// (sockmon alerts test): one attempt within timeout. instance names the
+// node (default the host name) and by the operator.
+func SendTest(ctx context.Context, c ChannelConfig, instance, by string, timeout time.Duration) error {
+	if err := c.validate(fmt.Sprintf("channel %q: ", c.Name)); err != nil {
+		return err
+	}
+	o := NotifyOptions{SendTimeout: timeout}
+	o.setDefaults()
+	n := &notifier{opts: o}
+	if instance == "" {
+		instance, _ = os.Hostname()
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.SendTimeout)
+	defer cancel()
+	return cleanError(newSender(n, &c).send(ctx, testMessage(&c, time.Now(), instance, DefaultCluster, "", by)))
+}
+
 // ErrNoSuchChannel is returned by Test for a channel that is not
 // configured.
 var ErrNoSuchChannel = errors.New("alerts: no such channel")
@@ -702,17 +734,7 @@ func (e *Engine) Test(ctx context.Context, channel, by string) error {
 	if ch == nil {
 		return fmt.Errorf("%w: %q; configured: %v", ErrNoSuchChannel, channel, e.notifier.names())
 	}
-	now := e.now()
-	labels := map[string]string{"alertname": "sockmon_test", "severity": string(LevelInfo), "instance": e.cfg.Instance}
-	a := Alert{Name: "sockmon_test", Fingerprint: fingerprint("sockmon_test", labels), State: StateFiring, Level: LevelInfo,
-		Metric: "test", Operator: ">", Labels: labels, StartsAt: now, Since: now,
-		Annotations: map[string]string{"summary": "test notification from sockmon on " + e.cfg.Instance + ", sent by " + by,
-			"description": "An operator checked this channel's wiring; no alert is firing."}}
-	if ch.cfg.Type == TypeAlertmanager {
-		a.EndsAt = now.Add(5 * time.Minute)
-	}
-	m := &message{channel: channel, alerts: []Alert{a}, reasons: []string{"test"}, test: true, instance: e.cfg.Instance,
-		cluster: e.cfg.Cluster, extURL: e.cfg.ExternalURL}
+	m := testMessage(&ch.cfg, e.now(), e.cfg.Instance, e.cfg.Cluster, e.cfg.ExternalURL, by)
 	ch.mu.Lock()
 	s := ch.s
 	ch.mu.Unlock()
