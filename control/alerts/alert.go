@@ -110,8 +110,13 @@ func fingerprint(name string, labels map[string]string) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-// summary is the one-line text of an alert: "error_rate: error_rate 0.23 > 0.1 (warning)".
+// summary is the one-line text of an alert: "error_rate: error_rate 0.23 >
+// 0.1" while it is active, "error_rate: error_rate now 0.02 (fires at >
+// 0.1)" once resolved.
 func summary(a *Alert) string {
+	if a.State == StateResolved {
+		return fmt.Sprintf("%s: %s now %s (fires at %s %s)", a.Name, a.Metric, formatValue(a.Value), a.Operator, formatValue(a.Threshold))
+	}
 	return fmt.Sprintf("%s: %s %s %s %s", a.Name, a.Metric, formatValue(a.Value), a.Operator, formatValue(a.Threshold))
 }
 

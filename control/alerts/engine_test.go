@@ -64,6 +64,22 @@ func TestRemediation(t *testing.T) {
 	if n := strings.Count(strings.Join(k, ","), EventRemediation); n != 4 || !slices.Contains(k, EventAcknowledged) {
 		t.Fatalf("history %v", k)
 	}
+
+	// Switching the rule to notify_only while it fires undoes the
+	// remediation at the next evaluation.
+	open(r.m, 1)
+	r.step(time.Second)
+	shed.Remediation = NotifyOnly
+	r.e.SetStoredRules([]Rule{shed})
+	r.step(time.Second)
+	if c := r.rem.list(); len(c) != 6 || c[5].on || c[5].kind != ShedLoad {
+		t.Fatalf("after switching to notify_only: %+v", c)
+	}
+	closeConns(r.m, 1)
+	r.step(time.Second)
+	if c := r.rem.list(); len(c) != 6 {
+		t.Fatalf("undone twice: %+v", c)
+	}
 }
 
 // Acknowledging stops the repeats; a silenced alert is not notified and

@@ -62,6 +62,7 @@ type alertState struct {
 	amPushed      bool
 
 	remOn      bool
+	remKind    Remediation // what remOn applied
 	remSince   time.Time
 	remExpired bool
 }
@@ -244,7 +245,7 @@ func (e *Engine) fire(st *alertState, now time.Time, out *effects) {
 	st.clearSince, st.level, st.esc = time.Time{}, r.Level, 0
 	st.acked, st.ackedBy, st.ackedAt = false, "", time.Time{}
 	st.silencedNoted, st.notified, st.amPushed = false, nil, false
-	st.remOn, st.remSince, st.remExpired = false, time.Time{}, false
+	st.remOn, st.remKind, st.remSince, st.remExpired = false, "", time.Time{}, false
 	a := e.view(st, now)
 	detail := ""
 	if st.flapping {
@@ -253,7 +254,7 @@ func (e *Engine) fire(st *alertState, now time.Time, out *effects) {
 	out.event(&a, EventFiring, now, ActorAlerts, detail)
 	e.notify(st, now, EventFiring, out)
 	if kind := r.remediation(); kind != NotifyOnly {
-		st.remOn, st.remSince = true, now
+		st.remOn, st.remKind, st.remSince = true, kind, now
 		out.rem = append(out.rem, remCall{kind: kind, on: true, rule: r.Name, reason: "alert " + summary(&a)})
 		a = e.view(st, now)
 		out.event(&a, EventRemediation, now, ActorAlerts, string(kind)+" applied")
@@ -271,9 +272,9 @@ func (e *Engine) resolve(st *alertState, now time.Time, out *effects, why string
 	}
 	if st.remOn {
 		st.remOn = false
-		out.rem = append(out.rem, remCall{kind: st.rule.remediation(), on: false, rule: st.rule.Name, reason: "alert resolved"})
+		out.rem = append(out.rem, remCall{kind: st.remKind, on: false, rule: st.rule.Name, reason: "alert resolved"})
 		a = e.view(st, now)
-		out.event(&a, EventRemediation, now, ActorAlerts, string(st.rule.remediation())+" undone: resolved")
+		out.event(&a, EventRemediation, now, ActorAlerts, string(st.remKind)+" undone: resolved")
 	}
 	out.persist(st)
 }
@@ -307,11 +308,20 @@ func (e *Engine) repeat(st *alertState, now time.Time, out *effects) {
 }
 
 func (e *Engine) expireRemediation(st *alertState, now time.Time, out *effects) {
+	if st.remOn && st.rule.remediation() != st.remKind {
+		// The rule's remediation was changed (to notify_only, say) while
+		// it was applied: undo it now.
+		st.remOn = false
+		out.rem = append(out.rem, remCall{kind: st.remKind, on: false, rule: st.rule.Name, reason: "the rule's remediation changed"})
+		a := e.view(st, now)
+		out.event(&a, EventRemediation, now, ActorAlerts, string(st.remKind)+" undone: the rule's remediation changed")
+		return
+	}
 	if !st.remOn || st.acked || now.Sub(st.remSince) < st.rule.maxRemediation() {
 		return
 	}
 	st.remOn, st.remExpired = false, true
-	kind := st.rule.remediation()
+	kind := st.remKind
 	out.rem = append(out.rem, remCall{kind: kind, on: false, rule: st.rule.Name,
 		reason: "on for maxRemediationMs without an acknowledgement"})
 	a := e.view(st, now)
