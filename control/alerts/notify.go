@@ -203,6 +203,7 @@ type notifier struct {
 	chans    map[string]*channel
 	counters map[string][3]*metrics.Counter
 	closed   bool
+	removed  sync.WaitGroup // channels a reload removed, still stopping
 }
 
 func newNotifier(e *Engine) *notifier {
@@ -272,6 +273,7 @@ func (n *notifier) configure(chans []ChannelConfig) error {
 		}
 		ch := &channel{n: n, cfg: c, cfgKey: c.key(), s: newSender(n, &c), br: br, counters: n.counters[c.Name],
 			wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), attempted: map[string]bool{}}
+		ch.ctx, ch.cancel = context.WithCancel(context.Background())
 		ch.groupWait = max(n.e.cfg.GroupWait, 0)
 		if c.Type == TypeAlertmanager {
 			ch.groupWait = 0
@@ -281,8 +283,11 @@ func (n *notifier) configure(chans []ChannelConfig) error {
 	}
 	for name, ch := range n.chans {
 		if !seen[name] {
+			// Stopped off the caller's goroutine: a send in flight is
+			// cancelled, but the reload does not wait for it.
 			delete(n.chans, name)
-			ch.shutdown(nil)
+			n.removed.Add(1)
+			go func() { defer n.removed.Done(); ch.shutdown(nil) }()
 		}
 	}
 	return nil
@@ -367,6 +372,7 @@ func (n *notifier) close(ctx context.Context) error {
 		go func() { defer wg.Done(); ch.shutdown(ctx) }()
 	}
 	wg.Wait()
+	n.removed.Wait()
 	return ctx.Err()
 }
 
@@ -416,6 +422,11 @@ type channel struct {
 	lastError string
 	closing   bool
 	closeCtx  context.Context
+
+	// ctx is the context of every send; shutdown cancels it (at once, or
+	// when its own ctx ends).
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	wake chan struct{}
 	stop chan struct{}
@@ -516,6 +527,13 @@ func (ch *channel) shutdown(ctx context.Context) {
 		ch.closing = true
 		ch.closeCtx = ctx
 		ch.mu.Unlock()
+		if ctx == nil {
+			ch.cancel()
+		} else {
+			stop := context.AfterFunc(ctx, ch.cancel)
+			defer stop()
+		}
+		defer ch.cancel()
 		close(ch.stop)
 		<-ch.done
 		ch.mu.Lock()
@@ -582,7 +600,7 @@ func (ch *channel) run() {
 			}
 			continue
 		}
-		ch.attempt(ctx)
+		ch.attempt()
 	}
 }
 
@@ -594,7 +612,7 @@ func ctxDone(ctx context.Context) <-chan struct{} {
 }
 
 // attempt sends what is queued once.
-func (ch *channel) attempt(closeCtx context.Context) {
+func (ch *channel) attempt() {
 	ch.mu.Lock()
 	batch := slices.Clone(ch.items[:min(len(ch.items), ch.n.opts.MaxBatch)])
 	s := ch.s
@@ -618,11 +636,7 @@ func (ch *channel) attempt(closeCtx context.Context) {
 		return
 	}
 	m := ch.n.message(ch.cfg.Name, batch)
-	base := context.Background()
-	if closeCtx != nil {
-		base = closeCtx
-	}
-	ctx, cancel := context.WithTimeout(base, ch.n.opts.SendTimeout)
+	ctx, cancel := context.WithTimeout(ch.ctx, ch.n.opts.SendTimeout)
 	err = s.send(ctx, m)
 	cancel()
 	err = cleanError(err)
@@ -636,6 +650,8 @@ func (ch *channel) attempt(closeCtx context.Context) {
 		ch.count(resultSuccess)
 		ch.removeLocked(batch)
 		ch.failures, ch.retryAt, ch.lastError = 0, time.Time{}, ""
+	case ch.ctx.Err() != nil:
+		t.Ignore() // stopped mid-send: says nothing about the receiver
 	case errors.As(err, &perm):
 		t.Success() // the receiver answered: it is up
 		ch.count(resultFailure)
