@@ -229,6 +229,46 @@ func TestHistoryBoundsAndRestart(t *testing.T) {
 	}
 }
 
+// A node restarted while a shed_load alert fires applies the remediation
+// again (the engine state it changed did not survive the restart).
+func TestRemediationResumedAfterRestart(t *testing.T) {
+	clk := newClock()
+	db := openDB(t, filepath.Join(t.TempDir(), "control.db"))
+	shed := rule("overload", "connections", ">", 0, 0, LevelCritical)
+	shed.Remediation = ShedLoad
+	run := func() (*Engine, *remediator, *metrics.Metrics) {
+		m, _ := metrics.New(metrics.Options{Now: clk.Now})
+		rem := &remediator{}
+		e, err := New(Config{DB: db, Metrics: m, Now: clk.Now, Remediator: rem, Instance: "n"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.SetStoredRules([]Rule{shed})
+		return e, rem, m
+	}
+	e, rem, m := run()
+	open(m, 1)
+	e.Evaluate()
+	_ = e.Close(context.Background())
+	if c := rem.list(); len(c) != 1 || !c[0].on {
+		t.Fatalf("first run: %+v", c)
+	}
+	e2, rem2, m2 := run()
+	defer e2.Close(context.Background())
+	open(m2, 1)
+	clk.Advance(time.Second)
+	e2.Evaluate()
+	if c := rem2.list(); len(c) != 1 || !c[0].on || c[0].kind != ShedLoad {
+		t.Fatalf("after the restart: %+v", c)
+	}
+	closeConns(m2, 1)
+	clk.Advance(time.Second)
+	e2.Evaluate()
+	if c := rem2.list(); len(c) != 2 || c[1].on {
+		t.Fatalf("after the resolve: %+v", c)
+	}
+}
+
 // OnAlert hooks run off the evaluation goroutine: a hook that blocks does
 // not delay Evaluate, and events beyond the queue are dropped and counted.
 func TestSlowHookDoesNotDelayEvaluation(t *testing.T) {

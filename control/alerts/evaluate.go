@@ -63,6 +63,7 @@ type alertState struct {
 
 	remOn      bool
 	remKind    Remediation // what remOn applied
+	resumed    bool        // restored from the store: its remediation is applied again
 	remSince   time.Time
 	remExpired bool
 }
@@ -164,7 +165,7 @@ func (e *Engine) stateLocked(r *Rule, now time.Time) *alertState {
 			st.state, st.since, st.activeAt, st.startsAt, st.lastFired = StateFiring, rec.StartsAt, rec.ActiveAt, rec.StartsAt, rec.StartsAt
 			st.level, st.esc, st.value, st.flapping = rec.Level, rec.Escalations, rec.Value, rec.Flapping
 			st.acked, st.ackedBy, st.ackedAt = rec.Acknowledged, rec.AckedBy, rec.AckedAt
-			st.notified, st.lastNotify = rec.Notified, now
+			st.notified, st.lastNotify, st.resumed = rec.Notified, now, true
 			if !st.level.Valid() {
 				st.level = r.Level
 			}
@@ -217,6 +218,18 @@ func (e *Engine) step(st *alertState, cond bool, now time.Time, out *effects) {
 			e.fire(st, now, out)
 		}
 	case StateFiring:
+		if st.resumed {
+			// A node restarted while this alert fired: its remediation
+			// (not persisted, like the engine state it changes) is applied
+			// again, its cap counted from now.
+			st.resumed = false
+			if kind := r.remediation(); kind != NotifyOnly && cond {
+				st.remOn, st.remKind, st.remSince = true, kind, now
+				a := e.view(st, now)
+				out.rem = append(out.rem, remCall{kind: kind, on: true, rule: r.Name, reason: "alert " + summary(&a) + " (resumed after a restart)"})
+				out.event(&a, EventRemediation, now, ActorAlerts, string(kind)+" applied again after a restart")
+			}
+		}
 		if cond {
 			st.clearSince = time.Time{}
 			e.escalate(st, now, out)
