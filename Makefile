@@ -27,7 +27,8 @@ test: test-deps vet unit fuzz-short
 
 # Installs what the tests drive besides Go: the Node ws client for interop,
 # HAProxy, and the tools that check deploy/: promtool and prometheus (Debian
-# package prometheus), amtool (prometheus-alertmanager) and nginx. The tests
+# package prometheus), amtool and the Alertmanager that control/alerts' test
+# pushes to (Debian package prometheus-alertmanager) and nginx. The tests
 # start their own servers on free loopback ports with temporary directories,
 # so the services these packages start on install are not needed: on a
 # systemd host the ones installed here are stopped and disabled, and
@@ -40,7 +41,7 @@ test-deps:
 	@command -v haproxy >/dev/null || (apt-get update -qq && apt-get install -y -qq haproxy >/dev/null)
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null && $(call STOP_SERVICE,prometheus))
-	@command -v amtool >/dev/null || \
+	@command -v amtool >/dev/null && command -v prometheus-alertmanager >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null && $(call STOP_SERVICE,prometheus-alertmanager))
 	@command -v nginx >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx >/dev/null && $(call STOP_SERVICE,nginx))

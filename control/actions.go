@@ -71,6 +71,13 @@ var actions = map[string]action{
 	ActionGetCommandHistory:     (*Server).doGetCommandHistory,
 	ActionGetAlertConfigs:       (*Server).doGetAlertConfigs,
 	ActionSetAgentState:         (*Server).doSetAgentState,
+	ActionGetAlerts:             (*Server).doGetAlerts,
+	ActionGetAlertHistory:       (*Server).doGetAlertHistory,
+	ActionAcknowledgeAlert:      (*Server).doAcknowledgeAlert,
+	ActionSilenceAlerts:         (*Server).doSilenceAlerts,
+	ActionGetSilences:           (*Server).doGetSilences,
+	ActionExpireSilence:         (*Server).doExpireSilence,
+	ActionTestAlertChannel:      (*Server).doTestAlertChannel,
 }
 
 // Actions lists the valid actions of POST /api/admin/socket, sorted.
@@ -213,6 +220,11 @@ func (s *Server) doSetMaintenanceMode(o *op, data json.RawMessage) (any, *Error)
 		return nil, e
 	}
 	s.engine.SetMaintenance(m.Enabled, m.Reason, m.Drain)
+	// An operator's maintenance is the operator's: an alert's remediation
+	// no longer turns it off.
+	s.remMu.Lock()
+	s.maintReason = ""
+	s.remMu.Unlock()
 	return MaintenanceStatus(m), nil
 }
 
@@ -576,71 +588,6 @@ func (s *Server) doGetCommandHistory(o *op, data json.RawMessage) (any, *Error) 
 		return nil, asError(err)
 	}
 	return map[string]any{"commands": recs, "count": len(recs)}, nil
-}
-
-// AlertConfigs lists the stored alert rules by name (the Go side of
-// get_alert_configs).
-func (s *Server) AlertConfigs() ([]AlertConfig, error) {
-	a, err := s.store.alerts()
-	if err != nil {
-		return nil, internalError("cannot read the alert rules", err)
-	}
-	if a == nil {
-		a = []AlertConfig{}
-	}
-	return a, nil
-}
-
-func (s *Server) doGetAlertConfigs(o *op, data json.RawMessage) (any, *Error) {
-	var r struct{}
-	if e := decodeObject("data", data, &r); e != nil {
-		return nil, e
-	}
-	a, err := s.AlertConfigs()
-	if err != nil {
-		return nil, asError(err)
-	}
-	return map[string]any{"alerts": a, "metrics": AlertMetrics()}, nil
-}
-
-func (s *Server) doConfigureAlert(o *op, data json.RawMessage) (any, *Error) {
-	var r ConfigureAlertRequest
-	if e := decodeObject("data", data, &r); e != nil {
-		return nil, e
-	}
-	if e := validateAlertName(r.Name); e != nil {
-		return nil, e
-	}
-	s.cmdMu.Lock()
-	defer s.cmdMu.Unlock()
-	var result AlertConfig
-	e := o.commit(func(tx *bolt.Tx) error {
-		cur, exists, err := getAlert(tx, r.Name)
-		if err != nil {
-			return err
-		}
-		if r.Delete {
-			if !exists {
-				return notFound("no alert rule named %q", r.Name)
-			}
-			result = cur
-			return deleteAlert(tx, r.Name)
-		}
-		next, e := r.apply(cur, exists)
-		if e != nil {
-			return e
-		}
-		next.UpdatedAt, next.UpdatedBy = o.start.UTC(), o.actor.Sub
-		result = next
-		return putAlert(tx, next)
-	})
-	if e != nil {
-		return nil, e
-	}
-	if r.Delete {
-		return map[string]any{"deleted": result}, nil
-	}
-	return map[string]any{"alert": result}, nil
 }
 
 // BreakerRequest is the data of reset_circuit_breaker.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sockmon/sockmon/control/alerts"
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore/protocol"
 	"github.com/sockmon/sockmon/netcore/upstream"
@@ -61,16 +62,36 @@ type Performance struct {
 
 // AdminStatus is the dashboard data of GET /api/admin/socket.
 type AdminStatus struct {
-	Status          AdminHealth                `json:"status"`
-	Connections     ConnectionSummary          `json:"connections"`
-	Performance     Performance                `json:"performance"`
-	Process         metrics.ProcessStats       `json:"process"`
-	Maintenance     MaintenanceStatus          `json:"maintenance"`
-	Alerts          []AlertConfig              `json:"alerts"`
+	Status      AdminHealth          `json:"status"`
+	Connections ConnectionSummary    `json:"connections"`
+	Performance Performance          `json:"performance"`
+	Process     metrics.ProcessStats `json:"process"`
+	Maintenance MaintenanceStatus    `json:"maintenance"`
+	// Alerts are the alert rules in force with their state; ActiveAlerts
+	// the alerts pending, firing or recently resolved; AlertChannels the
+	// notification channels (no secret: only which ones are set).
+	Alerts          []alerts.RuleStatus        `json:"alerts"`
+	ActiveAlerts    []alerts.Alert             `json:"activeAlerts"`
+	AlertChannels   []alerts.ChannelView       `json:"alertChannels"`
+	ShedLoad        *ShedStatus                `json:"shedLoad,omitempty"`
 	CircuitBreakers map[string]upstream.Status `json:"circuitBreakers"`
 	RateLimits      []RateLimitView            `json:"rateLimits"`
 	// Agent is the HAProxy agent-check state (agent.go).
 	Agent AgentStatus `json:"agent"`
+}
+
+// ShedStatus is load shedding (an alert's shed_load remediation) while it
+// is on.
+type ShedStatus struct {
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+}
+
+func (s *Server) shedStatus() *ShedStatus {
+	if st := s.engine.ShedLoad(); st != nil {
+		return &ShedStatus{Reason: st.Reason, Since: st.Since.UTC()}
+	}
+	return nil
 }
 
 // breakerDetails is the admin form of ups: each upstream's breaker with its
@@ -90,7 +111,7 @@ func (s *Server) AdminStatus() (*AdminStatus, error) {
 	now := time.Now()
 	snap := s.metrics.Snapshot()
 	ups := s.upstreams()
-	alerts, err := s.AlertConfigs()
+	rules, err := s.AlertConfigs()
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +130,10 @@ func (s *Server) AdminStatus() (*AdminStatus, error) {
 			Handshake: snap.Handshake, Totals: snap.Totals},
 		Process:         snap.Process,
 		Maintenance:     maint,
-		Alerts:          alerts,
+		Alerts:          rules,
+		ActiveAlerts:    s.alerts.Alerts(),
+		AlertChannels:   s.alerts.Channels(),
+		ShedLoad:        s.shedStatus(),
 		CircuitBreakers: breakerDetails(ups),
 		RateLimits:      rls,
 		Agent:           s.AgentStatus(),
@@ -207,6 +231,8 @@ type DetailedHealth struct {
 	Process     metrics.ProcessStats `json:"process"`
 	Maintenance MaintenanceStatus    `json:"maintenance"`
 	Admin       DetailedAdmin        `json:"admin"`
+	// ActiveAlerts are the alerts pending, firing or recently resolved.
+	ActiveAlerts []alerts.Alert `json:"activeAlerts"`
 	// CircuitBreakers is the upstreams' breakers in full (the public
 	// details.circuitBreakers shows state and failures only).
 	CircuitBreakers map[string]upstream.Status `json:"circuitBreakers"`
@@ -239,8 +265,8 @@ type DetailedMetrics struct {
 // (ready, draining, heartbeat, memory limit).
 type DetailedAdmin struct {
 	AdminHealth
-	CommandHistory []AuditRecord `json:"commandHistory"`
-	AlertConfigs   []AlertConfig `json:"alertConfigs"`
+	CommandHistory []AuditRecord       `json:"commandHistory"`
+	AlertConfigs   []alerts.RuleStatus `json:"alertConfigs"`
 }
 
 // DetailedHealth copies the detailed health view (the Go side of POST
@@ -261,7 +287,7 @@ func (s *Server) DetailedHealth(o DetailedHealthOptions) (*DetailedHealth, error
 	if err != nil {
 		return nil, err
 	}
-	alerts, err := s.AlertConfigs()
+	rules, err := s.AlertConfigs()
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +307,8 @@ func (s *Server) DetailedHealth(o DetailedHealthOptions) (*DetailedHealth, error
 			HistoryResolutionMs: hist.ResolutionMs},
 		Process:         snap.Process,
 		Maintenance:     maint,
-		Admin:           DetailedAdmin{AdminHealth: s.adminHealth(&snap, ups, start), CommandHistory: cmds, AlertConfigs: alerts},
+		ActiveAlerts:    s.alerts.Alerts(),
+		Admin:           DetailedAdmin{AdminHealth: s.adminHealth(&snap, ups, start), CommandHistory: cmds, AlertConfigs: rules},
 		CircuitBreakers: breakerDetails(ups),
 	}, nil
 }

@@ -47,21 +47,21 @@ func TestAdminStatus(t *testing.T) {
 		t.Fatalf("status %d: %s", r.status, r.body)
 	}
 	raw := unmarshal[map[string]json.RawMessage](t, data)
-	for _, k := range []string{"status", "connections", "performance", "process", "maintenance", "alerts", "circuitBreakers", "rateLimits"} {
+	for _, k := range []string{"status", "connections", "performance", "process", "maintenance", "alerts", "activeAlerts", "alertChannels", "circuitBreakers", "rateLimits"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("no %q in %s", k, data)
 		}
 	}
 	st := unmarshal[AdminStatus](t, data)
 	if st.Status.Status != StatusHealthy || !st.Status.Ready || st.Connections.Total != 1 || st.Connections.Authenticated != 1 ||
-		st.Connections.Accepted != 1 || len(st.Alerts) != 3 || st.Maintenance.Enabled || st.Status.HeartbeatAgeMs == nil {
+		st.Connections.Accepted != 1 || len(st.Alerts) != 4 || st.Maintenance.Enabled || st.Status.HeartbeatAgeMs == nil {
 		t.Fatalf("admin status: %s", data)
 	}
 	if len(st.Performance.Windows) != 4 || st.Performance.Windows[0].Name != "1m" {
 		t.Fatalf("windows: %+v", st.Performance.Windows)
 	}
 	g, err := f.ctl.AdminStatus()
-	if err != nil || g.Connections.Total != 1 || len(g.Alerts) != 3 || g.Status.Status != StatusHealthy {
+	if err != nil || g.Connections.Total != 1 || len(g.Alerts) != 4 || g.Status.Status != StatusHealthy {
 		t.Fatalf("AdminStatus(): %+v %v", g, err)
 	}
 	if r := f.do("DELETE", PathAdmin, f.token(), nil); r.status != 405 {
@@ -369,7 +369,7 @@ func TestReadActions(t *testing.T) {
 		Alerts  []AlertConfig
 		Metrics map[string]string
 	}](t, f.mustAdmin(ActionGetAlertConfigs, nil))
-	if len(a.Alerts) != 3 || len(a.Metrics) == 0 {
+	if len(a.Alerts) != 4 || len(a.Metrics) == 0 {
 		t.Fatalf("alert configs %+v", a)
 	}
 	want := map[string]struct {
@@ -377,6 +377,12 @@ func TestReadActions(t *testing.T) {
 		threshold float64
 	}{"error_rate": {"error_rate", 0.1}, "response_time": {"response_time", 5000}, "memory_usage": {"memory_usage", 0.9}}
 	for _, c := range a.Alerts {
+		if c.Name == "event_loop_stalled" {
+			if c.Level != "emergency" || c.Metric != "event_loop_stalled" || !c.Enabled {
+				t.Errorf("emergency default %+v", c)
+			}
+			continue
+		}
 		w, ok := want[c.Name]
 		if !ok || c.Metric != w.metric || c.Operator != ">" || c.Threshold != w.threshold || c.ForMs != 300000 || !c.Enabled {
 			t.Errorf("default rule %+v", c)
@@ -422,7 +428,7 @@ func TestConfigureAlert(t *testing.T) {
 	}
 	f.mustAdmin(ActionConfigureAlert, map[string]any{"name": "memory_usage", "delete": true})
 	list, _ := f.ctl.AlertConfigs()
-	if len(list) != 3 || list[0].Name != "error_rate" || list[1].Name != "response_time" || list[2].Name != "too_many_conns" {
+	if len(list) != 4 || list[0].Name != "error_rate" || list[1].Name != "event_loop_stalled" || list[2].Name != "response_time" || list[3].Name != "too_many_conns" || list[3].Level != "critical" {
 		t.Fatalf("rules %+v", list)
 	}
 	if r := f.admin(ActionConfigureAlert, map[string]any{"name": "memory_usage", "delete": true}); r.status != 404 {
@@ -628,14 +634,14 @@ func TestHealthDetails(t *testing.T) {
 	}
 	data := r.body
 	raw := unmarshal[map[string]json.RawMessage](t, data)
-	for _, k := range []string{"success", "status", "responseTime", "details", "connections", "metrics", "process", "admin", "maintenance"} {
+	for _, k := range []string{"success", "status", "responseTime", "details", "connections", "metrics", "process", "admin", "activeAlerts", "maintenance"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("no %q in the detailed view", k)
 		}
 	}
 	d := unmarshal[DetailedHealth](t, data)
 	if !d.Success || d.Status != StatusHealthy || d.Connections.Summary.Total != 4 || d.Connections.Total != 3 || len(d.Connections.Detailed) != 2 ||
-		len(d.Admin.CommandHistory) != 1 || len(d.Admin.AlertConfigs) != 3 || d.Metrics.Current.Connections.Total != 4 {
+		len(d.Admin.CommandHistory) != 1 || len(d.Admin.AlertConfigs) != 4 || d.Metrics.Current.Connections.Total != 4 {
 		t.Fatalf("detailed view %s", data)
 	}
 	if r := f.do("POST", PathHealth, f.token(), nil); r.status != 200 {

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"time"
+
+	"github.com/sockmon/sockmon/control/alerts"
 )
 
 // Defaults, in one place.
@@ -143,6 +145,14 @@ type Config struct {
 	// CPU) up to which the agent sends weight 100%; above it the weight
 	// falls in a straight line to 0 at full load. Default 0.5.
 	AgentWeightKnee float64
+	// Alerts configures the alerts engine: interval, group wait, channels,
+	// routes, history bounds... (zero fields: its defaults). New fills in
+	// its store, metrics, sources (heartbeat, slow consumers, open
+	// breakers, memory limit), remediator and logger, so those fields are
+	// ignored here. Its rules are the store's (configure_alert, the
+	// defaults) and those of a rules file applied with
+	// Server.Alerts().ApplyFile.
+	Alerts alerts.Config
 }
 
 // setDefaults fills every zero field.

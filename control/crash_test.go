@@ -27,6 +27,9 @@ import (
 // turns into the node instead of the tests.
 const childEnv = "SOCKMON_CONTROL_TEST_CHILD_DIR"
 
+// alertIntervalEnv sets the child's alert evaluation interval.
+const alertIntervalEnv = "SOCKMON_CONTROL_TEST_ALERT_INTERVAL"
+
 // loadEnv makes the re-executed test binary a load generator instead (see
 // bench_test.go): a closed-loop echo load on the ws address it names.
 const loadEnv = "SOCKMON_CONTROL_TEST_LOAD"
@@ -60,8 +63,12 @@ func runChild(dir string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctl, err := New(Config{DataDir: dir, Engine: eng, Protocol: proto, AdminSecret: []byte(testAdminSecret), ClientSecret: []byte(testClientSecret),
-		Logger: slog.New(slog.DiscardHandler)})
+	cfg := Config{DataDir: dir, Engine: eng, Protocol: proto, AdminSecret: []byte(testAdminSecret), ClientSecret: []byte(testClientSecret),
+		Logger: slog.New(slog.DiscardHandler)}
+	if d, err := time.ParseDuration(os.Getenv(alertIntervalEnv)); err == nil {
+		cfg.Alerts.Interval, cfg.Alerts.FlapWindow = d, -1
+	}
+	ctl, err := New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -46,7 +46,7 @@ func fieldError(prefix string, err error, v any) *Error {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &te):
-		f := join(prefix, te.Field)
+		f := join(prefix, withoutEmbedded(te.Field, v))
 		if f == "" {
 			return badRequest("the body must be a JSON object")
 		}
@@ -67,6 +67,24 @@ func fieldError(prefix string, err error, v any) *Error {
 		prefix = "the body"
 	}
 	return badRequest("cannot decode %s: %v", prefix, err)
+}
+
+// withoutEmbedded removes from a decoder's field path the names of the
+// structs v embeds (their fields are the object's own in JSON).
+func withoutEmbedded(field string, v any) string {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return field
+	}
+	for i := range t.NumField() {
+		if f := t.Field(i); f.Anonymous {
+			field = strings.TrimPrefix(field, f.Name+".")
+		}
+	}
+	return field
 }
 
 // join makes the field path prefix.name.
@@ -115,7 +133,12 @@ func jsonFields(v any) []string {
 	}
 	var out []string
 	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" {
+			out = append(out, jsonFields(reflect.New(f.Type).Interface())...)
+			continue
+		}
 		if name != "" && name != "-" {
 			out = append(out, name)
 		}

@@ -8,7 +8,7 @@
 //	GET/HEAD /api/health/socket  public  Server.Health: 200 healthy/degraded, 503 unhealthy/maintenance/draining
 //	POST     /api/health/socket  admin   Server.DetailedHealth
 //	GET      /livez              public  Server.Livez: the engine's heartbeat only
-//	GET      /readyz             public  Server.Readyz: 503 while starting, draining or in maintenance
+//	GET      /readyz             public  Server.Readyz: 503 while starting, draining, in maintenance or shedding load
 //	GET      /metrics            public  Server.WriteMetrics: Prometheus text 0.0.4, gzip on request
 //	GET      /api/admin/socket   admin   Server.AdminStatus
 //	POST     /api/admin/socket   admin   Server.Command: {"action":..., "data":{...}}
@@ -37,13 +37,24 @@
 // was acknowledged survives a SIGKILL and maintenance mode stays on across a
 // restart.
 //
+// # Alerts
+//
+// New builds the alerts engine (control/alerts) over the same store: it
+// evaluates the stored rules (and a rules file applied through
+// Server.Alerts) on a metrics snapshot every interval, keeps its history and
+// silences in the store, and notifies. alerts.go holds its admin actions and
+// Server.Remediate, the engine's Remediator: load shedding and maintenance,
+// each call audited as actor "alerts".
+//
 // # Goroutines
 //
 // Serve runs fasthttp's accept loop and workers; Shutdown stops them
 // (fasthttp's worker-pool cleaner exits within a second after). The
 // only other goroutine is the engine shutdown started by an emergency
 // shutdown when no Config.OnEmergencyShutdown is set, which Shutdown cancels
-// and waits for. Config.OnEmergencyShutdown itself runs on a goroutine of
+// and waits for, and the alerts engine's (evaluation, hooks, one sender per
+// channel), which Shutdown closes, giving the senders at most two seconds to
+// deliver what they hold. Config.OnEmergencyShutdown itself runs on a goroutine of
 // its own that Shutdown does not wait for, since it is expected to call
 // Shutdown.
 package control

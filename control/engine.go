@@ -28,6 +28,8 @@ type Engine interface {
 	SweepInterval() time.Duration
 	Maintenance() *netcore.MaintenanceState
 	SetMaintenance(on bool, reason string, drain bool)
+	ShedLoad() *netcore.ShedState
+	SetShedLoad(on bool, reason string)
 	DisconnectSocket(id uint64, reason string) bool
 	DisconnectUser(userID, reason string) int
 	DisconnectAll(reason string, batchSize int, interval time.Duration) int

@@ -14,6 +14,7 @@ const (
 	CodeUnauthorized  = "unauthorized"   // 401: missing, invalid or expired token
 	CodeForbidden     = "forbidden"      // 403: a valid token without the admin claims
 	CodeNotFound      = "not_found"      // 404: the socket, breaker... does not exist
+	CodeConflict      = "conflict"       // 409: the change conflicts with the configuration (a rule of the alerts file)
 	CodeTooLarge      = "too_large"      // 413: body over Config.MaxBodyBytes
 	CodeRateLimited   = "rate_limited"   // 429: too many failed authentications from this IP
 	CodeAdminDisabled = "admin_disabled" // 503: no admin secret configured

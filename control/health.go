@@ -38,6 +38,10 @@ const (
 	// ReasonCriticalUpstream: the same for an upstream marked critical,
 	// without which the node is not useful: unhealthy (503).
 	ReasonCriticalUpstream = "critical_upstream_unavailable"
+	// ReasonShedding: an alert's shed_load remediation refuses new clients
+	// (503, readiness off) while connected ones are served: unhealthy
+	// (503), so that a load balancer sends new clients to other nodes.
+	ReasonShedding = "shedding_load"
 )
 
 // Health is the public health body (GET /api/health/socket), compatible
@@ -137,7 +141,11 @@ func (s *Server) evaluate(snap *metrics.Snapshot, ups []upstream.Status, now tim
 	if draining {
 		v.reasons = append(v.reasons, ReasonDraining)
 	}
-	if !maint && !draining && !s.engine.Ready() {
+	switch {
+	case s.engine.ShedLoad() != nil:
+		unhealthy = true
+		v.reasons = append(v.reasons, ReasonShedding)
+	case !maint && !draining && !s.engine.Ready():
 		unhealthy = true
 		v.reasons = append(v.reasons, ReasonStarting)
 	}
@@ -295,11 +303,11 @@ func (s *Server) handleLivez(ctx *fasthttp.RequestCtx) {
 
 // Readyz is the readiness answer: whether the node accepts new clients.
 type Readyz struct {
-	Status string `json:"status"` // "ready", "starting", "draining" or "maintenance"
+	Status string `json:"status"` // "ready", "starting", "draining", "maintenance" or "shedding"
 }
 
 // Readyz reports whether the engine accepts new clients: not while
-// starting, draining or in maintenance (readiness is how a node takes itself
+// starting, draining, in maintenance or shedding load (readiness is how a node takes itself
 // out of a load balancer's or a Kubernetes Service's rotation).
 func (s *Server) Readyz() *Readyz {
 	switch {
@@ -309,6 +317,8 @@ func (s *Server) Readyz() *Readyz {
 		return &Readyz{Status: "draining"}
 	case s.engine.Maintenance() != nil:
 		return &Readyz{Status: "maintenance"}
+	case s.engine.ShedLoad() != nil:
+		return &Readyz{Status: "shedding"}
 	}
 	return &Readyz{Status: "starting"}
 }

@@ -15,8 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sockmon/sockmon/control/alerts"
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/breaker"
 	"github.com/sockmon/sockmon/netcore/protocol"
 	"github.com/valyala/fasthttp"
 )
@@ -44,6 +46,14 @@ type Server struct {
 	// cmdMu orders the commands that change state, so that the store and
 	// the engine see them in the same order (commit, then apply).
 	cmdMu sync.Mutex
+
+	// alerts is the alerts engine over the store. remMu guards what its
+	// remediations hold on (taken after cmdMu, never before).
+	alerts      *alerts.Engine
+	remMu       sync.Mutex
+	shedRules   map[string]bool
+	maintRules  map[string]bool
+	maintReason string // the maintenance reason the engine set, "" when not its own
 
 	mu      sync.Mutex
 	closed  bool
@@ -90,11 +100,17 @@ func New(cfg Config) (*Server, error) {
 		auth:    newFailLimiter(cfg.AuthFailures, cfg.AuthFailureWindow),
 		started: time.Now(),
 
-		agentLns: map[net.Listener]struct{}{},
-		agentSem: make(chan struct{}, cfg.AgentMaxConns),
+		agentLns:   map[net.Listener]struct{}{},
+		agentSem:   make(chan struct{}, cfg.AgentMaxConns),
+		shedRules:  map[string]bool{},
+		maintRules: map[string]bool{},
 	}
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	if err := s.restore(); err != nil {
+		_ = st.close()
+		return nil, err
+	}
+	if err := s.startAlerts(); err != nil {
 		_ = st.close()
 		return nil, err
 	}
@@ -210,8 +226,62 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, ctx.Err())
 	}
 	s.bgCancel()
+	// The alerts engine gets what is left of ctx, at most
+	// alertsDrainTimeout, to deliver what it holds (a dead receiver must not
+	// hold the shutdown); what it could not deliver is counted as dropped.
+	actx, cancel := context.WithTimeout(ctx, alertsDrainTimeout)
+	aerr := s.alerts.Close(actx)
+	cancel()
+	if ctx.Err() == nil {
+		aerr = nil
+	}
 	// bbolt's Close waits for transactions still running.
-	return errors.Join(err, s.store.close())
+	return errors.Join(err, aerr, s.store.close())
+}
+
+// alertsDrainTimeout bounds how long Shutdown lets the alerts engine
+// deliver what it holds.
+const alertsDrainTimeout = 2 * time.Second
+
+// startAlerts builds the alerts engine over the store, gives it the
+// stored rules and starts its evaluation.
+func (s *Server) startAlerts() error {
+	ac := s.cfg.Alerts
+	ac.DB, ac.Metrics, ac.Remediator, ac.Logger = s.store.db, s.metrics, s, s.cfg.Logger
+	eng := s.engine
+	ac.Sources = alerts.Sources{
+		// A node that does not serve (starting, draining) has no heartbeat
+		// to miss.
+		Heartbeat: func() time.Time {
+			if eng.Draining() {
+				return time.Time{}
+			}
+			return eng.LastHeartbeat()
+		},
+		HeartbeatTimeout: s.cfg.LivenessTimeout,
+		SlowConsumers:    func() uint64 { return eng.Stats().SlowConsumers },
+		OpenBreakers: func() int {
+			n := 0
+			for _, u := range s.upstreams() {
+				if u.Breaker.State == breaker.Open {
+					n++
+				}
+			}
+			return n
+		},
+		MemoryLimit: s.cfg.MemoryLimit,
+	}
+	a, err := alerts.New(ac)
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	s.alerts = a
+	if err := s.reloadStoredRules(); err != nil {
+		_ = a.Close(context.Background())
+		return fmt.Errorf("control: %w", err)
+	}
+	a.Start()
+	return nil
 }
 
 // spawn runs f on a goroutine that Shutdown cancels and waits for.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sockmon/sockmon/control/alerts"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -24,20 +25,24 @@ import (
 //	audit       8-byte big-endian sequence -> AuditRecord (JSON); keys only
 //	            ever grow and are pruned from the front, so the count is
 //	            last-first+1
-//	alerts      rule name -> AlertConfig (JSON)
+//	alerts      rule name -> AlertConfig (JSON); the alerts engine adds
+//	            its own buckets (alert_history, alert_silences,
+//	            alert_active: see control/alerts)
 //	ratelimits  "user:<id>" -> RateLimitOverride (JSON)
 //	state       "maintenance" -> MaintenanceRecord (JSON),
 //	            "agent" -> AgentStateRecord (JSON), what set_agent_state set,
-//	            "alerts_seeded" -> "1" once the default rules were written
+//	            "alerts_seeded" -> "1" once the default rules were written,
+//	            "alerts_seeded_v2" -> "1" once the emergency default was
 var (
 	bucketAudit      = []byte("audit")
 	bucketAlerts     = []byte("alerts")
 	bucketRateLimits = []byte("ratelimits")
 	bucketState      = []byte("state")
 
-	keyMaintenance  = []byte("maintenance")
-	keyAgentState   = []byte("agent")
-	keyAlertsSeeded = []byte("alerts_seeded")
+	keyMaintenance    = []byte("maintenance")
+	keyAgentState     = []byte("agent")
+	keyAlertsSeeded   = []byte("alerts_seeded")
+	keyAlertsSeededV2 = []byte("alerts_seeded_v2")
 )
 
 // StoreFile is the name of the store inside Config.DataDir.
@@ -85,18 +90,30 @@ func openStore(dir string, maxEntries int, maxAge time.Duration) (*store, error)
 				return err
 			}
 		}
-		// The seed's default alert rules, on first start only: a rule an
-		// operator deleted stays deleted.
+		// The default alert rules, on first start only: a rule an operator
+		// deleted stays deleted. A store seeded before the emergency
+		// default existed gets that one rule once (v2).
 		state := tx.Bucket(bucketState)
-		if state.Get(keyAlertsSeeded) != nil {
+		rules := alerts.DefaultRules(st.now())
+		switch {
+		case state.Get(keyAlertsSeeded) == nil:
+		case state.Get(keyAlertsSeededV2) == nil:
+			rules = []alerts.Rule{alerts.EmergencyDefault(st.now())}
+			if tx.Bucket(bucketAlerts).Get([]byte(rules[0].Name)) != nil {
+				rules = nil
+			}
+		default:
 			return nil
 		}
-		for _, a := range defaultAlerts(st.now()) {
+		for _, a := range rules {
 			if err := putJSON(tx.Bucket(bucketAlerts), []byte(a.Name), a); err != nil {
 				return err
 			}
 		}
-		return state.Put(keyAlertsSeeded, []byte("1"))
+		if err := state.Put(keyAlertsSeeded, []byte("1")); err != nil {
+			return err
+		}
+		return state.Put(keyAlertsSeededV2, []byte("1"))
 	})
 	if err != nil {
 		_ = db.Close()

@@ -55,7 +55,7 @@ func TestStatePersistsAcrossRestart(t *testing.T) {
 			t.Errorf("response_time threshold %v after restart", a.Threshold)
 		}
 	}
-	if strings.Join(names, ",") != "conns,error_rate,response_time" {
+	if strings.Join(names, ",") != "conns,error_rate,event_loop_stalled,response_time" {
 		t.Fatalf("alert rules after restart: %v (the deleted default must stay deleted)", names)
 	}
 	after, _ := f.ctl.CommandHistory(CommandHistoryOptions{Limit: 100})
@@ -97,7 +97,7 @@ func TestDefaultAlertsSeededOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, _ := st.alerts()
-	if len(a) != 3 {
+	if len(a) != 4 {
 		t.Fatalf("%d default rules", len(a))
 	}
 	b, _ := json.Marshal(a)
@@ -144,5 +144,49 @@ func TestStoreHeldByAnotherServer(t *testing.T) {
 	if !errors.Is(err, ErrStoreLocked) || !strings.Contains(err.Error(), filepath.Join(dir, StoreFile)) ||
 		!strings.Contains(err.Error(), "another process") {
 		t.Fatalf("second open: %v, want ErrStoreLocked naming %s", err, filepath.Join(dir, StoreFile))
+	}
+}
+
+// A store written before levels existed: its rules carry "severity",
+// which still loads as the level, and it gets the emergency default once.
+func TestStoreFromBeforeLevels(t *testing.T) {
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, StoreFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketAudit, bucketAlerts, bucketRateLimits, bucketState} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		old := `{"name":"conns","metric":"connections","operator":">","threshold":100,"forMs":60000,"severity":"critical","enabled":true,"updatedAt":"2026-10-01T00:00:00Z","updatedBy":"bob"}`
+		if err := tx.Bucket(bucketAlerts).Put([]byte("conns"), []byte(old)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketState).Put(keyAlertsSeeded, []byte("1"))
+	})
+	_ = db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(dir, 10, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := st.alerts()
+	if len(a) != 2 || a[0].Name != "conns" || a[0].Level != "critical" || a[0].Threshold != 100 || a[1].Name != "event_loop_stalled" {
+		t.Fatalf("rules after the upgrade: %+v", a)
+	}
+	_ = st.db.Update(func(tx *bolt.Tx) error { return deleteAlert(tx, "event_loop_stalled") })
+	_ = st.close()
+	st, err = openStore(dir, 10, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	if a, _ := st.alerts(); len(a) != 1 {
+		t.Fatalf("the deleted emergency default came back: %+v", a)
 	}
 }

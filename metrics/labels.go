@@ -121,10 +121,11 @@ const (
 	RejectHandshake                       // bad handshake or handshake timeout (400/426)
 	RejectMemory                          // memory pressure
 	RejectProxy                           // a PROXY protocol header missing, malformed or from an untrusted peer
+	RejectShed                            // shedding load: an alert's remediation (503)
 	numRejectReasons
 )
 
-var rejectReasonNames = [numRejectReasons]string{"limit", "rate", "banned", "maintenance", "draining", "auth", "origin", "handshake", "memory", "proxy"}
+var rejectReasonNames = [numRejectReasons]string{"limit", "rate", "banned", "maintenance", "draining", "auth", "origin", "handshake", "memory", "proxy", "shed"}
 
 // String returns the label value of r ("handshake" for an out-of-range r).
 func (r RejectReason) String() string {

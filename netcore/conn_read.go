@@ -105,6 +105,11 @@ func (c *Conn) upgrade(head []byte) {
 			Header: RetryAfter(maintenanceRetry), RejectReason: metrics.RejectMaintenance})
 		return
 	}
+	if s.shed.Load() != nil {
+		c.refuse(&HandshakeError{Status: http.StatusServiceUnavailable, Reason: "server is shedding load",
+			Header: RetryAfter(shedRetry), RejectReason: metrics.RejectShed})
+		return
+	}
 	if s.draining.Load() {
 		c.refuse(&HandshakeError{Status: http.StatusServiceUnavailable, Reason: "server is draining",
 			Header: RetryAfter(drainRetry), RejectReason: metrics.RejectDraining})

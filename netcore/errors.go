@@ -97,4 +97,5 @@ func RetryAfter(d time.Duration) [][2]string {
 const (
 	drainRetry       = 5 * time.Second
 	maintenanceRetry = 30 * time.Second
+	shedRetry        = 30 * time.Second
 )

@@ -30,6 +30,7 @@ type Server struct {
 	httpRoutes  map[string]HTTPHandler // set by HandleHTTP before Serve; read-only after
 	hooks       hooks
 	maintenance atomic.Pointer[MaintenanceState]
+	shed        atomic.Pointer[ShedState]
 
 	// Background work the server owns (batched disconnects); Shutdown
 	// cancels bgCtx and waits for bgWG.
@@ -205,9 +206,9 @@ func (s *Server) mono() int64 { return int64(time.Since(s.base)) }
 func (s *Server) wall(mono int64) time.Time { return s.base.Add(time.Duration(mono)) }
 
 // Ready reports whether the server accepts new clients: serving, not
-// draining and not in maintenance.
+// draining, not in maintenance and not shedding load.
 func (s *Server) Ready() bool {
-	return s.serving.Load() && !s.draining.Load() && s.maintenance.Load() == nil
+	return s.serving.Load() && !s.draining.Load() && s.maintenance.Load() == nil && s.shed.Load() == nil
 }
 
 // Metrics returns the metrics the server records into.

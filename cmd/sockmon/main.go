@@ -5,6 +5,7 @@
 //	sockmon load [flags]    drive load at a WebSocket server
 //	sockmon check [flags]   check a node for Nagios, Prometheus or people
 //	sockmon token [flags]   mint a client or admin JWT
+//	sockmon alerts test     send a test alert notification
 //	sockmon version         print the version
 package main
 
@@ -38,6 +39,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkCommand(args[1:], stdout, stderr)
 	case "token":
 		return tokenCommand(args[1:], stdout, stderr)
+	case "alerts":
+		return alertsCommand(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "sockmon %s (revision %s)\n", version, revision)
 		return 0
@@ -60,6 +63,8 @@ Commands:
   check     check a node's health (and a WebSocket canary) for Nagios, Prometheus or people;
             exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (sockmon check --help)
   token     mint a client or admin JWT from the secret in the environment (sockmon token --help)
+  alerts    alerts test --channel NAME: send a test notification with serve's alert flags
+            and environment (sockmon alerts test --help)
   version   print the version
 
 Every serve flag can also be set from the environment: --max-conns is SOCKMON_MAX_CONNS.

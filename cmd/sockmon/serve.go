@@ -54,6 +54,7 @@ type serveFlags struct {
 	logCompress      bool
 	statsLogInterval time.Duration
 	closeLogRate     int
+	alerts           alertFlags
 }
 
 func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
@@ -110,6 +111,7 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.agentAddr, "agent-addr", "", "HAProxy agent-check listen address, e.g. 127.0.0.1:8082: answers up ready NN%, drain, down#reason or maint (off when empty)")
 	fs.StringVar(&f.dataDir, "data-dir", control.DefaultDataDir, "directory of the control store: audit log, alert rules, rate-limit overrides, maintenance state")
 	fs.Int64Var(&f.memoryLimit, "memory-limit", 0, "process memory (bytes) over which health reports unhealthy (degraded over 90%); 0: GOMEMLIMIT when set, else the container's cgroup limit, else no check; negative: no check")
+	f.alerts.register(fs)
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFile, "log-file", "", "also write every log line to this file, e.g. logs/combined.log (directory created, mode 0640, rotated by size and age); off when empty")
 	fs.StringVar(&f.errorLogFile, "error-log-file", "", "also write warn and error lines to this file, e.g. logs/error.log; off when empty")
@@ -308,10 +310,6 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	// At SIGHUP a bad file keeps the upstreams in force (the step fails and
 	// says why in the log).
 	reload.add("upstreams", func() error { return loadUpstreams(ups, f.upstreams, f.upstreamsFile) })
-	// Every step is in: reloads may start (a SIGHUP before this waits in
-	// the channel; signal.Notify at the top keeps it from ending the
-	// process).
-	defer reload.watch(hup)()
 	pcfg.RPC = ups
 	proto, err := protocol.New(srv, pcfg)
 	if err != nil {
@@ -335,6 +333,12 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.controlAddr, err)
 		return 1
 	}
+	alertsCfg, err := f.alerts.config(os.Getenv)
+	if err != nil {
+		_, _ = ln.Close(), cln.Close()
+		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		return 2
+	}
 	var aln net.Listener
 	if f.agentAddr != "" {
 		if aln, err = net.Listen("tcp", f.agentAddr); err != nil {
@@ -345,6 +349,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	emergency := make(chan string, 1)
 	ctl, err := control.New(control.Config{
+		Alerts:         alertsCfg,
 		Addr:           f.controlAddr,
 		DataDir:        f.dataDir,
 		AdminSecret:    []byte(adminSecret),
@@ -378,6 +383,28 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		defer cancel()
 		_ = ctl.Shutdown(ctx)
 	}()
+	// The rules file wins at start; a bad one stops the start, and at
+	// SIGHUP keeps the rules in force.
+	if f.alerts.file != "" {
+		n, err := loadAlertsFile(ctl.Alerts(), f.alerts.file, os.Getenv)
+		if err != nil {
+			_, _ = ln.Close(), cln.Close()
+			if aln != nil {
+				_ = aln.Close()
+			}
+			fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+			return 2
+		}
+		logger.Info("alerts file loaded", "file", f.alerts.file, "rules", n)
+		reload.add("alerts file", func() error {
+			_, err := loadAlertsFile(ctl.Alerts(), f.alerts.file, os.Getenv)
+			return err
+		})
+	}
+	// Every step is in: reloads may start (a SIGHUP before this waits in
+	// the channel; signal.Notify at the top keeps it from ending the
+	// process).
+	defer reload.watch(hup)()
 	// Signals are caught before anything serves (and before the address is
 	// logged): a SIGTERM during start-up drains like any other.
 	sig := make(chan os.Signal, 1)
