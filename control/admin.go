@@ -168,8 +168,10 @@ func (s *Server) rateLimitViews() ([]RateLimitView, error) {
 }
 
 func (s *Server) handleAdminStatus(ctx *fasthttp.RequestCtx) {
-	if _, refusal := s.admin(ctx, s.clientIP(ctx)); refusal != nil {
-		writeError(ctx, refusal)
+	ip := s.clientIP(ctx)
+	if _, r := s.authenticate(ctx, ip); r != nil {
+		s.logRefusal(ctx, ip, r)
+		writeRefusal(ctx, r)
 		return
 	}
 	st, err := s.AdminStatus()
@@ -311,11 +313,14 @@ func (s *Server) handleCommand(ctx *fasthttp.RequestCtx) {
 // handleAudited serves an admin POST: authenticate, decode, run, reply,
 // with an audit record for every outcome.
 func (s *Server) handleAudited(ctx *fasthttp.RequestCtx, path string) {
-	ip := s.clientIP(ctx)
+	addr := s.clientIP(ctx)
+	ip := addr.String()
 	body := ctx.PostBody()
-	sub, refusal := s.admin(ctx, ip)
-	if refusal != nil {
-		s.refuse(ctx, Actor{Sub: sub, IP: ip}, actionOf(path, body), body, refusal)
+	sub, r := s.authenticate(ctx, addr)
+	if r != nil {
+		s.logRefusal(ctx, addr, r)
+		refusalHeaders(ctx, r)
+		s.refuse(ctx, Actor{Sub: r.sub, IP: ip}, actionOf(path, body), body, r.Error)
 		return
 	}
 	actor := Actor{Sub: sub, IP: ip}

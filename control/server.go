@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,7 +86,7 @@ func New(cfg Config) (*Server, error) {
 		metrics: cfg.Engine.Metrics(),
 		log:     cfg.Logger.With("component", "control"),
 		store:   st,
-		auth:    newFailLimiter(cfg.AuthFailures, cfg.AuthFailureWindow),
+		auth:    newFailLimiter(cfg.AuthFailures, cfg.AuthFailureWindow, maxTrackedIPs),
 		started: time.Now(),
 
 		agentLns: map[net.Listener]struct{}{},
@@ -337,7 +336,7 @@ func (s *Server) serveHTTPError(ctx *fasthttp.RequestCtx, err error) {
 		path := string(ctx.Path())
 		if ctx.IsPost() && (path == PathAdmin || path == PathHealth) {
 			start := time.Now()
-			rec := &AuditRecord{Time: start, SourceIP: s.clientIP(ctx), Action: actionOf(path, nil),
+			rec := &AuditRecord{Time: start, SourceIP: s.clientIP(ctx).String(), Action: actionOf(path, nil),
 				Data: sizeOnly("bodyBytes", ctx.Request.Header.ContentLength())}
 			rec.finish(e, start)
 			_ = s.record(rec)
@@ -375,37 +374,15 @@ func actionOf(path string, body []byte) string {
 // clientIP is the peer's IP, or, when the peer is a trusted proxy, the
 // rightmost X-Forwarded-For address that is not (netcore.ForwardedClient,
 // the same walk as the client port's).
-func (s *Server) clientIP(ctx *fasthttp.RequestCtx) string {
+func (s *Server) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	ip, _ := netip.AddrFromSlice(ctx.RemoteIP())
-	return netcore.ForwardedClient(ip.Unmap(), string(ctx.Request.Header.Peek("X-Forwarded-For")), s.cfg.TrustedProxies).String()
+	return netcore.ForwardedClient(ip.Unmap(), string(ctx.Request.Header.Peek("X-Forwarded-For")), s.cfg.TrustedProxies)
 }
 
-// admin gates an admin request: it returns the verified actor, or writes
-// the refusal and returns ok false. The refusal is returned so a POST can
-// audit it.
-func (s *Server) admin(ctx *fasthttp.RequestCtx, ip string) (actor string, refusal *Error) {
-	if len(s.cfg.AdminSecret) == 0 {
-		return "", &Error{Status: http.StatusServiceUnavailable, Code: CodeAdminDisabled,
-			Message: "the admin API is off on this node: no admin secret is configured (SOCKMON_ADMIN_SECRET)"}
-	}
-	now := time.Now()
-	if blocked, left := s.auth.blocked(ip, now); blocked {
-		ctx.Response.Header.Set("Retry-After", strconv.Itoa(netcore.RetryAfterSeconds(left)))
-		return "", &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
-			Message: "too many failed authentications from this address; retry later"}
-	}
-	sub, aerr := s.verifyAdmin(string(ctx.Request.Header.Peek("Authorization")))
-	if aerr != nil {
-		s.auth.fail(ip, now)
-		if aerr.Status == http.StatusUnauthorized {
-			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="sockmon-admin"`)
-		}
-		s.log.Warn("admin authentication refused", "sourceIp", ip, "path", string(ctx.Path()),
-			"method", string(ctx.Method()), "status", aerr.Status, "reason", aerr.reason, "sub", sub)
-		return sub, aerr.Error
-	}
-	s.auth.succeed(ip)
-	return sub, nil
+// logRefusal logs an admin request refused before a token verified.
+func (s *Server) logRefusal(ctx *fasthttp.RequestCtx, ip netip.Addr, r *refusal) {
+	s.log.Warn("admin authentication refused", "sourceIp", ip.String(), "path", string(ctx.Path()),
+		"method", string(ctx.Method()), "status", r.Status, "reason", r.reason, "sub", r.sub, "lockedOut", r.lockedOut)
 }
 
 // reply is the envelope of admin answers.
