@@ -170,8 +170,7 @@ func (s *Server) rateLimitViews() ([]RateLimitView, error) {
 func (s *Server) handleAdminStatus(ctx *fasthttp.RequestCtx) {
 	ip := s.clientIP(ctx)
 	if _, r := s.authenticate(ctx, ip); r != nil {
-		s.logRefusal(ctx, ip, r)
-		writeRefusal(ctx, r)
+		s.refuseUnauthenticated(ctx, PathAdmin, ip, r, 0)
 		return
 	}
 	st, err := s.AdminStatus()
@@ -311,19 +310,17 @@ func (s *Server) handleCommand(ctx *fasthttp.RequestCtx) {
 }
 
 // handleAudited serves an admin POST: authenticate, decode, run, reply,
-// with an audit record for every outcome.
+// with an audit record for every outcome. Nothing of the body is parsed
+// before the token verifies.
 func (s *Server) handleAudited(ctx *fasthttp.RequestCtx, path string) {
 	addr := s.clientIP(ctx)
-	ip := addr.String()
-	body := ctx.PostBody()
 	sub, r := s.authenticate(ctx, addr)
 	if r != nil {
-		s.logRefusal(ctx, addr, r)
-		refusalHeaders(ctx, r)
-		s.refuse(ctx, Actor{Sub: r.sub, IP: ip}, actionOf(path, body), body, r.Error)
+		s.refuseUnauthenticated(ctx, path, addr, r, len(ctx.PostBody()))
 		return
 	}
-	actor := Actor{Sub: sub, IP: ip}
+	body := ctx.PostBody()
+	actor := Actor{Sub: sub, IP: addr.String()}
 	var name string
 	var data json.RawMessage
 	var run action
@@ -360,7 +357,8 @@ func (s *Server) handleAudited(ctx *fasthttp.RequestCtx, path string) {
 	}
 }
 
-// refuse audits and writes a refusal that happened before an action ran.
+// refuse audits and writes the refusal of an authenticated request that
+// happened before an action ran.
 func (s *Server) refuse(ctx *fasthttp.RequestCtx, actor Actor, name string, data []byte, e *Error) {
 	start := time.Now()
 	rec := &AuditRecord{Time: start, Actor: actor.Sub, SourceIP: actor.IP, Action: name, Data: redact(data)}

@@ -131,21 +131,28 @@ func TestAdminAuthRefusesAttacks(t *testing.T) {
 	if f.engine.Maintenance() != nil {
 		t.Fatal("a refused request turned maintenance on")
 	}
-	// Two POSTs per case, each audited as refused; none of them by alice
-	// unless the signature verified (403 cases name the sub).
-	recs, err := f.ctl.CommandHistory(CommandHistoryOptions{Limit: 1000})
+	// Two POSTs per case, each audited as refused among the refusals
+	// before authentication, none among the operators' records; none of
+	// them by alice unless the signature verified (403 cases name the sub).
+	if recs, err := f.ctl.CommandHistory(CommandHistoryOptions{Limit: 1000}); err != nil || len(recs) != 0 {
+		t.Fatalf("%d operators' records (%v), want 0", len(recs), err)
+	}
+	recs, err := f.ctl.CommandHistory(CommandHistoryOptions{Limit: 1000, Unauthenticated: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(recs) != 2*len(cases) {
-		t.Fatalf("%d audit records, want %d", len(recs), 2*len(cases))
+		t.Fatalf("%d refused records, want %d", len(recs), 2*len(cases))
 	}
 	for _, r := range recs {
-		if r.Result != ResultRefused || (r.Status != 401 && r.Status != 403) || r.SourceIP != "127.0.0.1" {
-			t.Errorf("audit record %+v: want a refused 401/403 from 127.0.0.1", r)
+		if r.Result != ResultRefused || (r.Status != 401 && r.Status != 403) || r.SourceIP != "127.0.0.1" || r.Reason == "" {
+			t.Errorf("audit record %+v: want a refused 401/403 from 127.0.0.1 with a reason", r)
 		}
 		if r.Status == 401 && r.Actor != "" {
 			t.Errorf("401 record names actor %q from an unverified token", r.Actor)
+		}
+		if r.Status == 403 && r.Actor != "alice" && r.Actor != "" {
+			t.Errorf("403 record names actor %q", r.Actor)
 		}
 	}
 	// The log says why, never shows the token.
@@ -317,7 +324,7 @@ func TestAdminDisabledWithoutSecret(t *testing.T) {
 			t.Errorf("GET %s: %d", p, r.status)
 		}
 	}
-	recs, _ := f.ctl.CommandHistory(CommandHistoryOptions{})
+	recs, _ := f.ctl.CommandHistory(CommandHistoryOptions{Unauthenticated: true})
 	if len(recs) != 6 || recs[0].Code != CodeAdminDisabled || recs[0].Result != ResultRefused {
 		t.Fatalf("audit of refused POSTs: %+v", recs)
 	}

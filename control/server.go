@@ -37,8 +37,10 @@ type Server struct {
 	log     *slog.Logger
 	store   *store
 	auth    *failLimiter
-	http    *fasthttp.Server
-	started time.Time
+	// refusalLines bounds the log lines of refusals before authentication.
+	refusalLines *lineLimiter
+	http         *fasthttp.Server
+	started      time.Time
 
 	// cmdMu orders the commands that change state, so that the store and
 	// the engine see them in the same order (commit, then apply).
@@ -79,6 +81,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.audit.maxBytes = cfg.AuditMaxBytes
+	st.setRefusedEntries(cfg.AuditRefusedEntries)
 	s := &Server{
 		cfg:     cfg,
 		engine:  cfg.Engine,
@@ -88,6 +92,8 @@ func New(cfg Config) (*Server, error) {
 		store:   st,
 		auth:    newFailLimiter(cfg.AuthFailures, cfg.AuthFailureWindow, maxTrackedIPs),
 		started: time.Now(),
+
+		refusalLines: newLineLimiter(cfg.RefusalLogRate, time.Now()),
 
 		agentLns: map[net.Listener]struct{}{},
 		agentSem: make(chan struct{}, cfg.AgentMaxConns),
@@ -100,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 	s.http = &fasthttp.Server{
 		Handler:            s.serveHTTP,
 		ErrorHandler:       s.serveHTTPError,
+		HeaderReceived:     s.headerReceived,
 		Name:               "sockmon-control",
 		MaxRequestBodySize: cfg.MaxBodyBytes,
 		ReadBufferSize:     maxHeaderBytes,
@@ -119,6 +126,7 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.AdminSecret) == 0 {
 		s.log.Warn("no admin secret: the admin endpoints are off (503); set SOCKMON_ADMIN_SECRET to enable them")
 	}
+	s.logSecurityDefaults()
 	return s, nil
 }
 
@@ -323,9 +331,11 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// serveHTTPError answers a request fasthttp could not read: 413 for a body
-// over MaxBodyBytes (audited when it was an admin POST), 431 for a header
-// over the read buffer, 408 for a timeout, 400 otherwise.
+// serveHTTPError answers a request fasthttp could not read: for a body
+// over its limit, the authentication refusal when the request carries no
+// valid admin token (its limit was preAuthBodyBytes), else 413 (audited
+// when it was an admin POST); 431 for a header over the read buffer, 408
+// for a timeout, 400 otherwise.
 func (s *Server) serveHTTPError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
@@ -334,10 +344,20 @@ func (s *Server) serveHTTPError(ctx *fasthttp.RequestCtx, err error) {
 		e := &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge,
 			Message: fmt.Sprintf("request body over %d bytes", s.cfg.MaxBodyBytes)}
 		path := string(ctx.Path())
-		if ctx.IsPost() && (path == PathAdmin || path == PathHealth) {
+		if path != PathAdmin && !(ctx.IsPost() && path == PathHealth) {
+			writeError(ctx, e)
+			return
+		}
+		ip := s.clientIP(ctx)
+		n := ctx.Request.Header.ContentLength()
+		sub, r := s.authenticate(ctx, ip)
+		if r != nil {
+			s.refuseUnauthenticated(ctx, path, ip, r, n)
+			return
+		}
+		if ctx.IsPost() {
 			start := time.Now()
-			rec := &AuditRecord{Time: start, SourceIP: s.clientIP(ctx).String(), Action: actionOf(path, nil),
-				Data: sizeOnly("bodyBytes", ctx.Request.Header.ContentLength())}
+			rec := &AuditRecord{Time: start, Actor: sub, SourceIP: ip.String(), Action: actionOf(path, nil), Data: bodySize(n)}
 			rec.finish(e, start)
 			_ = s.record(rec)
 		}
@@ -349,6 +369,46 @@ func (s *Server) serveHTTPError(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		writeError(ctx, badRequest("cannot parse the request"))
 	}
+}
+
+// preAuthBodyBytes is the body limit of a request without a valid admin
+// token: room for a small command and a dashboard login form, never a
+// body worth the memory. Nothing of such a body is parsed.
+const preAuthBodyBytes = 8 << 10
+
+// headerReceived sets a request's body limit once fasthttp has read its
+// head, before it reads the body: Config.MaxBodyBytes for a request whose
+// Authorization verifies as an admin token, preAuthBodyBytes for any
+// other. A refused request thus never costs more than a few KB, whatever
+// its Content-Length or however many arrive at once.
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	limit := min(preAuthBodyBytes, s.cfg.MaxBodyBytes)
+	if auth := h.Peek("Authorization"); len(auth) > 0 && len(s.cfg.AdminSecret) > 0 {
+		if _, aerr := s.verifyAdmin(string(auth)); aerr == nil {
+			limit = s.cfg.MaxBodyBytes
+		}
+	}
+	return fasthttp.RequestConfig{MaxRequestBodySize: limit}
+}
+
+// logSecurityDefaults says at start the limits an operator may trip over:
+// the body limit without a token, the lockout, the audit log's bounds, and
+// the token checks in force.
+func (s *Server) logSecurityDefaults() {
+	c := &s.cfg
+	s.log.Info("control security settings",
+		"preAuthMaxBodyBytes", min(preAuthBodyBytes, c.MaxBodyBytes),
+		"maxBodyBytes", c.MaxBodyBytes,
+		"lockoutAfterFailures", c.AuthFailures,
+		"lockoutWindow", c.AuthFailureWindow.String(),
+		"auditMaxEntries", c.AuditMaxEntries,
+		"auditMaxAge", c.AuditMaxAge.String(),
+		"auditMaxBytes", c.AuditMaxBytes,
+		"auditRefusedEntries", c.AuditRefusedEntries,
+		"refusalLogRate", c.RefusalLogRate,
+		"jwtAudience", c.JWTAudience,
+		"jwtIssuer", c.JWTIssuer,
+		"jwtMaxTtl", c.JWTMaxTTL.String())
 }
 
 // actionOf is the audit action of a refused request: the action the body
@@ -377,12 +437,6 @@ func actionOf(path string, body []byte) string {
 func (s *Server) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	ip, _ := netip.AddrFromSlice(ctx.RemoteIP())
 	return netcore.ForwardedClient(ip.Unmap(), string(ctx.Request.Header.Peek("X-Forwarded-For")), s.cfg.TrustedProxies)
-}
-
-// logRefusal logs an admin request refused before a token verified.
-func (s *Server) logRefusal(ctx *fasthttp.RequestCtx, ip netip.Addr, r *refusal) {
-	s.log.Warn("admin authentication refused", "sourceIp", ip.String(), "path", string(ctx.Path()),
-		"method", string(ctx.Method()), "status", r.Status, "reason", r.reason, "sub", r.sub, "lockedOut", r.lockedOut)
 }
 
 // reply is the envelope of admin answers.
