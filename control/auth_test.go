@@ -97,7 +97,7 @@ func attackTokens(t *testing.T) []struct {
 // Every attack token is refused on every admin endpoint with the right
 // status, and the refusal of each POST is in the audit log.
 func TestAdminAuthRefusesAttacks(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.AuthFailures = 1000 })
+	f := newFixture(t, func(c *Config) { c.AuthFailures, c.RefusalLogRate = 1000, -1 })
 	cases := attackTokens(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -281,7 +281,7 @@ func TestFailLimiter(t *testing.T) {
 // it sent: a client token, expired or not, is an "invalid token" to the
 // caller; the log says why.
 func TestAdminRefusalSaysLittle(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.AuthFailures = 1000 })
+	f := newFixture(t, func(c *Config) { c.AuthFailures, c.RefusalLogRate = 1000, -1 })
 	expired, err := signHS256(testClientSecret, map[string]any{"sub": "bob", "exp": time.Now().Add(-time.Hour).Unix()})
 	if err != nil {
 		t.Fatal(err)
