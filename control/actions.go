@@ -146,7 +146,7 @@ func (s *Server) Command(actor Actor, action string, data json.RawMessage) (any,
 // refusal, and the hook to run once the reply is on its way.
 func (s *Server) run(actor Actor, name string, data json.RawMessage, do action) (any, func(), *Error) {
 	start := time.Now()
-	rec := &AuditRecord{Time: start, Actor: actor.Sub, SourceIP: actor.IP, Action: clip(name, 64), Data: redact(data)}
+	rec := &AuditRecord{Time: start, Actor: actor.Sub, SourceIP: actor.IP, Action: clip(name, 64), Data: s.redactor.data(name, data)}
 	o := &op{s: s, actor: actor, rec: rec, start: start}
 	res, e := do(s, o, data)
 	if o.committed {

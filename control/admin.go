@@ -332,11 +332,12 @@ func (s *Server) handleAudited(ctx *fasthttp.RequestCtx, path string) {
 			Data   json.RawMessage `json:"data"`
 		}
 		if e := decodeObject("", body, &env); e != nil {
-			s.refuse(ctx, actor, actionOf(path, body), body, e)
+			name := actionOf(path, body)
+			s.refuse(ctx, actor, name, s.redactor.envelope(name, body), e)
 			return
 		}
 		if env.Action == "" {
-			s.refuse(ctx, actor, "", env.Data, invalidField("action", "required; valid actions: %s", strings.Join(Actions(), ", ")))
+			s.refuse(ctx, actor, "", s.redactor.data("", env.Data), invalidField("action", "required; valid actions: %s", strings.Join(Actions(), ", ")))
 			return
 		}
 		name, data = env.Action, env.Data
@@ -358,10 +359,10 @@ func (s *Server) handleAudited(ctx *fasthttp.RequestCtx, path string) {
 }
 
 // refuse audits and writes the refusal of an authenticated request that
-// happened before an action ran.
-func (s *Server) refuse(ctx *fasthttp.RequestCtx, actor Actor, name string, data []byte, e *Error) {
+// happened before an action ran; data is already redacted.
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, actor Actor, name string, data json.RawMessage, e *Error) {
 	start := time.Now()
-	rec := &AuditRecord{Time: start, Actor: actor.Sub, SourceIP: actor.IP, Action: name, Data: redact(data)}
+	rec := &AuditRecord{Time: start, Actor: actor.Sub, SourceIP: actor.IP, Action: name, Data: data}
 	rec.finish(e, start)
 	_ = s.record(rec)
 	writeError(ctx, e)

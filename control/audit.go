@@ -1,16 +1,12 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/netip"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 )
@@ -18,7 +14,7 @@ import (
 // The audit log: every admin POST, allowed or refused, becomes one
 // AuditRecord, committed to the store before the reply is sent and written
 // to the structured log. Records never hold a token or a secret: the data
-// is redacted (see redact) and the Authorization header is never read into
+// is redacted (audit_redact.go) and the Authorization header is never read into
 // a record.
 //
 // A POST refused before a token verified (401, 403, 429, 503, a body too
@@ -46,8 +42,9 @@ type AuditRecord struct {
 	// for POST /api/health/socket, or what the body named when the request
 	// was refused (empty if it named nothing).
 	Action string `json:"action"`
-	// Data is the request's data with secrets redacted and long strings
-	// shortened.
+	// Data is the request's data as its action's request type declares
+	// it, everything else and every credential redacted, long strings
+	// shortened (audit_redact.go).
 	Data json.RawMessage `json:"data,omitempty"`
 	// Result is "ok", "refused" (a 4xx or 503 answer) or "error" (a 5xx
 	// failure while running the command).
@@ -238,122 +235,4 @@ func (s *Server) logAudit(rec *AuditRecord, storeErr error) {
 		attrs = append(attrs, slog.String("storeError", storeErr.Error()))
 	}
 	s.log.LogAttrs(context.Background(), level, "admin audit", attrs...)
-}
-
-// Redaction limits.
-const (
-	redacted          = "[REDACTED]"
-	maxAuditString    = 512
-	maxAuditArray     = 100
-	maxAuditDataBytes = 16 << 10
-)
-
-// sensitiveKeys are matched against object keys lowercased with '_' and
-// '-' removed: a key containing any of them has its value replaced.
-var sensitiveKeys = []string{
-	"token", "secret", "password", "passwd", "passphrase", "authorization", "apikey",
-	"credential", "privatekey", "routingkey", "webhook", "cookie", "signature", "jwt",
-}
-
-func sensitiveKey(k string) bool {
-	k = strings.ToLower(k)
-	k = strings.NewReplacer("_", "", "-", "").Replace(k)
-	if k == "key" || k == "auth" {
-		return true
-	}
-	for _, s := range sensitiveKeys {
-		if strings.Contains(k, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// looksLikeJWT reports whether s has the shape of a JWS compact
-// serialisation (three base64url parts, the first a JSON header).
-func looksLikeJWT(s string) bool {
-	if !strings.HasPrefix(s, "eyJ") || strings.Count(s, ".") != 2 {
-		return false
-	}
-	for _, r := range s {
-		if !(r == '.' || r == '-' || r == '_' || r == '=' ||
-			('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')) {
-			return false
-		}
-	}
-	return true
-}
-
-// redact returns data for the audit log: values under sensitive keys and
-// strings that look like tokens (anywhere, "Bearer ..." included) are
-// replaced, long strings and arrays are shortened, and a result over
-// maxAuditDataBytes is replaced by its size. Data that is not JSON is
-// reduced to its size: its content cannot be redacted reliably.
-func redact(data []byte) json.RawMessage {
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 || string(data) == "null" {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil || dec.More() {
-		return sizeOnly("invalidJsonBytes", len(data))
-	}
-	out, err := json.Marshal(redactValue(v))
-	if err != nil {
-		return sizeOnly("unencodableBytes", len(data))
-	}
-	if len(out) > maxAuditDataBytes {
-		return sizeOnly("omittedBytes", len(data))
-	}
-	return out
-}
-
-func sizeOnly(key string, n int) json.RawMessage {
-	return json.RawMessage(`{"` + key + `":` + strconv.Itoa(n) + `}`)
-}
-
-func redactValue(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			if sensitiveKey(k) {
-				x[k] = redacted
-			} else {
-				x[k] = redactValue(e)
-			}
-		}
-		return x
-	case []any:
-		if len(x) > maxAuditArray {
-			x = append(x[:maxAuditArray:maxAuditArray], "["+strconv.Itoa(len(x)-maxAuditArray)+" more]")
-		}
-		for i, e := range x {
-			x[i] = redactValue(e)
-		}
-		return x
-	case string:
-		return redactString(x)
-	}
-	return v
-}
-
-func redactString(s string) string {
-	for _, f := range strings.Fields(s) {
-		if looksLikeJWT(strings.Trim(f, `"',;`)) {
-			return redacted
-		}
-	}
-	if lower := strings.ToLower(s); strings.Contains(lower, "bearer ") {
-		return redacted
-	}
-	if len(s) > maxAuditString {
-		cut := maxAuditString
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		return s[:cut] + "...[" + strconv.Itoa(len(s)-cut) + " more bytes]"
-	}
-	return s
 }

@@ -39,8 +39,10 @@ type Server struct {
 	auth    *failLimiter
 	// refusalLines bounds the log lines of refusals before authentication.
 	refusalLines *lineLimiter
-	http         *fasthttp.Server
-	started      time.Time
+	// redactor keeps what the audit log may of a request's data.
+	redactor auditRedactor
+	http     *fasthttp.Server
+	started  time.Time
 
 	// cmdMu orders the commands that change state, so that the store and
 	// the engine see them in the same order (commit, then apply).
@@ -94,6 +96,7 @@ func New(cfg Config) (*Server, error) {
 		started: time.Now(),
 
 		refusalLines: newLineLimiter(cfg.RefusalLogRate, time.Now()),
+		redactor:     newAuditRedactor(cfg.AdminSecret, cfg.ClientSecret),
 
 		agentLns: map[net.Listener]struct{}{},
 		agentSem: make(chan struct{}, cfg.AgentMaxConns),
