@@ -357,3 +357,61 @@ func TestAdminToken(t *testing.T) {
 		t.Fatalf("exp in %s, want about 1m", d)
 	}
 }
+
+// Admin tokens: with JWTAudience, JWTIssuer and JWTMaxTTL set, aud and iss
+// must match and the lifetime stay under the maximum; MintAdminToken mints
+// what they require.
+func TestAdminTokenClaims(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.JWTAudience, c.JWTIssuer, c.JWTMaxTTL = "sockmon-admin", "https://auth.example", time.Hour
+		c.AuthFailures = 1000
+	})
+	now := time.Now()
+	claims := func(kv ...any) map[string]any {
+		m := adminClaims()
+		m["aud"], m["iss"], m["iat"], m["exp"] = "sockmon-admin", "https://auth.example", now.Unix(), now.Add(30*time.Minute).Unix()
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == nil {
+				delete(m, kv[i].(string))
+			} else {
+				m[kv[i].(string)] = kv[i+1]
+			}
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name   string
+		claims map[string]any
+		status int
+	}{
+		{"all good", claims(), 200},
+		{"no aud", claims("aud", nil), 401},
+		{"wrong aud", claims("aud", "sockmon"), 401},
+		{"wrong iss", claims("iss", "https://evil.example"), 401},
+		{"minted for a day", claims("exp", now.Add(24*time.Hour).Unix()), 401},
+		{"no iat, valid for a day", claims("iat", nil, "exp", now.Add(24*time.Hour).Unix()), 401},
+		{"no iat, valid for 30m", claims("iat", nil), 200},
+	} {
+		tok, err := signHS256(testAdminSecret, tc.claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := f.do("GET", PathAdmin, tok, nil); r.status != tc.status {
+			t.Errorf("%s: status %d, want %d: %s", tc.name, r.status, tc.status, r.body)
+		}
+	}
+	good, err := MintAdminToken([]byte(testAdminSecret), TokenClaims{Sub: "ops", TTL: 30 * time.Minute, Audience: "sockmon-admin", Issuer: "https://auth.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.do("GET", PathAdmin, good, nil); r.status != 200 {
+		t.Fatalf("MintAdminToken with aud and iss: %d %s", r.status, r.body)
+	}
+	long, _ := MintAdminToken([]byte(testAdminSecret), TokenClaims{Sub: "ops", TTL: 2 * time.Hour, Audience: "sockmon-admin", Issuer: "https://auth.example"})
+	if r := f.do("GET", PathAdmin, long, nil); r.status != 401 {
+		t.Fatalf("a 2h token under a 1h maximum: %d", r.status)
+	}
+	if r := f.do("GET", PathAdmin, f.token(), nil); r.status != 401 {
+		t.Fatalf("a token without aud and iss: %d", r.status)
+	}
+}

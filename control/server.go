@@ -396,7 +396,7 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 
 // logSecurityDefaults says at start the limits an operator may trip over:
 // the body limit without a token, the lockout, the audit log's bounds, and
-// the token checks in force.
+// the token checks in force (--jwt-audience, --jwt-issuer, --jwt-max-ttl).
 func (s *Server) logSecurityDefaults() {
 	c := &s.cfg
 	s.log.Info("control security settings",
@@ -409,9 +409,11 @@ func (s *Server) logSecurityDefaults() {
 		"auditMaxBytes", c.AuditMaxBytes,
 		"auditRefusedEntries", c.AuditRefusedEntries,
 		"refusalLogRate", c.RefusalLogRate,
-		"jwtAudience", c.JWTAudience,
-		"jwtIssuer", c.JWTIssuer,
-		"jwtMaxTtl", c.JWTMaxTTL.String())
+		// Keys that do not look like a secret's, or the redaction of the
+		// logs removes the values.
+		"audience", c.JWTAudience,
+		"issuer", c.JWTIssuer,
+		"maxLifetime", c.JWTMaxTTL.String())
 }
 
 // actionOf is the audit action of a refused request: the action the body

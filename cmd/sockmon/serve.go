@@ -78,6 +78,9 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.BoolVar(&f.compression, "compression", true, "negotiate permessage-deflate (no context takeover)")
 	fs.IntVar(&c.CompressionThreshold, "compression-threshold", netcore.DefaultCompressionThreshold, "messages smaller than this many bytes are sent uncompressed")
 	fs.BoolVar(&p.RequireAuth, "require-auth", false, "refuse clients without a valid token (401); the client secret comes from $SOCKMON_JWT_SECRET")
+	fs.StringVar(&p.JWTAudience, "jwt-audience", "", "aud every client and admin token must carry (off when empty)")
+	fs.StringVar(&p.JWTIssuer, "jwt-issuer", "", "iss every client and admin token must carry (off when empty)")
+	fs.DurationVar(&p.JWTMaxTTL, "jwt-max-ttl", 0, "longest lifetime of a client or admin token (exp - iat, and exp - now); 0: no maximum")
 	fs.StringVar(&f.allowedOrigins, "allowed-origins", "", "comma-separated Origins browsers may connect from (https://app.example.com, https://*.example.com); empty allows all")
 	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of the load balancers in front of the WebSocket port: their PROXY header or X-Forwarded-For names the client, and their own address is never banned")
 	fs.StringVar(&f.proxyProtocol, "proxy-protocol", "off", "PROXY protocol v1/v2 on the WebSocket port: off, optional or on (accepted from --trusted-proxies only)")
@@ -145,6 +148,9 @@ func (f *serveFlags) configs(logger *slog.Logger, getenv func(string) string) (n
 	offWhenZero([]*time.Duration{&c.IdleTimeout, &c.PingInterval, &c.DrainDelay}, []*int{&p.ConnRate, &p.MessageRate})
 	c.DisableCompression = !f.compression
 	c.Logger = logger
+	if p.JWTMaxTTL < 0 {
+		return c, p, fmt.Errorf("--jwt-max-ttl %s: want a positive duration, or 0 for no maximum", p.JWTMaxTTL)
+	}
 	p.JWTSecret = []byte(getenv("SOCKMON_JWT_SECRET"))
 	p.AllowedOrigins = splitList(f.allowedOrigins)
 	var err error
@@ -236,7 +242,13 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		adminSecret, dev.secretPath, dev.created = secret, path, created
-		if dev.token, err = control.AdminToken([]byte(secret), "dev", devTokenTTL); err != nil {
+		ttl := devTokenTTL
+		if f.proto.JWTMaxTTL > 0 {
+			ttl = min(ttl, f.proto.JWTMaxTTL)
+		}
+		dev.token, err = control.MintAdminToken([]byte(secret), control.TokenClaims{Sub: "dev", TTL: ttl,
+			Audience: f.proto.JWTAudience, Issuer: f.proto.JWTIssuer})
+		if err != nil {
 			fmt.Fprintf(stderr, "sockmon serve: --dev: %v\n", err)
 			return 2
 		}
@@ -346,6 +358,9 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		Logger:         logger,
 		MemoryLimit:    f.memoryLimit,
 		TrustedProxies: controlTrusted,
+		JWTAudience:    pcfg.JWTAudience,
+		JWTIssuer:      pcfg.JWTIssuer,
+		JWTMaxTTL:      pcfg.JWTMaxTTL,
 		OnEmergencyShutdown: func(reason string) {
 			select {
 			case emergency <- reason:
