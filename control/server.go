@@ -348,6 +348,9 @@ func (s *Server) serveHTTPError(ctx *fasthttp.RequestCtx, err error) {
 			Message: fmt.Sprintf("request body over %d bytes", s.cfg.MaxBodyBytes)}
 		path := string(ctx.Path())
 		if path != PathAdmin && !(ctx.IsPost() && path == PathHealth) {
+			// No endpoint but the admin ones reads a body: the limit was
+			// preAuthBodyBytes unless the request carried an admin token.
+			e.Message = "request body too large for this endpoint"
 			writeError(ctx, e)
 			return
 		}
