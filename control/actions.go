@@ -153,7 +153,7 @@ func (s *Server) Command(actor Actor, action string, data json.RawMessage) (any,
 // refusal, and the hook to run once the reply is on its way.
 func (s *Server) run(actor Actor, name string, data json.RawMessage, do action) (any, func(), *Error) {
 	start := time.Now()
-	rec := &AuditRecord{Time: start, Actor: actor.Sub, SourceIP: actor.IP, Action: clip(name, 64), Data: redact(data)}
+	rec := &AuditRecord{Time: start, Actor: actor.Sub, SourceIP: actor.IP, Action: clip(name, 64), Data: s.redactor.data(name, data)}
 	o := &op{s: s, actor: actor, rec: rec, start: start}
 	res, e := do(s, o, data)
 	if o.committed {
@@ -536,6 +536,10 @@ type CommandHistoryRequest struct {
 	Since json.RawMessage `json:"since"`
 	// Before keeps records with a seq below it (paging back).
 	Before uint64 `json:"before"`
+	// Unauthenticated lists the admin POSTs refused before a token
+	// verified (kept apart, with their own seq) instead of the operators'
+	// records.
+	Unauthenticated bool `json:"unauthenticated"`
 }
 
 // CommandHistoryOptions selects audit records.
@@ -543,10 +547,13 @@ type CommandHistoryOptions struct {
 	Limit  int
 	Since  time.Time
 	Before uint64
+	// Unauthenticated selects the refusals before authentication instead
+	// of the operators' records.
+	Unauthenticated bool
 }
 
 func (r *CommandHistoryRequest) options(prefix string) (CommandHistoryOptions, *Error) {
-	c := CommandHistoryOptions{Limit: DefaultCommandHistoryLimit, Before: r.Before}
+	c := CommandHistoryOptions{Limit: DefaultCommandHistoryLimit, Before: r.Before, Unauthenticated: r.Unauthenticated}
 	if r.Limit != nil {
 		if *r.Limit < 1 || *r.Limit > 1000 {
 			return c, invalidField(prefix+".limit", "%d is not between 1 and 1000", *r.Limit)
@@ -559,12 +566,13 @@ func (r *CommandHistoryRequest) options(prefix string) (CommandHistoryOptions, *
 }
 
 // CommandHistory returns audit records, newest first (the Go side of
-// get_command_history).
+// get_command_history): the operators' records, or with
+// o.Unauthenticated the refusals before authentication.
 func (s *Server) CommandHistory(o CommandHistoryOptions) ([]AuditRecord, error) {
 	if o.Limit <= 0 {
 		o.Limit = DefaultCommandHistoryLimit
 	}
-	recs, err := s.store.auditList(o.Limit, o.Since, o.Before)
+	recs, err := s.store.auditList(o.Unauthenticated, o.Limit, o.Since, o.Before)
 	if err != nil {
 		return nil, internalError("cannot read the audit log", err)
 	}

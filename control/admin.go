@@ -197,8 +197,9 @@ func (s *Server) rateLimitViews() ([]RateLimitView, error) {
 }
 
 func (s *Server) handleAdminStatus(ctx *fasthttp.RequestCtx) {
-	if _, refusal := s.admin(ctx, s.clientIP(ctx)); refusal != nil {
-		writeError(ctx, refusal)
+	ip := s.clientIP(ctx)
+	if _, r := s.authenticate(ctx, ip); r != nil {
+		s.refuseUnauthenticated(ctx, PathAdmin, ip, r, 0)
 		return
 	}
 	st, err := s.AdminStatus()
@@ -365,16 +366,17 @@ func (s *Server) handleCommand(ctx *fasthttp.RequestCtx) {
 }
 
 // handleAudited serves an admin POST: authenticate, decode, run, reply,
-// with an audit record for every outcome.
+// with an audit record for every outcome. Nothing of the body is parsed
+// before the token verifies.
 func (s *Server) handleAudited(ctx *fasthttp.RequestCtx, path string) {
-	ip := s.clientIP(ctx)
-	body := ctx.PostBody()
-	sub, refusal := s.admin(ctx, ip)
-	if refusal != nil {
-		s.refuse(ctx, Actor{Sub: sub, IP: ip}, actionOf(path, body), body, refusal)
+	addr := s.clientIP(ctx)
+	sub, r := s.authenticate(ctx, addr)
+	if r != nil {
+		s.refuseUnauthenticated(ctx, path, addr, r, len(ctx.PostBody()))
 		return
 	}
-	actor := Actor{Sub: sub, IP: ip}
+	body := ctx.PostBody()
+	actor := Actor{Sub: sub, IP: addr.String()}
 	var name string
 	var data json.RawMessage
 	var run action
@@ -386,11 +388,12 @@ func (s *Server) handleAudited(ctx *fasthttp.RequestCtx, path string) {
 			Data   json.RawMessage `json:"data"`
 		}
 		if e := decodeObject("", body, &env); e != nil {
-			s.refuse(ctx, actor, actionOf(path, body), body, e)
+			name := actionOf(path, body)
+			s.refuse(ctx, actor, name, s.redactor.envelope(name, body), e)
 			return
 		}
 		if env.Action == "" {
-			s.refuse(ctx, actor, "", env.Data, invalidField("action", "required; valid actions: %s", strings.Join(Actions(), ", ")))
+			s.refuse(ctx, actor, "", s.redactor.data("", env.Data), invalidField("action", "required; valid actions: %s", strings.Join(Actions(), ", ")))
 			return
 		}
 		name, data = env.Action, env.Data
@@ -418,10 +421,11 @@ func (s *Server) handleAudited(ctx *fasthttp.RequestCtx, path string) {
 	}
 }
 
-// refuse audits and writes a refusal that happened before an action ran.
-func (s *Server) refuse(ctx *fasthttp.RequestCtx, actor Actor, name string, data []byte, e *Error) {
+// refuse audits and writes the refusal of an authenticated request that
+// happened before an action ran; data is already redacted.
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, actor Actor, name string, data json.RawMessage, e *Error) {
 	start := time.Now()
-	rec := &AuditRecord{Time: start, Actor: actor.Sub, SourceIP: actor.IP, Action: name, Data: redact(data)}
+	rec := &AuditRecord{Time: start, Actor: actor.Sub, SourceIP: actor.IP, Action: name, Data: data}
 	rec.finish(e, start)
 	_ = s.record(rec)
 	writeError(ctx, e)

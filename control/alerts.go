@@ -382,15 +382,21 @@ func (s *Server) Remediate(kind alerts.Remediation, on bool, rule, reason string
 	default:
 		return fmt.Errorf("control: unknown remediation %q", kind)
 	}
-	d := map[string]any{"rule": rule, "remediation": kind, "on": on, "reason": reason}
-	if note != "" {
-		d["note"] = note
-	}
-	b, _ := json.Marshal(d)
+	b, _ := json.Marshal(remediationRecord{Rule: rule, Remediation: string(kind), On: on, Reason: reason, Note: note})
 	start := time.Now()
-	rec := &AuditRecord{Time: start, Actor: alerts.ActorAlerts, SourceIP: "", Action: ActionAlertRemediation, Data: redact(b)}
+	rec := &AuditRecord{Time: start, Actor: alerts.ActorAlerts, SourceIP: "", Action: ActionAlertRemediation, Data: s.redactor.data(ActionAlertRemediation, b)}
 	rec.finish(nil, start)
 	return s.record(rec)
+}
+
+// remediationRecord is the audit data of a remediation applied or undone
+// by the alerts engine.
+type remediationRecord struct {
+	Rule        string `json:"rule"`
+	Remediation string `json:"remediation"`
+	On          bool   `json:"on"`
+	Reason      string `json:"reason"`
+	Note        string `json:"note,omitempty"`
 }
 
 // sortedKeys returns the keys of m, sorted.

@@ -1,22 +1,34 @@
 package control
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/sockmon/sockmon/netcore"
+	"github.com/valyala/fasthttp"
 )
 
-// Admin authentication: Authorization: Bearer
-// <JWT>, HS256 with the admin secret and nothing else, claims admin: true,
-// role: "ADMIN", a sub (the actor of the audit log) and an exp. 401 for a
-// missing or invalid token, 403 for a valid token without the claims, 429
-// once an IP has failed too often, 503 when no admin secret is configured.
+// Admin authentication: Authorization: Bearer <JWT>, HS256 with the admin
+// secret and nothing else, claims admin: true, role: "ADMIN", a sub (the
+// actor of the audit log) and an exp; aud, iss and the lifetime too when
+// Config.JWTAudience, JWTIssuer and JWTMaxTTL are set. 401 for a missing or
+// invalid token, 403 for a valid token without the claims, 429 for a
+// request without a valid admin token from an address locked out by its
+// failures, 503 when no admin secret is configured.
+//
+// The token is verified first: a valid admin token is admitted from any
+// address, locked out or not, so that a client behind the same NAT or
+// bastion as the operators cannot keep them out. Why a token was refused
+// goes to the log and the audit record, never to the caller beyond
+// "invalid token" (unless the signature verified with the admin secret).
 
 // AdminRole is the role claim an admin token carries.
 const AdminRole = "ADMIN"
@@ -28,30 +40,56 @@ const maxTokenBytes = 4096
 // tokenLeeway tolerates clock skew between the token minter and this node.
 const tokenLeeway = 5 * time.Second
 
-// AdminToken mints an admin token: HS256 with secret, claims sub, admin:
-// true, role: "ADMIN", iat and exp = now + ttl.
-func AdminToken(secret []byte, sub string, ttl time.Duration) (string, error) {
+// TokenClaims are what MintAdminToken puts in a token beyond the admin
+// claims.
+type TokenClaims struct {
+	// Sub names the operator: the actor of the audit log. Required.
+	Sub string
+	// TTL is the lifetime: exp = iat + TTL. Required.
+	TTL time.Duration
+	// Audience and Issuer become the aud and iss claims when set (what
+	// Config.JWTAudience and JWTIssuer require).
+	Audience string
+	Issuer   string
+}
+
+// MintAdminToken mints an admin token: HS256 with secret, claims sub,
+// admin: true, role: "ADMIN", iat, exp, and aud and iss when c sets them.
+func MintAdminToken(secret []byte, c TokenClaims) (string, error) {
 	if len(secret) == 0 {
 		return "", errors.New("control: no admin secret")
 	}
-	if sub == "" {
+	if c.Sub == "" {
 		return "", errors.New("control: an admin token needs a sub (who the audit log names)")
 	}
-	if ttl <= 0 {
-		return "", fmt.Errorf("control: token ttl %s is not positive", ttl)
+	if c.TTL <= 0 {
+		return "", fmt.Errorf("control: token ttl %s is not positive", c.TTL)
 	}
 	now := time.Now()
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub":   sub,
+	claims := jwt.MapClaims{
+		"sub":   c.Sub,
 		"admin": true,
 		"role":  AdminRole,
 		"iat":   now.Unix(),
-		"exp":   now.Add(ttl).Unix(),
-	}).SignedString(secret)
+		"exp":   now.Add(c.TTL).Unix(),
+	}
+	if c.Audience != "" {
+		claims["aud"] = c.Audience
+	}
+	if c.Issuer != "" {
+		claims["iss"] = c.Issuer
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+}
+
+// AdminToken mints an admin token for sub that lives ttl, without aud or
+// iss: MintAdminToken(secret, TokenClaims{Sub: sub, TTL: ttl}).
+func AdminToken(secret []byte, sub string, ttl time.Duration) (string, error) {
+	return MintAdminToken(secret, TokenClaims{Sub: sub, TTL: ttl})
 }
 
 // authError is a refused authentication: the reply and the reason that
-// goes to the log (never the token).
+// goes to the log and the audit record (never the token).
 type authError struct {
 	*Error
 	reason string
@@ -68,7 +106,7 @@ func forbidden(msg string) *authError {
 // verifyAdmin checks the Authorization header value. It returns the sub
 // of a valid admin token; for a token whose signature verified but which
 // lacks the claims (403) it also returns the sub, so the refusal names who
-// tried.
+// tried. It parses nothing but the token and takes no lock.
 func (s *Server) verifyAdmin(authorization string) (string, *authError) {
 	scheme, tok, ok := strings.Cut(strings.TrimSpace(authorization), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
@@ -81,20 +119,38 @@ func (s *Server) verifyAdmin(authorization string) (string, *authError) {
 	if len(tok) > maxTokenBytes {
 		return "", unauthorized("invalid token", "token over "+strconv.Itoa(maxTokenBytes)+" bytes")
 	}
+	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(), jwt.WithLeeway(tokenLeeway)}
+	if s.cfg.JWTAudience != "" {
+		opts = append(opts, jwt.WithAudience(s.cfg.JWTAudience))
+	}
+	if s.cfg.JWTIssuer != "" {
+		opts = append(opts, jwt.WithIssuer(s.cfg.JWTIssuer))
+	}
 	claims := jwt.MapClaims{}
-	_, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return s.cfg.AdminSecret, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithExpirationRequired(), jwt.WithLeeway(tokenLeeway))
+	_, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return s.cfg.AdminSecret, nil }, opts...)
 	if err != nil {
+		// The signature is checked before the claims: only a token signed
+		// with the admin secret gets a message more precise than "invalid
+		// token".
 		switch {
+		case errors.Is(err, jwt.ErrTokenSignatureInvalid) && s.signedWithClientSecret(tok):
+			return "", unauthorized("invalid token", "signed with the client secret: client tokens are not admin tokens")
 		case errors.Is(err, jwt.ErrTokenExpired):
 			return "", unauthorized("token expired", "expired")
 		case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 			return "", unauthorized("invalid token: exp is required", "no exp claim")
-		case s.signedWithClientSecret(tok):
-			return "", unauthorized("invalid token: client tokens are not admin tokens", "signed with the client secret")
+		case errors.Is(err, jwt.ErrTokenInvalidAudience):
+			return "", unauthorized("invalid token: wrong audience", "aud is not "+strconv.Quote(s.cfg.JWTAudience))
+		case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+			return "", unauthorized("invalid token: wrong issuer", "iss is not "+strconv.Quote(s.cfg.JWTIssuer))
 		}
 		return "", unauthorized("invalid token", reasonOf(err))
+	}
+	exp, _ := claims.GetExpirationTime()
+	iat, _ := claims.GetIssuedAt()
+	if reason := overLifetime(exp, iat, s.cfg.JWTMaxTTL, time.Now()); reason != "" {
+		return "", unauthorized("invalid token: it lives longer than this server accepts", reason)
 	}
 	sub, _ := claims["sub"].(string)
 	if admin, _ := claims["admin"].(bool); !admin {
@@ -107,6 +163,23 @@ func (s *Server) verifyAdmin(authorization string) (string, *authError) {
 		return "", forbidden("token lacks a sub claim (the audit log must name the actor)")
 	}
 	return sub, nil
+}
+
+// overLifetime says why a token with exp and iat (nil when absent) lives
+// longer than maxTTL at now, or "" when it does not (or maxTTL is 0): exp
+// more than maxTTL after iat, or more than maxTTL from now (which also
+// catches a token without iat or with one in the future).
+func overLifetime(exp, iat *jwt.NumericDate, maxTTL time.Duration, now time.Time) string {
+	if maxTTL <= 0 || exp == nil {
+		return ""
+	}
+	if iat != nil && exp.Sub(iat.Time) > maxTTL+tokenLeeway {
+		return fmt.Sprintf("minted for %s, over the maximum %s", exp.Sub(iat.Time), maxTTL)
+	}
+	if left := exp.Sub(now); left > maxTTL+tokenLeeway {
+		return fmt.Sprintf("valid for %s more, over the maximum %s", left.Truncate(time.Second), maxTTL)
+	}
+	return ""
 }
 
 // signedWithClientSecret reports whether tok's HS256 signature verifies
@@ -131,75 +204,141 @@ func reasonOf(err error) string {
 	return "invalid token"
 }
 
-// failLimiter counts failed authentications per source IP: AuthFailures
-// within AuthFailureWindow (from the first failure) lock the IP out until
-// the window ends. A success clears the IP's count. It tracks at most
-// maxTracked IPs, forgetting expired ones when full. Safe for concurrent
-// use; it is only touched by admin requests.
+// refusal is an admin request refused before a token verified as an
+// admin's: the reply, why (for the log and the record only), the sub of a
+// token whose signature verified but which lacks the admin claims, and
+// what the lockout made of it.
+type refusal struct {
+	*Error
+	reason string
+	sub    string
+	// retryAfter is set on a 429: how long the address stays locked out.
+	retryAfter time.Duration
+	// lockedOut: this failure locked its address out.
+	lockedOut bool
+	// quiet: the address was locked out already; the refusal is neither
+	// recorded nor logged, only counted in the next line that is.
+	quiet bool
+}
+
+// authenticate gates an admin request from ip: it returns the verified
+// admin's sub, or the refusal. A valid admin token is always admitted;
+// every other request counts as a failure of ip, and once ip is locked out
+// it is answered 429.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx, ip netip.Addr) (string, *refusal) {
+	if len(s.cfg.AdminSecret) == 0 {
+		return "", &refusal{Error: &Error{Status: http.StatusServiceUnavailable, Code: CodeAdminDisabled,
+			Message: "the admin API is off on this node: no admin secret is configured (SOCKMON_ADMIN_SECRET)"}, reason: "no admin secret"}
+	}
+	sub, aerr := s.verifyAdmin(string(ctx.Request.Header.Peek("Authorization")))
+	if aerr == nil {
+		return sub, nil
+	}
+	r := &refusal{Error: aerr.Error, reason: aerr.reason, sub: sub}
+	wasLocked, locked, left := s.auth.fail(lockoutKey(ip), time.Now())
+	switch {
+	case wasLocked:
+		r.Error = &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
+			Message: "too many failed authentications from this address; retry later"}
+		r.retryAfter, r.quiet = left, true
+	case locked:
+		r.lockedOut = true
+	}
+	return "", r
+}
+
+// writeRefusal writes r with its headers.
+func writeRefusal(ctx *fasthttp.RequestCtx, r *refusal) {
+	refusalHeaders(ctx, r)
+	writeError(ctx, r.Error)
+}
+
+// refusalHeaders sets the headers of r's reply: WWW-Authenticate on a 401,
+// Retry-After on a 429.
+func refusalHeaders(ctx *fasthttp.RequestCtx, r *refusal) {
+	switch r.Status {
+	case http.StatusUnauthorized:
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="sockmon-admin"`)
+	case http.StatusTooManyRequests:
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(netcore.RetryAfterSeconds(r.retryAfter)))
+	}
+}
+
+// lockoutKey is the key an address is locked out by: an IPv4 address
+// itself, an IPv6 address by its /64 (one subscriber's allocation), so
+// that one /64 is not an endless supply of fresh keys.
+func lockoutKey(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
+}
+
+// failLimiter counts failed authentications per address: AuthFailures
+// within AuthFailureWindow (from the first failure) lock the address out
+// until the window ends. A success clears nothing: an operator's request
+// from behind the same NAT does not give the address its attempts back.
+// It tracks at most tracked addresses, forgetting the one whose last
+// failure is the oldest when a new one comes (never failing open: a
+// flooding address stays the most recent). Safe for concurrent use; only
+// refused admin requests touch it.
 type failLimiter struct {
-	mu     sync.Mutex
-	max    int
-	window time.Duration
-	ips    map[string]*failCount
+	mu      sync.Mutex
+	max     int
+	window  time.Duration
+	tracked int
+	ips     map[netip.Addr]*list.Element // of *failCount
+	lru     list.List                    // front: the latest failure
 }
 
 type failCount struct {
+	key   netip.Addr
 	n     int
 	start time.Time
 }
 
-const maxTracked = 10000
+// maxTrackedIPs bounds the addresses the lockout remembers.
+const maxTrackedIPs = 10000
 
-func newFailLimiter(max int, window time.Duration) *failLimiter {
-	return &failLimiter{max: max, window: window, ips: make(map[string]*failCount)}
+func newFailLimiter(max int, window time.Duration, tracked int) *failLimiter {
+	return &failLimiter{max: max, window: window, tracked: tracked, ips: make(map[netip.Addr]*list.Element)}
 }
 
-// blocked reports whether ip is locked out at now, and for how long.
-func (l *failLimiter) blocked(ip string, now time.Time) (bool, time.Duration) {
+// fail counts a failure from key at now. It reports whether key was
+// locked out before it, whether it is after it, and how long the lockout
+// has left.
+func (l *failLimiter) fail(key netip.Addr, now time.Time) (wasLocked, locked bool, left time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	f := l.ips[ip]
-	if f == nil {
-		return false, 0
-	}
-	if now.Sub(f.start) >= l.window {
-		delete(l.ips, ip)
-		return false, 0
-	}
-	if f.n >= l.max {
-		return true, l.window - now.Sub(f.start)
-	}
-	return false, 0
-}
-
-// fail counts a failure from ip at now.
-func (l *failLimiter) fail(ip string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.ips[ip]
-	if f != nil && now.Sub(f.start) >= l.window {
-		f = nil
-	}
-	if f == nil {
-		if len(l.ips) >= maxTracked {
-			for k, v := range l.ips {
-				if now.Sub(v.start) >= l.window {
-					delete(l.ips, k)
-				}
-			}
-			if len(l.ips) >= maxTracked {
-				return
-			}
+	var f *failCount
+	if e := l.ips[key]; e != nil {
+		f = e.Value.(*failCount)
+		l.lru.MoveToFront(e)
+		if now.Sub(f.start) >= l.window {
+			f.n, f.start = 0, now
 		}
-		f = &failCount{start: now}
-		l.ips[ip] = f
+	} else {
+		if l.lru.Len() >= l.tracked {
+			oldest := l.lru.Back()
+			delete(l.ips, oldest.Value.(*failCount).key)
+			l.lru.Remove(oldest)
+		}
+		f = &failCount{key: key, start: now}
+		l.ips[key] = l.lru.PushFront(f)
 	}
-	f.n++
+	wasLocked = f.n >= l.max
+	if !wasLocked {
+		f.n++
+	}
+	return wasLocked, f.n >= l.max, l.window - now.Sub(f.start)
 }
 
-// succeed clears ip's failures.
-func (l *failLimiter) succeed(ip string) {
+// len is the number of addresses tracked.
+func (l *failLimiter) len() int {
 	l.mu.Lock()
-	delete(l.ips, ip)
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	return l.lru.Len()
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +97,7 @@ func attackTokens(t *testing.T) []struct {
 // Every attack token is refused on every admin endpoint with the right
 // status, and the refusal of each POST is in the audit log.
 func TestAdminAuthRefusesAttacks(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.AuthFailures = 1000 })
+	f := newFixture(t, func(c *Config) { c.AuthFailures, c.RefusalLogRate = 1000, -1 })
 	cases := attackTokens(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -129,21 +131,28 @@ func TestAdminAuthRefusesAttacks(t *testing.T) {
 	if f.engine.Maintenance() != nil {
 		t.Fatal("a refused request turned maintenance on")
 	}
-	// Two POSTs per case, each audited as refused; none of them by alice
-	// unless the signature verified (403 cases name the sub).
-	recs, err := f.ctl.CommandHistory(CommandHistoryOptions{Limit: 1000})
+	// Two POSTs per case, each audited as refused among the refusals
+	// before authentication, none among the operators' records; none of
+	// them by alice unless the signature verified (403 cases name the sub).
+	if recs, err := f.ctl.CommandHistory(CommandHistoryOptions{Limit: 1000}); err != nil || len(recs) != 0 {
+		t.Fatalf("%d operators' records (%v), want 0", len(recs), err)
+	}
+	recs, err := f.ctl.CommandHistory(CommandHistoryOptions{Limit: 1000, Unauthenticated: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(recs) != 2*len(cases) {
-		t.Fatalf("%d audit records, want %d", len(recs), 2*len(cases))
+		t.Fatalf("%d refused records, want %d", len(recs), 2*len(cases))
 	}
 	for _, r := range recs {
-		if r.Result != ResultRefused || (r.Status != 401 && r.Status != 403) || r.SourceIP != "127.0.0.1" {
-			t.Errorf("audit record %+v: want a refused 401/403 from 127.0.0.1", r)
+		if r.Result != ResultRefused || (r.Status != 401 && r.Status != 403) || r.SourceIP != "127.0.0.1" || r.Reason == "" {
+			t.Errorf("audit record %+v: want a refused 401/403 from 127.0.0.1 with a reason", r)
 		}
 		if r.Status == 401 && r.Actor != "" {
 			t.Errorf("401 record names actor %q from an unverified token", r.Actor)
+		}
+		if r.Status == 403 && r.Actor != "alice" && r.Actor != "" {
+			t.Errorf("403 record names actor %q", r.Actor)
 		}
 	}
 	// The log says why, never shows the token.
@@ -177,9 +186,10 @@ func TestVerifyAdmin(t *testing.T) {
 	}
 }
 
-// Repeated failures from one IP lock that IP out with 429 + Retry-After,
-// even for a valid token, while other IPs are unaffected. X-Forwarded-For
-// is believed only from a trusted proxy.
+// Repeated failures from one IP lock that IP out: its requests without a
+// valid admin token get 429 + Retry-After, but a valid admin token is
+// still admitted from it (verified first), and other IPs are unaffected.
+// X-Forwarded-For is believed only from a trusted proxy.
 func TestAdminAuthFailuresRateLimited(t *testing.T) {
 	f := newFixture(t, func(c *Config) {
 		c.AuthFailures = 3
@@ -192,37 +202,104 @@ func TestAdminAuthFailuresRateLimited(t *testing.T) {
 			t.Fatalf("failure %d: status %d", i, r.status)
 		}
 	}
-	r := f.do("POST", PathAdmin, f.token(), []byte(`{"action":"get_alert_configs"}`), from("10.0.0.1"))
-	if r.status != 429 || r.header.Get("Retry-After") == "" {
-		t.Fatalf("locked-out IP with a valid token: status %d, Retry-After %q", r.status, r.header.Get("Retry-After"))
+	for _, tok := range []string{"", "wrong", clientToken(t, "bob")} {
+		r := f.do("POST", PathAdmin, tok, []byte(`{"action":"get_alert_configs"}`), from("10.0.0.1"))
+		if r.status != 429 || r.header.Get("Retry-After") == "" {
+			t.Fatalf("locked-out IP with token %.10q: status %d, Retry-After %q", tok, r.status, r.header.Get("Retry-After"))
+		}
+		if _, _, code, _, _ := r.envelope(t); code != CodeRateLimited {
+			t.Fatalf("code %q", code)
+		}
 	}
-	if _, _, code, _, _ := r.envelope(t); code != CodeRateLimited {
-		t.Fatalf("code %q", code)
+	// The operator behind the same address gets in, GET and POST alike,
+	// and that does not lift the lockout for the others.
+	if r := f.do("GET", PathAdmin, f.token(), nil, from("10.0.0.1")); r.status != 200 {
+		t.Fatalf("valid token from a locked-out IP: GET status %d %s", r.status, r.body)
 	}
-	if r := f.do("POST", PathAdmin, f.token(), []byte(`{"action":"get_alert_configs"}`), from("10.0.0.2")); r.status != 200 {
+	if r := f.do("POST", PathAdmin, f.token(), []byte(`{"action":"get_alert_configs"}`), from("10.0.0.1")); r.status != 200 {
+		t.Fatalf("valid token from a locked-out IP: POST status %d %s", r.status, r.body)
+	}
+	if r := f.do("GET", PathAdmin, "wrong", nil, from("10.0.0.1")); r.status != 429 {
+		t.Fatalf("after an operator's request the IP is not locked out any more: %d", r.status)
+	}
+	if r := f.do("GET", PathAdmin, "wrong", nil, from("10.0.0.2")); r.status != 401 {
 		t.Fatalf("another IP: status %d %s", r.status, r.body)
 	}
-	recs, _ := f.ctl.CommandHistory(CommandHistoryOptions{Limit: 2})
-	if recs[1].SourceIP != "10.0.0.1" || recs[1].Status != 429 || recs[0].SourceIP != "10.0.0.2" {
-		t.Fatalf("audit: %+v", recs)
+	// IPv6 addresses are locked out by their /64.
+	for i := range 3 {
+		f.do("GET", PathAdmin, "wrong", nil, from(fmt.Sprintf("2001:db8:1:2::%x", i+1)))
+	}
+	if r := f.do("GET", PathAdmin, "wrong", nil, from("2001:db8:1:2:ffff::1")); r.status != 429 {
+		t.Fatalf("another address of a locked-out /64: status %d", r.status)
+	}
+	if r := f.do("GET", PathAdmin, "wrong", nil, from("2001:db8:1:3::1")); r.status != 401 {
+		t.Fatalf("another /64: status %d", r.status)
+	}
+}
+
+// The limiter itself: the window ends the lockout, a success clears
+// nothing, and past its capacity it forgets the address whose last failure
+// is the oldest, never failing open for a new one.
+func TestFailLimiter(t *testing.T) {
+	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	l := newFailLimiter(2, time.Minute, 3)
+	now := time.Now()
+	if was, locked, _ := l.fail(a, now); was || locked {
+		t.Fatal("locked after 1 failure of 2")
+	}
+	if was, locked, left := l.fail(a, now); was || !locked || left != time.Minute {
+		t.Fatalf("2nd failure: was %v locked %v left %s", was, locked, left)
+	}
+	if was, locked, left := l.fail(a, now.Add(time.Second)); !was || !locked || left != 59*time.Second {
+		t.Fatalf("3rd failure: was %v locked %v left %s", was, locked, left)
+	}
+	if was, locked, _ := l.fail(a, now.Add(time.Minute)); was || locked {
+		t.Fatal("still locked out after the window")
 	}
 
-	// The limiter itself: the window ends, a success clears.
-	l := newFailLimiter(2, time.Minute)
-	now := time.Now()
-	l.fail("a", now)
-	l.fail("a", now)
-	if b, left := l.blocked("a", now.Add(time.Second)); !b || left <= 0 {
-		t.Fatal("not blocked after 2 failures")
+	// Capacity 3: a locked-out address that keeps failing stays; the
+	// quietest goes.
+	l = newFailLimiter(2, time.Hour, 3)
+	l.fail(a, now)
+	l.fail(a, now)
+	for i := range 10 {
+		l.fail(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), now)
+		if was, _, _ := l.fail(a, now); !was {
+			t.Fatalf("the locked-out address was forgotten after %d new ones", i+1)
+		}
 	}
-	if b, _ := l.blocked("a", now.Add(time.Minute)); b {
-		t.Fatal("still blocked after the window")
+	if n := l.len(); n != 3 {
+		t.Fatalf("%d addresses tracked, want 3", n)
 	}
-	l.fail("b", now)
-	l.succeed("b")
-	l.fail("b", now)
-	if b, _ := l.blocked("b", now); b {
-		t.Fatal("a success did not clear the count")
+	l.fail(b, now)
+	if was, locked, _ := l.fail(b, now); was || !locked {
+		t.Fatal("a new address past the capacity is not counted (fails open)")
+	}
+}
+
+// The admin 401 never tells an unauthenticated caller what kind of token
+// it sent: a client token, expired or not, is an "invalid token" to the
+// caller; the log says why.
+func TestAdminRefusalSaysLittle(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.AuthFailures, c.RefusalLogRate = 1000, -1 })
+	expired, err := signHS256(testClientSecret, map[string]any{"sub": "bob", "exp": time.Now().Add(-time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{clientToken(t, "bob"), expired} {
+		for _, ep := range []struct{ method, path string }{{"GET", PathAdmin}, {"POST", PathAdmin}, {"POST", PathHealth}} {
+			r := f.do(ep.method, ep.path, tok, []byte(`{}`))
+			_, _, code, _, msg := r.envelope(t)
+			if r.status != 401 || code != CodeUnauthorized || msg != "invalid token" {
+				t.Fatalf("%s %s: %d %s %q, want 401 \"invalid token\"", ep.method, ep.path, r.status, code, msg)
+			}
+			if strings.Contains(strings.ToLower(string(r.body)), "client") {
+				t.Fatalf("the reply names the client secret: %s", r.body)
+			}
+		}
+	}
+	if n := strings.Count(f.logs.String(), "signed with the client secret"); n < 6 {
+		t.Fatalf("%d log lines say the token was a client token, want 6:\n%s", n, f.logs.String())
 	}
 }
 
@@ -247,7 +324,7 @@ func TestAdminDisabledWithoutSecret(t *testing.T) {
 			t.Errorf("GET %s: %d", p, r.status)
 		}
 	}
-	recs, _ := f.ctl.CommandHistory(CommandHistoryOptions{})
+	recs, _ := f.ctl.CommandHistory(CommandHistoryOptions{Unauthenticated: true})
 	if len(recs) != 6 || recs[0].Code != CodeAdminDisabled || recs[0].Result != ResultRefused {
 		t.Fatalf("audit of refused POSTs: %+v", recs)
 	}
@@ -278,5 +355,63 @@ func TestAdminToken(t *testing.T) {
 	exp, _ := claims.GetExpirationTime()
 	if d := time.Until(exp.Time); d < 50*time.Second || d > 61*time.Second {
 		t.Fatalf("exp in %s, want about 1m", d)
+	}
+}
+
+// Admin tokens: with JWTAudience, JWTIssuer and JWTMaxTTL set, aud and iss
+// must match and the lifetime stay under the maximum; MintAdminToken mints
+// what they require.
+func TestAdminTokenClaims(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.JWTAudience, c.JWTIssuer, c.JWTMaxTTL = "sockmon-admin", "https://auth.example", time.Hour
+		c.AuthFailures = 1000
+	})
+	now := time.Now()
+	claims := func(kv ...any) map[string]any {
+		m := adminClaims()
+		m["aud"], m["iss"], m["iat"], m["exp"] = "sockmon-admin", "https://auth.example", now.Unix(), now.Add(30*time.Minute).Unix()
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == nil {
+				delete(m, kv[i].(string))
+			} else {
+				m[kv[i].(string)] = kv[i+1]
+			}
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name   string
+		claims map[string]any
+		status int
+	}{
+		{"all good", claims(), 200},
+		{"no aud", claims("aud", nil), 401},
+		{"wrong aud", claims("aud", "sockmon"), 401},
+		{"wrong iss", claims("iss", "https://evil.example"), 401},
+		{"minted for a day", claims("exp", now.Add(24*time.Hour).Unix()), 401},
+		{"no iat, valid for a day", claims("iat", nil, "exp", now.Add(24*time.Hour).Unix()), 401},
+		{"no iat, valid for 30m", claims("iat", nil), 200},
+	} {
+		tok, err := signHS256(testAdminSecret, tc.claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := f.do("GET", PathAdmin, tok, nil); r.status != tc.status {
+			t.Errorf("%s: status %d, want %d: %s", tc.name, r.status, tc.status, r.body)
+		}
+	}
+	good, err := MintAdminToken([]byte(testAdminSecret), TokenClaims{Sub: "ops", TTL: 30 * time.Minute, Audience: "sockmon-admin", Issuer: "https://auth.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.do("GET", PathAdmin, good, nil); r.status != 200 {
+		t.Fatalf("MintAdminToken with aud and iss: %d %s", r.status, r.body)
+	}
+	long, _ := MintAdminToken([]byte(testAdminSecret), TokenClaims{Sub: "ops", TTL: 2 * time.Hour, Audience: "sockmon-admin", Issuer: "https://auth.example"})
+	if r := f.do("GET", PathAdmin, long, nil); r.status != 401 {
+		t.Fatalf("a 2h token under a 1h maximum: %d", r.status)
+	}
+	if r := f.do("GET", PathAdmin, f.token(), nil); r.status != 401 {
+		t.Fatalf("a token without aud and iss: %d", r.status)
 	}
 }

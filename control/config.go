@@ -28,6 +28,9 @@ const (
 	DefaultAuthFailureWindow     = time.Minute
 	DefaultAuditMaxEntries       = 100_000
 	DefaultAuditMaxAge           = 90 * 24 * time.Hour
+	DefaultAuditMaxBytes         = 64 << 20
+	DefaultAuditRefusedEntries   = 1000
+	DefaultRefusalLogRate        = 10
 	DefaultCommandHistoryLimit   = 50
 	DefaultDetailConnectionLimit = 100
 	DefaultAgentMaxConns         = 8
@@ -80,6 +83,14 @@ type Config struct {
 	// stays up so the operator can see the state.
 	OnEmergencyShutdown func(reason string)
 
+	// JWTAudience and JWTIssuer, when set, are the aud and iss an admin
+	// token must carry (the same settings as the client side's). JWTMaxTTL,
+	// when positive, is the longest lifetime accepted: a token minted for
+	// longer (exp - iat), or valid for longer from now, is refused.
+	JWTAudience string
+	JWTIssuer   string
+	JWTMaxTTL   time.Duration
+
 	// TrustedProxies are the networks (CIDR) whose X-Forwarded-For is
 	// believed for the audit log's source IP and the auth-failure limit.
 	TrustedProxies []netip.Prefix
@@ -124,16 +135,31 @@ type Config struct {
 	// Default: ten sweeper ticks, at least 3s.
 	LivenessTimeout time.Duration
 
-	// AuthFailures failed admin authentications from one IP within
-	// AuthFailureWindow lock that IP out (429) until the window has passed.
-	// Defaults 10 and 1 minute.
+	// AuthFailures failed admin authentications from one IP (an IPv6 /64)
+	// within AuthFailureWindow lock that IP out until the window has passed:
+	// its requests without a valid admin token get 429 and are neither
+	// recorded nor logged; a valid admin token is still admitted. Defaults
+	// 10 and 1 minute.
 	AuthFailures      int
 	AuthFailureWindow time.Duration
 
-	// AuditMaxEntries and AuditMaxAge bound the audit log: older records are
-	// pruned as new ones are written. Defaults 100000 and 90 days.
+	// AuditMaxEntries, AuditMaxAge and AuditMaxBytes bound the audit log of
+	// authenticated requests: the oldest records are pruned as new ones are
+	// written while there are more than AuditMaxEntries, any older than
+	// AuditMaxAge, or their JSON passes AuditMaxBytes. Defaults 100000, 90
+	// days and 64 MiB.
 	AuditMaxEntries int
 	AuditMaxAge     time.Duration
+	AuditMaxBytes   int64
+	// AuditRefusedEntries bounds the records of admin POSTs refused before
+	// a token verified (401, 403, 429, 503 and bodies too large): they are
+	// kept apart from the operators' records, at most this many, the oldest
+	// going first. Default 1000.
+	AuditRefusedEntries int
+	// RefusalLogRate bounds the lines logged for requests refused before a
+	// token verified, per second (in bursts of as many); the rest are
+	// counted in the next line. Default 10; negative: no limit.
+	RefusalLogRate int
 
 	// AgentMaxConns bounds the HAProxy agent-check connections answered at
 	// once (ServeAgent); more are closed unanswered. Default 8.
@@ -209,6 +235,15 @@ func (c *Config) setDefaults() {
 	if c.AuditMaxAge == 0 {
 		c.AuditMaxAge = DefaultAuditMaxAge
 	}
+	if c.AuditMaxBytes == 0 {
+		c.AuditMaxBytes = DefaultAuditMaxBytes
+	}
+	if c.AuditRefusedEntries == 0 {
+		c.AuditRefusedEntries = DefaultAuditRefusedEntries
+	}
+	if c.RefusalLogRate == 0 {
+		c.RefusalLogRate = DefaultRefusalLogRate
+	}
 	if c.AgentMaxConns == 0 {
 		c.AgentMaxConns = DefaultAgentMaxConns
 	}
@@ -245,7 +280,7 @@ func (c *Config) validate() error {
 		"read timeout": c.ReadTimeout, "write timeout": c.WriteTimeout, "idle timeout": c.IdleTimeout,
 		"degraded p99": c.DegradedP99, "liveness timeout": c.LivenessTimeout,
 		"auth failure window": c.AuthFailureWindow, "audit max age": c.AuditMaxAge,
-		"agent timeout": c.AgentTimeout,
+		"agent timeout": c.AgentTimeout, "jwt max ttl": c.JWTMaxTTL,
 	} {
 		if d < 0 {
 			bad("%s must be positive, got %s", name, d)
@@ -271,6 +306,12 @@ func (c *Config) validate() error {
 	}
 	if c.AuditMaxEntries < 0 {
 		bad("audit max entries must be positive, got %d", c.AuditMaxEntries)
+	}
+	if c.AuditMaxBytes < 0 {
+		bad("audit max bytes must be positive, got %d", c.AuditMaxBytes)
+	}
+	if c.AuditRefusedEntries < 0 {
+		bad("audit refused entries must be positive, got %d", c.AuditRefusedEntries)
 	}
 	return errors.Join(errs...)
 }

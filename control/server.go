@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +39,12 @@ type Server struct {
 	log     *slog.Logger
 	store   *store
 	auth    *failLimiter
-	http    *fasthttp.Server
-	started time.Time
+	// refusalLines bounds the log lines of refusals before authentication.
+	refusalLines *lineLimiter
+	// redactor keeps what the audit log may of a request's data.
+	redactor auditRedactor
+	http     *fasthttp.Server
+	started  time.Time
 
 	// cmdMu orders the commands that change state, so that the store and
 	// the engine see them in the same order (commit, then apply).
@@ -90,6 +93,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.audit.maxBytes = cfg.AuditMaxBytes
+	st.setRefusedEntries(cfg.AuditRefusedEntries)
 	s := &Server{
 		cfg:     cfg,
 		engine:  cfg.Engine,
@@ -97,8 +102,11 @@ func New(cfg Config) (*Server, error) {
 		metrics: cfg.Engine.Metrics(),
 		log:     cfg.Logger.With("component", "control"),
 		store:   st,
-		auth:    newFailLimiter(cfg.AuthFailures, cfg.AuthFailureWindow),
+		auth:    newFailLimiter(cfg.AuthFailures, cfg.AuthFailureWindow, maxTrackedIPs),
 		started: time.Now(),
+
+		refusalLines: newLineLimiter(cfg.RefusalLogRate, time.Now()),
+		redactor:     newAuditRedactor(cfg.AdminSecret, cfg.ClientSecret),
 
 		agentLns:   map[net.Listener]struct{}{},
 		agentSem:   make(chan struct{}, cfg.AgentMaxConns),
@@ -117,6 +125,7 @@ func New(cfg Config) (*Server, error) {
 	s.http = &fasthttp.Server{
 		Handler:            s.serveHTTP,
 		ErrorHandler:       s.serveHTTPError,
+		HeaderReceived:     s.headerReceived,
 		Name:               "sockmon-control",
 		MaxRequestBodySize: cfg.MaxBodyBytes,
 		ReadBufferSize:     maxHeaderBytes,
@@ -136,6 +145,7 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.AdminSecret) == 0 {
 		s.log.Warn("no admin secret: the admin endpoints are off (503); set SOCKMON_ADMIN_SECRET to enable them")
 	}
+	s.logSecurityDefaults()
 	return s, nil
 }
 
@@ -394,9 +404,11 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// serveHTTPError answers a request fasthttp could not read: 413 for a body
-// over MaxBodyBytes (audited when it was an admin POST), 431 for a header
-// over the read buffer, 408 for a timeout, 400 otherwise.
+// serveHTTPError answers a request fasthttp could not read: for a body
+// over its limit, the authentication refusal when the request carries no
+// valid admin token (its limit was preAuthBodyBytes), else 413 (audited
+// when it was an admin POST); 431 for a header over the read buffer, 408
+// for a timeout, 400 otherwise.
 func (s *Server) serveHTTPError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
@@ -405,10 +417,23 @@ func (s *Server) serveHTTPError(ctx *fasthttp.RequestCtx, err error) {
 		e := &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge,
 			Message: fmt.Sprintf("request body over %d bytes", s.cfg.MaxBodyBytes)}
 		path := string(ctx.Path())
-		if ctx.IsPost() && (path == PathAdmin || path == PathHealth) {
+		if path != PathAdmin && !(ctx.IsPost() && path == PathHealth) {
+			// No endpoint but the admin ones reads a body: the limit was
+			// preAuthBodyBytes unless the request carried an admin token.
+			e.Message = "request body too large for this endpoint"
+			writeError(ctx, e)
+			return
+		}
+		ip := s.clientIP(ctx)
+		n := ctx.Request.Header.ContentLength()
+		sub, r := s.authenticate(ctx, ip)
+		if r != nil {
+			s.refuseUnauthenticated(ctx, path, ip, r, n)
+			return
+		}
+		if ctx.IsPost() {
 			start := time.Now()
-			rec := &AuditRecord{Time: start, SourceIP: s.clientIP(ctx), Action: actionOf(path, nil),
-				Data: sizeOnly("bodyBytes", ctx.Request.Header.ContentLength())}
+			rec := &AuditRecord{Time: start, Actor: sub, SourceIP: ip.String(), Action: actionOf(path, nil), Data: bodySize(n)}
 			rec.finish(e, start)
 			_ = s.record(rec)
 		}
@@ -420,6 +445,48 @@ func (s *Server) serveHTTPError(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		writeError(ctx, badRequest("cannot parse the request"))
 	}
+}
+
+// preAuthBodyBytes is the body limit of a request without a valid admin
+// token: room for a small command and a dashboard login form, never a
+// body worth the memory. Nothing of such a body is parsed.
+const preAuthBodyBytes = 8 << 10
+
+// headerReceived sets a request's body limit once fasthttp has read its
+// head, before it reads the body: Config.MaxBodyBytes for a request whose
+// Authorization verifies as an admin token, preAuthBodyBytes for any
+// other. A refused request thus never costs more than a few KB, whatever
+// its Content-Length or however many arrive at once.
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	limit := min(preAuthBodyBytes, s.cfg.MaxBodyBytes)
+	if auth := h.Peek("Authorization"); len(auth) > 0 && len(s.cfg.AdminSecret) > 0 {
+		if _, aerr := s.verifyAdmin(string(auth)); aerr == nil {
+			limit = s.cfg.MaxBodyBytes
+		}
+	}
+	return fasthttp.RequestConfig{MaxRequestBodySize: limit}
+}
+
+// logSecurityDefaults says at start the limits an operator may trip over:
+// the body limit without a token, the lockout, the audit log's bounds, and
+// the token checks in force (--jwt-audience, --jwt-issuer, --jwt-max-ttl).
+func (s *Server) logSecurityDefaults() {
+	c := &s.cfg
+	s.log.Info("control security settings",
+		"preAuthMaxBodyBytes", min(preAuthBodyBytes, c.MaxBodyBytes),
+		"maxBodyBytes", c.MaxBodyBytes,
+		"lockoutAfterFailures", c.AuthFailures,
+		"lockoutWindow", c.AuthFailureWindow.String(),
+		"auditMaxEntries", c.AuditMaxEntries,
+		"auditMaxAge", c.AuditMaxAge.String(),
+		"auditMaxBytes", c.AuditMaxBytes,
+		"auditRefusedEntries", c.AuditRefusedEntries,
+		"refusalLogRate", c.RefusalLogRate,
+		// Keys that do not look like a secret's, or the redaction of the
+		// logs removes the values.
+		"audience", c.JWTAudience,
+		"issuer", c.JWTIssuer,
+		"maxLifetime", c.JWTMaxTTL.String())
 }
 
 // actionOf is the audit action of a refused request: the action the body
@@ -445,37 +512,9 @@ func actionOf(path string, body []byte) string {
 // clientIP is the peer's IP, or, when the peer is a trusted proxy, the
 // rightmost X-Forwarded-For address that is not (netcore.ForwardedClient,
 // the same walk as the client port's).
-func (s *Server) clientIP(ctx *fasthttp.RequestCtx) string {
+func (s *Server) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	ip, _ := netip.AddrFromSlice(ctx.RemoteIP())
-	return netcore.ForwardedClient(ip.Unmap(), string(ctx.Request.Header.Peek("X-Forwarded-For")), s.cfg.TrustedProxies).String()
-}
-
-// admin gates an admin request: it returns the verified actor, or writes
-// the refusal and returns ok false. The refusal is returned so a POST can
-// audit it.
-func (s *Server) admin(ctx *fasthttp.RequestCtx, ip string) (actor string, refusal *Error) {
-	if len(s.cfg.AdminSecret) == 0 {
-		return "", &Error{Status: http.StatusServiceUnavailable, Code: CodeAdminDisabled,
-			Message: "the admin API is off on this node: no admin secret is configured (SOCKMON_ADMIN_SECRET)"}
-	}
-	now := time.Now()
-	if blocked, left := s.auth.blocked(ip, now); blocked {
-		ctx.Response.Header.Set("Retry-After", strconv.Itoa(netcore.RetryAfterSeconds(left)))
-		return "", &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
-			Message: "too many failed authentications from this address; retry later"}
-	}
-	sub, aerr := s.verifyAdmin(string(ctx.Request.Header.Peek("Authorization")))
-	if aerr != nil {
-		s.auth.fail(ip, now)
-		if aerr.Status == http.StatusUnauthorized {
-			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="sockmon-admin"`)
-		}
-		s.log.Warn("admin authentication refused", "sourceIp", ip, "path", string(ctx.Path()),
-			"method", string(ctx.Method()), "status", aerr.Status, "reason", aerr.reason, "sub", sub)
-		return sub, aerr.Error
-	}
-	s.auth.succeed(ip)
-	return sub, nil
+	return netcore.ForwardedClient(ip.Unmap(), string(ctx.Request.Header.Peek("X-Forwarded-For")), s.cfg.TrustedProxies)
 }
 
 // reply is the envelope of admin answers.

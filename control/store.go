@@ -20,24 +20,37 @@ import (
 // the new state, never a torn one. Every write that an admin command is
 // acknowledged for has been committed before the reply is sent.
 //
+// bbolt never gives space back to the file system: a page freed by a
+// delete is reused, but the file never shrinks. So what is written is
+// bounded, not only what is kept: the operators' audit records by count,
+// age and bytes, the refusals before authentication by count in a bucket
+// of their own (their records are small and of bounded size), and nothing
+// at all from an address that is locked out.
+//
 // Buckets:
 //
-//	audit       8-byte big-endian sequence -> AuditRecord (JSON); keys only
-//	            ever grow and are pruned from the front, so the count is
-//	            last-first+1
-//	alerts      rule name -> AlertConfig (JSON); the alerts engine adds
-//	            its own buckets (alert_history, alert_silences,
-//	            alert_active: see control/alerts)
-//	ratelimits  "user:<id>" -> RateLimitOverride (JSON)
-//	state       "maintenance" -> MaintenanceRecord (JSON),
-//	            "agent" -> AgentStateRecord (JSON), what set_agent_state set,
-//	            "alerts_seeded" -> "1" once the default rules were written,
-//	            "alerts_seeded_v2" -> "1" once the emergency default was
+//	audit          8-byte big-endian sequence -> AuditRecord (JSON), every
+//	               admin POST whose token verified; keys only ever grow and
+//	               are pruned from the front, so the count is last-first+1
+//	audit_refused  the same for admin POSTs refused before a token
+//	               verified (401, 403, 429 on its first lockout, 503, a body
+//	               too large), with the body's size only
+//	alerts         rule name -> AlertConfig (JSON); the alerts engine adds
+//	               its own buckets (alert_history, alert_silences,
+//	               alert_active: see control/alerts)
+//	ratelimits     "user:<id>" -> RateLimitOverride (JSON)
+//	state          "maintenance" -> MaintenanceRecord (JSON),
+//	               "agent" -> AgentStateRecord (JSON), what set_agent_state set,
+//	               "alerts_seeded" -> "1" once the default rules were written,
+//	               "alerts_seeded_v2" -> "1" once the emergency default was,
+//	               "audit_bytes", "audit_refused_bytes" -> 8-byte big-endian
+//	               sum of the JSON kept in each audit bucket
 var (
-	bucketAudit      = []byte("audit")
-	bucketAlerts     = []byte("alerts")
-	bucketRateLimits = []byte("ratelimits")
-	bucketState      = []byte("state")
+	bucketAudit        = []byte("audit")
+	bucketAuditRefused = []byte("audit_refused")
+	bucketAlerts       = []byte("alerts")
+	bucketRateLimits   = []byte("ratelimits")
+	bucketState        = []byte("state")
 
 	keyMaintenance    = []byte("maintenance")
 	keyAgentState     = []byte("agent")
@@ -54,11 +67,25 @@ const StoreFile = "control.db"
 const auditPrunePerWrite = 256
 
 type store struct {
-	db         *bolt.DB
-	maxEntries int
-	maxAge     time.Duration
-	now        func() time.Time
+	db *bolt.DB
+	// audit holds the operators' records, refused the refusals before
+	// authentication; both are pruned by count, age and bytes.
+	audit, refused auditBucket
+	maxAge         time.Duration
+	now            func() time.Time
 }
+
+// auditBucket is one audit log in the store and its bounds.
+type auditBucket struct {
+	name       []byte
+	bytesKey   []byte // in the state bucket
+	maxEntries int
+	maxBytes   int64
+}
+
+// maxRefusedRecordBytes bounds the JSON of one refused record (its
+// fields are ours or clipped), and so the refused bucket's bytes.
+const maxRefusedRecordBytes = 1024
 
 // storeLockTimeout is how long openStore waits for another process to let
 // go of the store's file lock.
@@ -83,11 +110,26 @@ func openStore(dir string, maxEntries int, maxAge time.Duration) (*store, error)
 	if err != nil {
 		return nil, fmt.Errorf("control: open store %s: %w", path, err)
 	}
-	st := &store{db: db, maxEntries: maxEntries, maxAge: maxAge, now: time.Now}
+	st := &store{db: db, maxAge: maxAge, now: time.Now,
+		audit: auditBucket{name: bucketAudit, bytesKey: []byte("audit_bytes"), maxEntries: maxEntries, maxBytes: DefaultAuditMaxBytes},
+	}
+	st.setRefusedEntries(DefaultAuditRefusedEntries)
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketAudit, bucketAlerts, bucketRateLimits, bucketState} {
+		for _, b := range [][]byte{bucketAudit, bucketAuditRefused, bucketAlerts, bucketRateLimits, bucketState} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
+			}
+		}
+		// A store written before the byte counts: count once.
+		for _, a := range []*auditBucket{&st.audit, &st.refused} {
+			if tx.Bucket(bucketState).Get(a.bytesKey) == nil {
+				var n int64
+				if err := tx.Bucket(a.name).ForEach(func(_, v []byte) error { n += int64(len(v)); return nil }); err != nil {
+					return err
+				}
+				if err := putCount(tx, a.bytesKey, n); err != nil {
+					return err
+				}
 			}
 		}
 		// The default alert rules, on first start only: a rule an operator
@@ -124,6 +166,25 @@ func openStore(dir string, maxEntries int, maxAge time.Duration) (*store, error)
 
 func (st *store) close() error { return st.db.Close() }
 
+// setRefusedEntries bounds the refused bucket to n records.
+func (st *store) setRefusedEntries(n int) {
+	st.refused = auditBucket{name: bucketAuditRefused, bytesKey: []byte("audit_refused_bytes"),
+		maxEntries: n, maxBytes: int64(n) * maxRefusedRecordBytes}
+}
+
+func getCount(tx *bolt.Tx, key []byte) int64 {
+	if v := tx.Bucket(bucketState).Get(key); len(v) == 8 {
+		return int64(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+func putCount(tx *bolt.Tx, key []byte, n int64) error {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(max(n, 0)))
+	return tx.Bucket(bucketState).Put(key, v[:])
+}
+
 func putJSON(b *bolt.Bucket, key []byte, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -138,25 +199,44 @@ func seqKey(seq uint64) []byte {
 	return k[:]
 }
 
-// appendAudit commits rec on its own. Concurrent calls share one commit
-// (bbolt's Batch), so a burst of refused requests costs one fsync per
-// batch; each call returns after the commit that holds its record.
+// appendAudit commits rec, an operator's record, on its own. Concurrent
+// calls share one commit (bbolt's Batch); each call returns after the
+// commit that holds its record.
 func (st *store) appendAudit(rec *AuditRecord) error {
 	return st.db.Batch(func(tx *bolt.Tx) error { return st.putAudit(tx, rec) })
 }
 
-// putAudit adds rec in tx, numbering it, and prunes what retention
-// allows.
+// appendRefused commits rec, a refusal before authentication, in the
+// refused bucket, sharing commits as appendAudit does.
+func (st *store) appendRefused(rec *AuditRecord) error {
+	return st.db.Batch(func(tx *bolt.Tx) error { return st.put(tx, &st.refused, rec) })
+}
+
+// putAudit adds rec to the operators' records in tx.
 func (st *store) putAudit(tx *bolt.Tx, rec *AuditRecord) error {
-	b := tx.Bucket(bucketAudit)
+	return st.put(tx, &st.audit, rec)
+}
+
+// put adds rec to a in tx, numbering it, and prunes from the front what
+// the bounds allow: while there are more than maxEntries records, their
+// bytes pass maxBytes, or the first is older than maxAge (at most
+// auditPrunePerWrite records a write). The record just added is never
+// pruned.
+func (st *store) put(tx *bolt.Tx, a *auditBucket, rec *AuditRecord) error {
+	b := tx.Bucket(a.name)
 	seq, err := b.NextSequence()
 	if err != nil {
 		return err
 	}
 	rec.Seq = seq
-	if err := putJSON(b, seqKey(seq), rec); err != nil {
+	data, err := json.Marshal(rec)
+	if err != nil {
 		return err
 	}
+	if err := b.Put(seqKey(seq), data); err != nil {
+		return err
+	}
+	total := getCount(tx, a.bytesKey) + int64(len(data))
 	c := b.Cursor()
 	cutoff := st.now().Add(-st.maxAge)
 	for i := 0; i < auditPrunePerWrite; i++ {
@@ -165,7 +245,7 @@ func (st *store) putAudit(tx *bolt.Tx, rec *AuditRecord) error {
 			break
 		}
 		count := seq - binary.BigEndian.Uint64(k) + 1
-		if count <= uint64(st.maxEntries) {
+		if count <= uint64(a.maxEntries) && total <= a.maxBytes {
 			var head struct {
 				Time time.Time `json:"time"`
 			}
@@ -173,20 +253,26 @@ func (st *store) putAudit(tx *bolt.Tx, rec *AuditRecord) error {
 				break
 			}
 		}
+		total -= int64(len(v))
 		if err := c.Delete(); err != nil {
 			return err
 		}
 	}
-	return nil
+	return putCount(tx, a.bytesKey, total)
 }
 
-// auditList returns up to limit records newest first, only those at or
-// after since when since is not zero, and only those with seq below
+// auditList returns up to limit of the operators' records (or, with
+// refused, of the refusals before authentication) newest first, only those
+// at or after since when since is not zero, and only those with seq below
 // before when before is not zero (paging backwards).
-func (st *store) auditList(limit int, since time.Time, before uint64) ([]AuditRecord, error) {
+func (st *store) auditList(refused bool, limit int, since time.Time, before uint64) ([]AuditRecord, error) {
+	name := bucketAudit
+	if refused {
+		name = bucketAuditRefused
+	}
 	var out []AuditRecord
 	err := st.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketAudit).Cursor()
+		c := tx.Bucket(name).Cursor()
 		var k, v []byte
 		if before > 0 {
 			c.Seek(seqKey(before))
@@ -209,19 +295,19 @@ func (st *store) auditList(limit int, since time.Time, before uint64) ([]AuditRe
 	return out, err
 }
 
-// auditCount returns the number of records kept.
-func (st *store) auditCount() (int, error) {
-	n := 0
-	err := st.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketAudit).Cursor()
+// auditCount returns the number of records kept in a and their bytes.
+func (st *store) auditCount(a *auditBucket) (n int, bytes int64, err error) {
+	err = st.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(a.name).Cursor()
 		first, _ := c.First()
 		last, _ := c.Last()
 		if first != nil {
 			n = int(binary.BigEndian.Uint64(last) - binary.BigEndian.Uint64(first) + 1)
 		}
+		bytes = getCount(tx, a.bytesKey)
 		return nil
 	})
-	return n, err
+	return n, bytes, err
 }
 
 // MaintenanceRecord is the persisted maintenance state.

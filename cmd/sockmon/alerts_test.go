@@ -194,7 +194,8 @@ func TestServeAlertsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	wstest.WaitFor(t, "the bad file refused", func() bool {
-		return strings.Contains(logs.String(), "SIGHUP: alerts file not reloaded; the previous rules stay in force") &&
+		return strings.Contains(logs.String(), `"msg":"reload step failed","step":"alerts file"`) &&
+			strings.Contains(logs.String(), "the previous rules stay in force") &&
 			strings.Contains(logs.String(), "rules.yaml:5: rules[0].level")
 	})
 	if got := threshold(); got != 0 {

@@ -82,6 +82,9 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.BoolVar(&f.compression, "compression", true, "negotiate permessage-deflate (no context takeover)")
 	fs.IntVar(&c.CompressionThreshold, "compression-threshold", netcore.DefaultCompressionThreshold, "messages smaller than this many bytes are sent uncompressed")
 	fs.BoolVar(&p.RequireAuth, "require-auth", false, "refuse clients without a valid token (401); the client secret comes from $SOCKMON_JWT_SECRET")
+	fs.StringVar(&p.JWTAudience, "jwt-audience", "", "aud every client and admin token must carry (off when empty)")
+	fs.StringVar(&p.JWTIssuer, "jwt-issuer", "", "iss every client and admin token must carry (off when empty)")
+	fs.DurationVar(&p.JWTMaxTTL, "jwt-max-ttl", 0, "longest lifetime of a client or admin token (exp - iat, and exp - now); 0: no maximum")
 	fs.StringVar(&f.allowedOrigins, "allowed-origins", "", "comma-separated Origins browsers may connect from (https://app.example.com, https://*.example.com); empty allows all")
 	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of the load balancers in front of the WebSocket port: their PROXY header or X-Forwarded-For names the client, and their own address is never banned")
 	fs.StringVar(&f.proxyProtocol, "proxy-protocol", "off", "PROXY protocol v1/v2 on the WebSocket port: off, optional or on (accepted from --trusted-proxies only)")
@@ -156,6 +159,9 @@ func (f *serveFlags) configs(logger *slog.Logger, getenv func(string) string) (n
 	offWhenZero([]*time.Duration{&c.IdleTimeout, &c.PingInterval, &c.DrainDelay}, []*int{&p.ConnRate, &p.MessageRate, &p.MessageBytesRate, &p.RoomPublishRate, &c.OutboundBudget})
 	c.DisableCompression = !f.compression
 	c.Logger = logger
+	if p.JWTMaxTTL < 0 {
+		return c, p, fmt.Errorf("--jwt-max-ttl %s: want a positive duration, or 0 for no maximum", p.JWTMaxTTL)
+	}
 	p.JWTSecret = []byte(getenv("SOCKMON_JWT_SECRET"))
 	p.AllowedOrigins = splitList(f.allowedOrigins)
 	var err error
@@ -247,7 +253,13 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		adminSecret, dev.secretPath, dev.created = secret, path, created
-		if dev.token, err = control.AdminToken([]byte(secret), "dev", devTokenTTL); err != nil {
+		ttl := devTokenTTL
+		if f.proto.JWTMaxTTL > 0 {
+			ttl = min(ttl, f.proto.JWTMaxTTL)
+		}
+		dev.token, err = control.MintAdminToken([]byte(secret), control.TokenClaims{Sub: "dev", TTL: ttl,
+			Audience: f.proto.JWTAudience, Issuer: f.proto.JWTIssuer})
+		if err != nil {
 			fmt.Fprintf(stderr, "sockmon serve: --dev: %v\n", err)
 			return 2
 		}
@@ -309,7 +321,12 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	logBreakerChanges(ups, logger)
 	// At SIGHUP a bad file keeps the upstreams in force (the step fails and
 	// says why in the log).
-	reload.add("upstreams", func() error { return loadUpstreams(ups, f.upstreams, f.upstreamsFile) })
+	reload.add("upstreams", func() error {
+		if err := loadUpstreams(ups, f.upstreams, f.upstreamsFile); err != nil {
+			return fmt.Errorf("the previous upstreams stay in force: %w", err)
+		}
+		return nil
+	})
 	pcfg.RPC = ups
 	proto, err := protocol.New(srv, pcfg)
 	if err != nil {
@@ -360,6 +377,9 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		Logger:         logger,
 		MemoryLimit:    f.memoryLimit,
 		TrustedProxies: controlTrusted,
+		JWTAudience:    pcfg.JWTAudience,
+		JWTIssuer:      pcfg.JWTIssuer,
+		JWTMaxTTL:      pcfg.JWTMaxTTL,
 		OnEmergencyShutdown: func(reason string) {
 			select {
 			case emergency <- reason:
@@ -397,8 +417,10 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		logger.Info("alerts file loaded", "file", f.alerts.file, "rules", n)
 		reload.add("alerts file", func() error {
-			_, err := loadAlertsFile(ctl.Alerts(), f.alerts.file, os.Getenv)
-			return err
+			if _, err := loadAlertsFile(ctl.Alerts(), f.alerts.file, os.Getenv); err != nil {
+				return fmt.Errorf("the previous rules stay in force: %w", err)
+			}
+			return nil
 		})
 	}
 	// Every step is in: reloads may start (a SIGHUP before this waits in

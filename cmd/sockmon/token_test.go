@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/sockmon/sockmon/control"
 	"github.com/sockmon/sockmon/netcore"
 	"github.com/sockmon/sockmon/netcore/protocol"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 const (
@@ -161,4 +164,86 @@ func TestTokenCommandErrors(t *testing.T) {
 	if stdout, stderr, code := mint(t, tokenEnv, "--help"); code != 0 || !strings.Contains(stdout, "Usage: sockmon token") || !strings.Contains(stdout, "\n  --sub string\n") || stderr != "" {
 		t.Errorf("--help: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
+}
+
+// A real sockmon serve with --jwt-audience, --jwt-issuer and --jwt-max-ttl
+// checks client and admin tokens alike; `sockmon token --aud --iss` mints
+// tokens it accepts; a client token whose sub is "server" or "anon:..." is
+// refused; the settings are in the start-up log.
+func TestServeChecksTokenClaims(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "sockmon.log")
+	env := []string{"SOCKMON_ADMIN_SECRET=" + tokenTestAdminSecret, "SOCKMON_JWT_SECRET=" + tokenTestClientSecret}
+	_, wsAddr, ctlAddr := startServeEnv(t, env, "--jwt-audience", "sockmon-prod", "--jwt-issuer", "https://auth.example",
+		"--jwt-max-ttl", "1h", "--log-file", logFile)
+	dial := func(tok string) int {
+		c, resp, err := websocket.DefaultDialer.Dial("ws://"+wsAddr+"/ws?token="+tok, nil)
+		if err == nil {
+			c.Close()
+			return 101
+		}
+		if resp == nil {
+			t.Fatalf("dial: %v", err)
+		}
+		return resp.StatusCode
+	}
+	admin := func(tok string) int {
+		req, _ := http.NewRequest("GET", "http://"+ctlAddr+control.PathAdmin, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	mintOK := func(args ...string) string {
+		t.Helper()
+		tok, stderr, code := mint(t, tokenEnv, args...)
+		if code != 0 {
+			t.Fatalf("sockmon token %v: exit %d: %s", args, code, stderr)
+		}
+		return tok
+	}
+	claims := []string{"--aud", "sockmon-prod", "--iss", "https://auth.example"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"aud, iss, 30m", append([]string{"--ttl", "30m"}, claims...), 200},
+		{"no aud nor iss", []string{"--ttl", "30m"}, 401},
+		{"wrong aud", []string{"--ttl", "30m", "--aud", "sockmon-staging", "--iss", "https://auth.example"}, 401},
+		{"2h, over --jwt-max-ttl", append([]string{"--ttl", "2h"}, claims...), 401},
+	} {
+		clientWant := tc.want
+		if clientWant == 200 {
+			clientWant = 101
+		}
+		if got := dial(mintOK(append([]string{"--sub", "zoe"}, tc.args...)...)); got != clientWant {
+			t.Errorf("client token, %s: status %d, want %d", tc.name, got, clientWant)
+		}
+		if got := admin(mintOK(append([]string{"--admin", "--sub", "ops"}, tc.args...)...)); got != tc.want {
+			t.Errorf("admin token, %s: status %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	// The subs the server speaks as: refused by the server, and not minted.
+	for _, sub := range []string{"server", "anon:1"} {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub, "aud": "sockmon-prod", "iss": "https://auth.example",
+			"exp": time.Now().Add(time.Minute).Unix()}).SignedString([]byte(tokenTestClientSecret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dial(tok); got != 401 {
+			t.Errorf("client token with sub %q: status %d, want 401", sub, got)
+		}
+		if _, stderr, code := mint(t, tokenEnv, "--sub", sub); code != 2 || !strings.Contains(stderr, "reserved") {
+			t.Errorf("sockmon token --sub %s: exit %d %q, want 2 and reserved", sub, code, stderr)
+		}
+	}
+	wstest.WaitFor(t, "the security settings in the start-up log", func() bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.Contains(string(b), `"msg":"control security settings"`) && strings.Contains(string(b), `"audience":"sockmon-prod"`) &&
+			strings.Contains(string(b), `"preAuthMaxBodyBytes":8192`)
+	})
 }

@@ -14,12 +14,15 @@ import (
 // it. It replaces
 //
 //   - the value of an attribute whose key names a secret (token, secret,
-//     password, authorization, cookie, api key...), unless the value is a
-//     number or a boolean (a count of "auth" refusals is not a secret);
+//     password, pass, pwd, authorization, cookie, api key, access key,
+//     session, dsn...), unless the value is a number or a boolean (a count
+//     of "auth" refusals is not a secret);
 //   - in any text (the message, string values, errors, JSON values at any
 //     depth): the configured secrets verbatim, anything shaped like a JWT,
-//     what follows "Bearer ", the value of token=, password=, secret=...
-//     parameters, and the rest of an Authorization: or Cookie: header line.
+//     what follows "Bearer " or "Basic ", the userinfo of a URL
+//     (scheme://user:pass@), the value of token=, password=, pass=, pwd=,
+//     secret=, access_key=, session=, dsn=... parameters, and the rest of
+//     an Authorization: or Cookie: header line.
 //
 // The audit log's data is redacted by the control package before it is
 // logged; this is the net under every line, that one included.
@@ -30,8 +33,9 @@ const Redacted = "[REDACTED]"
 // sensitiveKeys are matched against keys lowercased with '_' and '-'
 // removed: a key containing any of them has its value replaced.
 var sensitiveKeys = []string{
-	"token", "secret", "password", "passwd", "passphrase", "authorization", "apikey",
+	"token", "secret", "pass", "pwd", "authorization", "authheader", "apikey", "accesskey",
 	"credential", "privatekey", "routingkey", "webhook", "cookie", "signature", "jwt",
+	"session", "dsn", "bearer",
 }
 
 // SensitiveKey reports whether an attribute or JSON key names a secret.
@@ -53,12 +57,15 @@ var (
 	// A JWS compact serialisation: a base64url JSON header ("eyJ"), a
 	// payload and a signature.
 	jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*`)
-	// Bearer credentials.
+	// Bearer and Basic credentials.
 	bearerRE = regexp.MustCompile(`(?i)(bearer\s+)[^\s"',;]+`)
+	basicRE  = regexp.MustCompile(`(?i)(basic\s+)[A-Za-z0-9+/_-]{6,}=*`)
+	// The userinfo of a URL: scheme://user:password@host.
+	userinfoRE = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@"'<>]+@`)
 	// Header lines whose whole value is a credential.
 	headerRE = regexp.MustCompile(`(?i)((?:authorization|proxy-authorization|cookie|set-cookie)\s*:\s*)[^\r\n"]+`)
 	// key=value and key: value pairs in URLs, forms and free text.
-	pairRE = regexp.MustCompile(`(?i)((?:access_token|refresh_token|token|jwt|password|passwd|secret|api_?key|apikey|auth)["']?\s*[=:]\s*["']?)[^\s&"',;]+`)
+	pairRE = regexp.MustCompile(`(?i)((?:access_token|refresh_token|token|jwt|password|passwd|pass|pwd|secret|api_?key|apikey|access_?key|auth_?header|auth|session_?id|session|dsn|signature)["']?\s*[=:]\s*["']?)[^\s&"',;]+`)
 )
 
 // redactor holds the literal secrets to remove.
@@ -85,16 +92,32 @@ func (r *redactor) String(s string) string {
 			s = strings.ReplaceAll(s, sec, Redacted)
 		}
 	}
+	return redactPatterns(s)
+}
+
+// redactPatterns redacts what the patterns find in s: JWTs, Bearer and
+// Basic credentials, URL userinfo, credential parameters and header lines.
+func redactPatterns(s string) string {
 	if strings.Contains(s, "eyJ") {
 		s = jwtRE.ReplaceAllString(s, Redacted)
 	}
-	if strings.ContainsAny(s, "=:") || containsFold(s, "bearer") {
+	if strings.ContainsAny(s, "=:") || containsFold(s, "bearer") || containsFold(s, "basic") {
 		s = bearerRE.ReplaceAllString(s, "${1}"+Redacted)
+		s = basicRE.ReplaceAllString(s, "${1}"+Redacted)
 		s = headerRE.ReplaceAllString(s, "${1}"+Redacted)
+		s = userinfoRE.ReplaceAllString(s, "${1}"+Redacted+"@")
 		s = pairRE.ReplaceAllString(s, "${1}"+Redacted)
 	}
 	return s
 }
+
+// RedactString returns s with every credential the patterns recognise
+// replaced by Redacted (the handler's redaction minus the configured
+// secrets, which it does not know): anything shaped like a JWT, Bearer and
+// Basic credentials, URL userinfo, token=, password=, pwd=, session=,
+// dsn=... values and Authorization or Cookie header lines. Safe for
+// concurrent use.
+func RedactString(s string) string { return redactPatterns(s) }
 
 func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), sub)

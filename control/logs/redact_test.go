@@ -29,6 +29,19 @@ func TestRedactString(t *testing.T) {
 		{"the secret is " + testSecret + "!", "the secret is [REDACTED]!"},
 		{"short words stay short", "short words stay short"}, // secrets under 8 bytes are ignored
 		{"authenticated: true", "authenticated: true"},
+		// The review's gaps (issue 12, item 13).
+		{"Authorization: Basic YWxpY2U6cGFzc3dvcmQ=", "Authorization: [REDACTED]"},
+		{"sent basic YWxpY2U6cGFzc3dvcmQ= to it", "sent basic [REDACTED] to it"},
+		{"dsn postgres://app:hunter2@db:5432/x", "dsn postgres://[REDACTED]@db:5432/x"},
+		{"https://deploy-token@git.example.com/r.git", "https://[REDACTED]@git.example.com/r.git"},
+		{"/login?user=a&password=hunter2&x=1", "/login?user=a&password=[REDACTED]&x=1"},
+		{"/login?user=a&pass=hunter2", "/login?user=a&pass=[REDACTED]"},
+		{"/login?pwd=hunter2", "/login?pwd=[REDACTED]"},
+		{"s3?access_key=AKIA123&x=1", "s3?access_key=[REDACTED]&x=1"},
+		{"session=abc123; path=/", "session=[REDACTED]; path=/"},
+		{"dsn=mysql://u:p@h/db", "dsn=[REDACTED]"},
+		{"authHeader: xyz", "authHeader: [REDACTED]"},
+		{"https://example.com/a/b?q=1", "https://example.com/a/b?q=1"},
 	} {
 		if got := r.String(c.in); got != c.want {
 			t.Errorf("String(%q) = %q, want %q", c.in, got, c.want)
@@ -40,6 +53,8 @@ func TestSensitiveKey(t *testing.T) {
 	for k, want := range map[string]bool{
 		"token": true, "Authorization": true, "x-api-key": true, "api_key": true, "cookie": true,
 		"password": true, "clientSecret": true, "webhookUrl": true, "key": true, "auth": true,
+		"access_key": true, "pass": true, "pwd": true, "session": true, "dsn": true, "authHeader": true,
+		"sessionId": true, "AWS_SECRET_ACCESS_KEY": true, "db_password": true,
 		"reason": false, "user": false, "authenticated": false, "socket": false, "address": false,
 	} {
 		if got := SensitiveKey(k); got != want {

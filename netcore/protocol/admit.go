@@ -88,7 +88,9 @@ func clientToken(req *netcore.Request) string {
 }
 
 // authenticate verifies the client token (HS256 with the client secret,
-// exp required, sub is the user id).
+// exp required, aud, iss and the lifetime when the Config sets them); sub
+// is the user id, and may not be one the server speaks as in publish's
+// from: "server", or "anon:..." (an anonymous socket).
 func (svc *Service) authenticate(req *netcore.Request) (netcore.Admission, *netcore.HandshakeError) {
 	tok := clientToken(req)
 	if tok == "" {
@@ -100,18 +102,41 @@ func (svc *Service) authenticate(req *netcore.Request) (netcore.Admission, *netc
 	if len(svc.cfg.JWTSecret) == 0 {
 		return netcore.Admission{}, unauthorized("this server does not accept client tokens")
 	}
+	const leeway = 5 * time.Second
+	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithLeeway(leeway)}
+	if svc.cfg.JWTAudience != "" {
+		opts = append(opts, jwt.WithAudience(svc.cfg.JWTAudience))
+	}
+	if svc.cfg.JWTIssuer != "" {
+		opts = append(opts, jwt.WithIssuer(svc.cfg.JWTIssuer))
+	}
 	claims := jwt.RegisteredClaims{}
-	_, err := jwt.ParseWithClaims(tok, &claims, func(*jwt.Token) (any, error) { return svc.cfg.JWTSecret, nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithLeeway(5*time.Second))
+	_, err := jwt.ParseWithClaims(tok, &claims, func(*jwt.Token) (any, error) { return svc.cfg.JWTSecret, nil }, opts...)
 	if err != nil {
 		reason := "invalid token"
-		if errors.Is(err, jwt.ErrTokenExpired) {
+		switch {
+		case errors.Is(err, jwt.ErrTokenExpired):
 			reason = "token expired"
+		case errors.Is(err, jwt.ErrTokenInvalidAudience):
+			reason = "invalid token: wrong audience"
+		case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+			reason = "invalid token: wrong issuer"
 		}
 		return netcore.Admission{}, unauthorized(reason)
 	}
-	if claims.Subject == "" {
+	if max := svc.cfg.JWTMaxTTL; max > 0 {
+		// Minted for longer than the maximum, or valid for longer from now
+		// (which also catches a token without iat).
+		exp, iat := claims.ExpiresAt.Time, claims.IssuedAt
+		if iat != nil && exp.Sub(iat.Time) > max+leeway || time.Until(exp) > max+leeway {
+			return netcore.Admission{}, unauthorized("invalid token: it lives longer than this server accepts")
+		}
+	}
+	switch {
+	case claims.Subject == "":
 		return netcore.Admission{}, unauthorized("token has no sub claim")
+	case claims.Subject == "server" || strings.HasPrefix(claims.Subject, "anon:"):
+		return netcore.Admission{}, unauthorized("token sub " + strconv.Quote(claims.Subject) + " is reserved (the server and anonymous sockets speak as it)")
 	}
 	return netcore.Admission{UserID: claims.Subject, Authenticated: true}, nil
 }

@@ -184,3 +184,52 @@ func TestMessageByteRateCountsInflatedBytes(t *testing.T) {
 		t.Fatalf("second 40 KB message within the second: %v, want rate_limited for the byte rate", m)
 	}
 }
+
+// Client tokens: aud, iss and the lifetime are checked when the Config
+// sets them, and a sub the server speaks as in publish's from ("server",
+// "anon:<socket>") is refused, so no client can pose as either.
+func TestClientTokenClaims(t *testing.T) {
+	_, plain := testServer(t, Config{JWTSecret: testSecret})
+	_, strict := testServer(t, Config{JWTSecret: testSecret, JWTAudience: "sockmon", JWTIssuer: "https://auth.example", JWTMaxTTL: time.Hour})
+	now := time.Now()
+	claims := func(kv ...any) jwt.MapClaims {
+		m := jwt.MapClaims{"sub": "zoe", "iat": now.Unix(), "exp": now.Add(30 * time.Minute).Unix(), "aud": "sockmon", "iss": "https://auth.example"}
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == nil {
+				delete(m, kv[i].(string))
+			} else {
+				m[kv[i].(string)] = kv[i+1]
+			}
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name          string
+		claims        jwt.MapClaims
+		plain, strict int
+	}{
+		{"all good", claims(), 101, 101},
+		{"aud in a list", claims("aud", []string{"other", "sockmon"}), 101, 101},
+		{"no aud", claims("aud", nil), 101, 401},
+		{"wrong aud", claims("aud", "other"), 101, 401},
+		{"no iss", claims("iss", nil), 101, 401},
+		{"wrong iss", claims("iss", "https://evil.example"), 101, 401},
+		{"minted for a day", claims("iat", now.Add(-time.Minute).Unix(), "exp", now.Add(24*time.Hour).Unix()), 101, 401},
+		{"no iat, valid for a day", claims("iat", nil, "exp", now.Add(24*time.Hour).Unix()), 101, 401},
+		{"future iat, valid for a day", claims("iat", now.Add(23*time.Hour).Unix(), "exp", now.Add(24*time.Hour).Unix()), 101, 401},
+		{"no iat, valid for 30m", claims("iat", nil), 101, 101},
+		{"sub server", claims("sub", "server"), 401, 401},
+		{"sub anon:7", claims("sub", "anon:7"), 401, 401},
+		{"sub anonymous (not the prefix)", claims("sub", "anonymous"), 101, 101},
+	} {
+		tok := token(t, jwt.SigningMethodHS256, testSecret, tc.claims)
+		for _, srv := range []struct {
+			addr string
+			want int
+		}{{plain, tc.plain}, {strict, tc.strict}} {
+			if status, _ := dialStatus(t, "ws://"+srv.addr+"/ws?token="+tok, nil); status != srv.want {
+				t.Errorf("%s on %s: status %d, want %d", tc.name, srv.addr, status, srv.want)
+			}
+		}
+	}
+}

@@ -23,6 +23,13 @@ type Config struct {
 	// Authorization: Bearer. Without it, every client is anonymous and a
 	// token is refused with 401.
 	JWTSecret []byte
+	// JWTAudience and JWTIssuer, when set, are the aud and iss a client
+	// token must carry; JWTMaxTTL, when positive, is the longest lifetime
+	// accepted (exp - iat, and exp - now). A token that fails them is
+	// refused with 401.
+	JWTAudience string
+	JWTIssuer   string
+	JWTMaxTTL   time.Duration
 	// RequireAuth refuses clients without a valid token (401).
 	RequireAuth bool
 	// AllowedOrigins lists the Origin values browsers may connect from
