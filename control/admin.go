@@ -313,12 +313,12 @@ func (s *Server) handleCommand(ctx *fasthttp.RequestCtx) {
 func (s *Server) handleAudited(ctx *fasthttp.RequestCtx, path string) {
 	ip := s.clientIP(ctx)
 	body := ctx.PostBody()
-	sub, refusal := s.admin(ctx, ip)
+	p, refusal := s.admin(ctx, ip)
 	if refusal != nil {
-		s.refuse(ctx, Actor{Sub: sub, IP: ip}, actionOf(path, body), body, refusal)
+		s.refuse(ctx, Actor{Sub: p.Sub, IP: ip}, actionOf(path, body), body, refusal)
 		return
 	}
-	actor := Actor{Sub: sub, IP: ip}
+	actor := Actor{Sub: p.Sub, IP: ip, Role: p.Role}
 	var name string
 	var data json.RawMessage
 	var run action

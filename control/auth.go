@@ -14,12 +14,28 @@ import (
 
 // Admin authentication: Authorization: Bearer
 // <JWT>, HS256 with the admin secret and nothing else, claims admin: true,
-// role: "ADMIN", a sub (the actor of the audit log) and an exp. 401 for a
-// missing or invalid token, 403 for a valid token without the claims, 429
-// once an IP has failed too often, 503 when no admin secret is configured.
+// role: "ADMIN" or "VIEWER", a sub (the actor of the audit log) and an exp.
+// 401 for a missing or invalid token, 403 for a valid token without the
+// claims, 429 once an IP has failed too often, 503 when no admin secret is
+// configured. A VIEWER reads everything (the admin GET, the detailed
+// health, every get_* action, the dashboard) and is refused every action
+// that changes state with 403 (ReadOnlyAction).
 
-// AdminRole is the role claim an admin token carries.
-const AdminRole = "ADMIN"
+// Roles of the role claim.
+const (
+	// AdminRole reads and acts.
+	AdminRole = "ADMIN"
+	// ViewerRole reads only.
+	ViewerRole = "VIEWER"
+)
+
+// Principal is who a verified admin token names: the sub (the audit log's
+// actor), the role and when the token expires.
+type Principal struct {
+	Sub     string
+	Role    string
+	Expires time.Time
+}
 
 // maxTokenBytes bounds the token parsed: anything longer is refused
 // without being decoded.
@@ -31,6 +47,16 @@ const tokenLeeway = 5 * time.Second
 // AdminToken mints an admin token: HS256 with secret, claims sub, admin:
 // true, role: "ADMIN", iat and exp = now + ttl.
 func AdminToken(secret []byte, sub string, ttl time.Duration) (string, error) {
+	return RoleToken(secret, sub, AdminRole, ttl)
+}
+
+// RoleToken mints a token of the admin secret with role AdminRole or
+// ViewerRole: HS256 with secret, claims sub, admin: true, role, iat and
+// exp = now + ttl.
+func RoleToken(secret []byte, sub, role string, ttl time.Duration) (string, error) {
+	if role != AdminRole && role != ViewerRole {
+		return "", fmt.Errorf("control: role %q is not %s or %s", role, AdminRole, ViewerRole)
+	}
 	if len(secret) == 0 {
 		return "", errors.New("control: no admin secret")
 	}
@@ -44,7 +70,7 @@ func AdminToken(secret []byte, sub string, ttl time.Duration) (string, error) {
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub":   sub,
 		"admin": true,
-		"role":  AdminRole,
+		"role":  role,
 		"iat":   now.Unix(),
 		"exp":   now.Add(ttl).Unix(),
 	}).SignedString(secret)
@@ -65,21 +91,28 @@ func forbidden(msg string) *authError {
 	return &authError{&Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: msg}, msg}
 }
 
-// verifyAdmin checks the Authorization header value. It returns the sub
-// of a valid admin token; for a token whose signature verified but which
-// lacks the claims (403) it also returns the sub, so the refusal names who
-// tried.
-func (s *Server) verifyAdmin(authorization string) (string, *authError) {
+// verifyAdmin checks the Authorization header value. It returns the
+// principal of a valid admin or viewer token; for a token whose signature
+// verified but which lacks the claims (403) it also returns the sub, so the
+// refusal names who tried.
+func (s *Server) verifyAdmin(authorization string) (Principal, *authError) {
 	scheme, tok, ok := strings.Cut(strings.TrimSpace(authorization), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		if authorization == "" {
-			return "", unauthorized("an admin token is required (Authorization: Bearer <JWT>)", "no token")
+			return Principal{}, unauthorized("an admin token is required (Authorization: Bearer <JWT>)", "no token")
 		}
-		return "", unauthorized("an admin token is required (Authorization: Bearer <JWT>)", "not a bearer token")
+		return Principal{}, unauthorized("an admin token is required (Authorization: Bearer <JWT>)", "not a bearer token")
 	}
-	tok = strings.TrimSpace(tok)
+	return s.verifyToken(strings.TrimSpace(tok))
+}
+
+// verifyToken checks a bare admin token (see verifyAdmin).
+func (s *Server) verifyToken(tok string) (Principal, *authError) {
+	if tok == "" {
+		return Principal{}, unauthorized("an admin token is required", "no token")
+	}
 	if len(tok) > maxTokenBytes {
-		return "", unauthorized("invalid token", "token over "+strconv.Itoa(maxTokenBytes)+" bytes")
+		return Principal{}, unauthorized("invalid token", "token over "+strconv.Itoa(maxTokenBytes)+" bytes")
 	}
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return s.cfg.AdminSecret, nil },
@@ -88,25 +121,68 @@ func (s *Server) verifyAdmin(authorization string) (string, *authError) {
 	if err != nil {
 		switch {
 		case errors.Is(err, jwt.ErrTokenExpired):
-			return "", unauthorized("token expired", "expired")
+			return Principal{}, unauthorized("token expired", "expired")
 		case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-			return "", unauthorized("invalid token: exp is required", "no exp claim")
+			return Principal{}, unauthorized("invalid token: exp is required", "no exp claim")
 		case s.signedWithClientSecret(tok):
-			return "", unauthorized("invalid token: client tokens are not admin tokens", "signed with the client secret")
+			return Principal{}, unauthorized("invalid token: client tokens are not admin tokens", "signed with the client secret")
 		}
-		return "", unauthorized("invalid token", reasonOf(err))
+		return Principal{}, unauthorized("invalid token", reasonOf(err))
 	}
 	sub, _ := claims["sub"].(string)
+	p := Principal{Sub: sub}
 	if admin, _ := claims["admin"].(bool); !admin {
-		return sub, forbidden("token lacks the claim admin: true")
+		return p, forbidden("token lacks the claim admin: true")
 	}
-	if role, _ := claims["role"].(string); role != AdminRole {
-		return sub, forbidden(`token lacks the claim role: "ADMIN"`)
+	p.Role, _ = claims["role"].(string)
+	if p.Role != AdminRole && p.Role != ViewerRole {
+		return p, forbidden(`token lacks the claim role: "ADMIN" or "VIEWER"`)
 	}
 	if sub == "" {
-		return "", forbidden("token lacks a sub claim (the audit log must name the actor)")
+		return Principal{}, forbidden("token lacks a sub claim (the audit log must name the actor)")
 	}
-	return sub, nil
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		p.Expires = exp.Time
+	}
+	return p, nil
+}
+
+// Authenticate verifies a bare admin token presented from ip (a
+// dashboard's sign-in), under the same rules as the Authorization header:
+// the same 401 and 403, the same lockout of an IP after repeated failures
+// (429, with how long in RetryAfter), the same log line for a refusal
+// (never the token). It is safe for concurrent use.
+func (s *Server) Authenticate(ip, token string) (Principal, *Error) {
+	if len(s.cfg.AdminSecret) == 0 {
+		return Principal{}, adminDisabled()
+	}
+	now := time.Now()
+	if blocked, left := s.auth.blocked(ip, now); blocked {
+		return Principal{}, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, RetryAfter: left,
+			Message: "too many failed authentications from this address; retry later"}
+	}
+	p, aerr := s.verifyToken(strings.TrimSpace(token))
+	if aerr != nil {
+		s.auth.fail(ip, now)
+		s.log.Warn("admin authentication refused", "sourceIp", ip, "path", "dashboard sign-in",
+			"status", aerr.Status, "reason", aerr.reason, "sub", p.Sub)
+		return p, aerr.Error
+	}
+	s.auth.succeed(ip)
+	return p, nil
+}
+
+// ReadOnlyAction reports whether an admin action only reads, and so is
+// allowed to a VIEWER: every get_* action and the detailed health
+// (health_details). Every other action, known or not, changes state or may.
+func ReadOnlyAction(action string) bool {
+	return strings.HasPrefix(action, "get_") || action == ActionHealthDetails
+}
+
+// viewerRefusal is the 403 a VIEWER gets for an action that changes state.
+func viewerRefusal(action string) *Error {
+	return &Error{Status: http.StatusForbidden, Code: CodeForbidden,
+		Message: fmt.Sprintf("role VIEWER may not run %s: it changes state (VIEWER runs get_* actions only)", clip(action, 64))}
 }
 
 // signedWithClientSecret reports whether tok's HS256 signature verifies

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,10 @@ type Server struct {
 	bgWG     sync.WaitGroup
 
 	emergency sync.Once
+
+	// mounts are the handlers Mount added (the dashboard), set before
+	// Serve and only read after.
+	mounts []mount
 
 	// The HAProxy agent (agent.go): what an operator set, the last state
 	// answered (to log changes), the listeners Shutdown closes, and the
@@ -320,8 +325,61 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 			methodNotAllowed(ctx, "GET, HEAD, POST")
 		}
 	default:
+		if h := s.mounted(ctx.Path()); h != nil {
+			h(ctx)
+			return
+		}
 		writeError(ctx, notFound("no endpoint at %s", ctx.Path()))
 	}
+}
+
+// mount is a handler for every path under a prefix.
+type mount struct {
+	prefix string
+	h      fasthttp.RequestHandler
+}
+
+// Mount routes every request whose path is prefix, or starts with
+// prefix+"/", to h: how the dashboard (control/dashboard) is served on this
+// port. Call it before Serve. prefix starts with "/", is none of the
+// control paths and does not overlap another mount. h runs like the other
+// handlers (on fasthttp's workers, panics recovered) after Cache-Control:
+// no-store is set, which it may override.
+func (s *Server) Mount(prefix string, h fasthttp.RequestHandler) error {
+	if len(prefix) < 2 || prefix[0] != '/' || strings.HasSuffix(prefix, "/") || h == nil {
+		return fmt.Errorf("control: mount %q: want a path such as /dashboard and a handler", prefix)
+	}
+	for _, p := range []string{PathHealth, PathLivez, PathReadyz, PathMetrics, PathAPIMetrics, PathAdmin} {
+		if under(p, prefix) || under(prefix, p) {
+			return fmt.Errorf("control: mount %q overlaps %s", prefix, p)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serving > 0 {
+		return fmt.Errorf("control: mount %q after Serve", prefix)
+	}
+	for _, m := range s.mounts {
+		if under(m.prefix, prefix) || under(prefix, m.prefix) {
+			return fmt.Errorf("control: mount %q overlaps %s", prefix, m.prefix)
+		}
+	}
+	s.mounts = append(s.mounts, mount{prefix, h})
+	return nil
+}
+
+// under reports whether path is prefix or below it.
+func under(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+func (s *Server) mounted(path []byte) fasthttp.RequestHandler {
+	for _, m := range s.mounts {
+		if under(string(path), m.prefix) {
+			return m.h
+		}
+	}
+	return nil
 }
 
 // serveHTTPError answers a request fasthttp could not read: 413 for a body
@@ -372,6 +430,10 @@ func actionOf(path string, body []byte) string {
 	return env.Action
 }
 
+// ClientIP is the address the audit log and the authentication lockout
+// name for a request on this port: see clientIP.
+func (s *Server) ClientIP(ctx *fasthttp.RequestCtx) string { return s.clientIP(ctx) }
+
 // clientIP is the peer's IP, or, when the peer is a trusted proxy, the
 // rightmost X-Forwarded-For address that is not (netcore.ForwardedClient,
 // the same walk as the client port's).
@@ -380,32 +442,36 @@ func (s *Server) clientIP(ctx *fasthttp.RequestCtx) string {
 	return netcore.ForwardedClient(ip.Unmap(), string(ctx.Request.Header.Peek("X-Forwarded-For")), s.cfg.TrustedProxies).String()
 }
 
-// admin gates an admin request: it returns the verified actor, or writes
-// the refusal and returns ok false. The refusal is returned so a POST can
-// audit it.
-func (s *Server) admin(ctx *fasthttp.RequestCtx, ip string) (actor string, refusal *Error) {
+func adminDisabled() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: CodeAdminDisabled,
+		Message: "the admin API is off on this node: no admin secret is configured (SOCKMON_ADMIN_SECRET)"}
+}
+
+// admin gates an admin request: it returns the verified principal, or the
+// refusal (with the sub when the token verified but lacks the claims) so a
+// POST can audit it.
+func (s *Server) admin(ctx *fasthttp.RequestCtx, ip string) (Principal, *Error) {
 	if len(s.cfg.AdminSecret) == 0 {
-		return "", &Error{Status: http.StatusServiceUnavailable, Code: CodeAdminDisabled,
-			Message: "the admin API is off on this node: no admin secret is configured (SOCKMON_ADMIN_SECRET)"}
+		return Principal{}, adminDisabled()
 	}
 	now := time.Now()
 	if blocked, left := s.auth.blocked(ip, now); blocked {
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(netcore.RetryAfterSeconds(left)))
-		return "", &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
+		return Principal{}, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
 			Message: "too many failed authentications from this address; retry later"}
 	}
-	sub, aerr := s.verifyAdmin(string(ctx.Request.Header.Peek("Authorization")))
+	p, aerr := s.verifyAdmin(string(ctx.Request.Header.Peek("Authorization")))
 	if aerr != nil {
 		s.auth.fail(ip, now)
 		if aerr.Status == http.StatusUnauthorized {
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="sockmon-admin"`)
 		}
 		s.log.Warn("admin authentication refused", "sourceIp", ip, "path", string(ctx.Path()),
-			"method", string(ctx.Method()), "status", aerr.Status, "reason", aerr.reason, "sub", sub)
-		return sub, aerr.Error
+			"method", string(ctx.Method()), "status", aerr.Status, "reason", aerr.reason, "sub", p.Sub)
+		return p, aerr.Error
 	}
 	s.auth.succeed(ip)
-	return sub, nil
+	return p, nil
 }
 
 // reply is the envelope of admin answers.

@@ -164,9 +164,10 @@ func (st *store) putAudit(tx *bolt.Tx, rec *AuditRecord) error {
 }
 
 // auditList returns up to limit records newest first, only those at or
-// after since when since is not zero, and only those with seq below
-// before when before is not zero (paging backwards).
-func (st *store) auditList(limit int, since time.Time, before uint64) ([]AuditRecord, error) {
+// after since when since is not zero, only those with seq below before
+// when before is not zero (paging backwards), and only those match keeps
+// (nil keeps all).
+func (st *store) auditList(limit int, since time.Time, before uint64, match func(*AuditRecord) bool) ([]AuditRecord, error) {
 	var out []AuditRecord
 	err := st.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
@@ -184,6 +185,9 @@ func (st *store) auditList(limit int, since time.Time, before uint64) ([]AuditRe
 			}
 			if !since.IsZero() && r.Time.Before(since) {
 				break
+			}
+			if match != nil && !match(&r) {
+				continue
 			}
 			out = append(out, r)
 		}
