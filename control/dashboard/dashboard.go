@@ -231,7 +231,7 @@ func (d *Dashboard) Handler(ctx *fasthttp.RequestCtx) {
 		}
 		d.logout(ctx)
 	case rest == "/events":
-		if !get {
+		if method != http.MethodGet {
 			methodNotAllowed(ctx, "GET")
 			return
 		}

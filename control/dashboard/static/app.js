@@ -214,7 +214,7 @@
         y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] },
       },
       axes: [
-        { stroke: '#8a9bb0', grid: { stroke: '#1c2733', width: 1 }, ticks: { stroke: '#243140', width: 1 } },
+        { stroke: '#8a9bb0', grid: { stroke: '#1c2733', width: 1 }, ticks: { stroke: '#243140', width: 1 }, space: 70 },
         { stroke: '#8a9bb0', grid: { stroke: '#1c2733', width: 1 }, ticks: { stroke: '#243140', width: 1 }, size: 80, values: (u, vals) => vals.map(fmt) },
       ],
       series: [{}].concat(series.map((s, i) => ({
@@ -381,9 +381,10 @@
       setText('ov-errors-sub', fmtNum(w.errorsPerSec) + ' errors / s over 1 min');
       const l = w.latency;
       if (l.count) {
-        const sec = l.p99Ms >= 1000;
-        const v = (ms) => nf2.format(sec ? ms / 1000 : ms);
-        setValue('ov-latency', v(l.p50Ms) + ' / ' + v(l.p95Ms) + ' / ' + v(l.p99Ms), sec ? 's' : 'ms');
+        // One unit for the three: µs under a millisecond, s over a second.
+        const [div, unit] = l.p99Ms < 1 ? [0.001, 'µs'] : l.p99Ms >= 1000 ? [1000, 's'] : [1, 'ms'];
+        const v = (ms) => (unit === 'ms' ? nf2 : nf).format(ms / div);
+        setValue('ov-latency', v(l.p50Ms) + ' / ' + v(l.p95Ms) + ' / ' + v(l.p99Ms), unit);
       } else {
         setValue('ov-latency', '–');
       }
