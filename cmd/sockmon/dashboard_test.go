@@ -13,10 +13,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
@@ -45,9 +49,32 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
+// pageErrors collects what the page got wrong: uncaught exceptions, and
+// the console's security (CSP) and JavaScript errors.
+type pageErrors struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (p *pageErrors) add(s string) {
+	p.mu.Lock()
+	p.errs = append(p.errs, s)
+	p.mu.Unlock()
+}
+
+// check fails the test if the page reported an error.
+func (p *pageErrors) check(t *testing.T) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.errs {
+		t.Errorf("the page reported: %s", e)
+	}
+}
+
 // browser starts a headless chromium with a fresh profile and returns a
-// tab's context.
-func browser(t *testing.T, exe string) context.Context {
+// tab's context and the errors its pages report.
+func browser(t *testing.T, exe string) (context.Context, *pageErrors) {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Headless,
@@ -60,7 +87,28 @@ func browser(t *testing.T, exe string) context.Context {
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
 		t.Fatalf("start chromium: %v", err)
 	}
-	return ctx
+	errs := &pageErrors{}
+	if _, err := chromedp.Call(ctx, cdplog.Enable, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Listen(ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			errs.add(fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, msg))
+		case *cdplog.EventEntryAdded:
+			if e := ev.Entry; e.Level == cdplog.EntryLevelError && (e.Source == cdplog.EntrySourceSecurity || e.Source == cdplog.EntrySourceJavascript) {
+				errs.add(fmt.Sprintf("%s error: %s", e.Source, e.Text))
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, errs
 }
 
 // within runs actions with a deadline, failing the test on error.
@@ -208,7 +256,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := browser(t, exe)
+	ctx, pageErrs := browser(t, exe)
+	defer pageErrs.check(t)
 
 	// A wrong token and an expired one do not sign in: 401 with the form.
 	expired := mintDashToken(t, jwt.MapClaims{"sub": "alice", "admin": true, "role": "ADMIN", "exp": time.Now().Add(-time.Hour).Unix()})
@@ -279,6 +328,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		`Number(document.getElementById('chart-messages').dataset.points) >= `+strconv.Itoa(before+3))
 	waitJS(t, ctx, 10*time.Second, "the legend shows traffic", `[...document.querySelectorAll('#chart-messages .u-value')].some(e => parseFloat(e.textContent) > 0) || true`)
 	screenshot(t, ctx, shots, "02-performance")
+	for _, r := range []struct{ name, res string }{{"24h", "one per 1m"}, {"7d", "one per 15m"}, {"1h", "one per 1s"}} {
+		within(t, ctx, 10*time.Second, "range "+r.name, chromedp.Click(chromedp.CSS(`#range button[data-range="`+r.name+`"]`)))
+		waitJS(t, ctx, 10*time.Second, "range "+r.name, `document.querySelector('#range button.on').dataset.range === '`+r.name+
+			`' && document.getElementById('perf-res').textContent.includes('`+r.res+`')`)
+	}
 	goPage(t, ctx, base, "overview", "#ov-chart-rate .uplot")
 	screenshot(t, ctx, shots, "01-overview")
 
@@ -312,6 +366,14 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("client closed with %d %q, want 4000 %q", got.Code, got.Text, reason)
 	}
 	waitJS(t, ctx, 10*time.Second, "two connections left", `document.querySelectorAll('#conn-rows tr[data-socket]').length === 2`)
+	// A custom rate limit for one socket shows in its row.
+	within(t, ctx, 10*time.Second, "rate limit",
+		chromedp.Click(chromedp.CSS("#conn-rows tr[data-socket] td")), chromedp.WaitVisible(chromedp.ID("detail-rate")),
+		chromedp.Click(chromedp.ID("detail-rate")), chromedp.WaitVisible(chromedp.ID("rl-limit")),
+		chromedp.SetValue(chromedp.ID("rl-limit"), "50"), chromedp.SetValue(chromedp.ID("rl-window"), "1000"))
+	screenshot(t, ctx, shots, "03-connections-rate-limit")
+	within(t, ctx, 10*time.Second, "set the rate limit", chromedp.Click(chromedp.ID("confirm-ok")))
+	waitJS(t, ctx, 10*time.Second, "the row shows the rate limit", `[...document.querySelectorAll('#conn-rows tr[data-socket]')].some(r => r.textContent.includes('50 / 1s (socket)'))`)
 
 	// Maintenance from the controls page: health and readyz answer 503
 	// and the page says so; then off again.
