@@ -9,7 +9,7 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 FUZZTIME ?= 10s
 
-.PHONY: all build run test test-deps vet unit fuzz fuzz-short bench capacity clean
+.PHONY: all build run test test-deps vet unit fuzz fuzz-short bench capacity clean uplot
 
 all: build
 
@@ -26,9 +26,10 @@ run: build
 test: test-deps vet unit fuzz-short
 
 # Installs what the tests drive besides Go: the Node ws client for interop,
-# HAProxy, and the tools that check deploy/: promtool and prometheus (Debian
-# package prometheus), amtool and the Alertmanager that control/alerts' test
-# pushes to (Debian package prometheus-alertmanager) and nginx. The tests
+# HAProxy, Debian's chromium (the dashboard's browser test), and the tools
+# that check deploy/: promtool and prometheus (Debian package prometheus),
+# amtool and the Alertmanager that control/alerts' test pushes to (Debian
+# package prometheus-alertmanager) and nginx. The tests
 # start their own servers on free loopback ports with temporary directories,
 # so the services these packages start on install are not needed: on a
 # systemd host the ones installed here are stopped and disabled, and
@@ -45,6 +46,8 @@ test-deps:
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null && $(call STOP_SERVICE,prometheus-alertmanager))
 	@command -v nginx >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx >/dev/null && $(call STOP_SERVICE,nginx))
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 vet:
 	$(GO) vet ./...
@@ -81,3 +84,17 @@ clean:
 # servers, runs `sockmon load` against each, writes bench/RESULTS.md.
 capacity:
 	$(GO) run ./bench/capacity -repeats 3 -duration 5s -steady-rate 30000
+
+# The dashboard's charting library, uPlot, pinned. The minified file, its
+# stylesheet and its licence are committed under $(UPLOT_DIR) (no CDN, no
+# build step); this refreshes them from npm and records their checksums,
+# which control/dashboard's tests check against the pin. To upgrade: change
+# UPLOT_VERSION, run make uplot, commit the four files.
+UPLOT_VERSION := 1.6.32
+UPLOT_DIR     := control/dashboard/static/vendor/uplot
+uplot:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	(cd "$$tmp" && npm pack --silent uplot@$(UPLOT_VERSION) >/dev/null && tar xzf uplot-$(UPLOT_VERSION).tgz); \
+	cp "$$tmp/package/dist/uPlot.iife.min.js" "$$tmp/package/dist/uPlot.min.css" "$$tmp/package/LICENSE" $(UPLOT_DIR)/; \
+	(echo "# uplot $(UPLOT_VERSION) from npm (make uplot)"; cd $(UPLOT_DIR) && sha256sum uPlot.iife.min.js uPlot.min.css LICENSE) > $(UPLOT_DIR)/SHA256SUMS; \
+	echo "uplot $(UPLOT_VERSION) in $(UPLOT_DIR)"

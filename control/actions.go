@@ -89,10 +89,13 @@ func unknownAction(name string) *Error {
 }
 
 // Actor is who runs a command: the token's sub and the source IP, as the
-// audit log records them.
+// audit log records them, and the token's role. A ViewerRole actor may run
+// only the actions ReadOnlyAction allows; the empty role is AdminRole (the
+// caller of Command vouches for the actor).
 type Actor struct {
-	Sub string
-	IP  string
+	Sub  string
+	IP   string
+	Role string
 }
 
 // op is one command being run: its audit record and whether that record
@@ -149,12 +152,35 @@ func (s *Server) Command(actor Actor, action string, data json.RawMessage) (any,
 	return res, nil
 }
 
+// Read runs a read-only action (ReadOnlyAction: get_connections,
+// get_metrics_history, get_command_history, get_alert_configs...) for
+// actor, with the same decoding and validation as Command but no audit
+// record: the dashboard's reads, which refresh every few seconds and would
+// otherwise bury the commands in the audit log. Any other action is a 400.
+func (s *Server) Read(actor Actor, action string, data json.RawMessage) (any, error) {
+	run := actions[action]
+	if run == nil || !ReadOnlyAction(action) {
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeUnknownAction,
+			Message: fmt.Sprintf("%q is not a read-only action", clip(action, 64))}
+	}
+	start := time.Now()
+	o := &op{s: s, actor: actor, start: start, rec: &AuditRecord{Time: start, Actor: actor.Sub, SourceIP: actor.IP, Action: action}}
+	res, e := run(s, o, data)
+	if e != nil {
+		return nil, e
+	}
+	return res, nil
+}
+
 // run runs one audited admin request and returns its data, or the
 // refusal, and the hook to run once the reply is on its way.
 func (s *Server) run(actor Actor, name string, data json.RawMessage, do action) (any, func(), *Error) {
 	start := time.Now()
 	rec := &AuditRecord{Time: start, Actor: actor.Sub, SourceIP: actor.IP, Action: clip(name, 64), Data: s.redactor.data(name, data)}
 	o := &op{s: s, actor: actor, rec: rec, start: start}
+	if _, known := actions[name]; known && actor.Role != "" && actor.Role != AdminRole && !ReadOnlyAction(name) {
+		do = func(*Server, *op, json.RawMessage) (any, *Error) { return nil, viewerRefusal(name) }
+	}
 	res, e := do(s, o, data)
 	if o.committed {
 		s.logAudit(rec, nil)
@@ -540,9 +566,16 @@ type CommandHistoryRequest struct {
 	// verified (kept apart, with their own seq) instead of the operators'
 	// records.
 	Unauthenticated bool `json:"unauthenticated"`
+	// Actor, Action and Result keep the records whose field equals them
+	// (Result: ok, refused or error).
+	Actor  string `json:"actor"`
+	Action string `json:"action"`
+	Result string `json:"result"`
 }
 
-// CommandHistoryOptions selects audit records.
+// CommandHistoryOptions selects audit records: at most Limit, newest
+// first, at or after Since, with a seq below Before, and, for each of
+// Actor, Action and Result that is set, the records whose field equals it.
 type CommandHistoryOptions struct {
 	Limit  int
 	Since  time.Time
@@ -550,10 +583,24 @@ type CommandHistoryOptions struct {
 	// Unauthenticated selects the refusals before authentication instead
 	// of the operators' records.
 	Unauthenticated bool
+	Actor           string
+	Action          string
+	Result          string
+}
+
+// match reports whether r passes the field filters of o.
+func (o *CommandHistoryOptions) match(r *AuditRecord) bool {
+	return (o.Actor == "" || r.Actor == o.Actor) && (o.Action == "" || r.Action == o.Action) && (o.Result == "" || r.Result == o.Result)
 }
 
 func (r *CommandHistoryRequest) options(prefix string) (CommandHistoryOptions, *Error) {
-	c := CommandHistoryOptions{Limit: DefaultCommandHistoryLimit, Before: r.Before, Unauthenticated: r.Unauthenticated}
+	c := CommandHistoryOptions{Limit: DefaultCommandHistoryLimit, Before: r.Before, Unauthenticated: r.Unauthenticated,
+		Actor: r.Actor, Action: r.Action, Result: r.Result}
+	switch r.Result {
+	case "", ResultOK, ResultRefused, ResultError:
+	default:
+		return c, invalidField(prefix+".result", "%q is not one of %s, %s, %s", clip(r.Result, 64), ResultOK, ResultRefused, ResultError)
+	}
 	if r.Limit != nil {
 		if *r.Limit < 1 || *r.Limit > 1000 {
 			return c, invalidField(prefix+".limit", "%d is not between 1 and 1000", *r.Limit)
@@ -572,7 +619,7 @@ func (s *Server) CommandHistory(o CommandHistoryOptions) ([]AuditRecord, error) 
 	if o.Limit <= 0 {
 		o.Limit = DefaultCommandHistoryLimit
 	}
-	recs, err := s.store.auditList(o.Unauthenticated, o.Limit, o.Since, o.Before)
+	recs, err := s.store.auditList(o.Unauthenticated, o.Limit, o.Since, o.Before, o.match)
 	if err != nil {
 		return nil, internalError("cannot read the audit log", err)
 	}

@@ -370,13 +370,13 @@ func (s *Server) handleCommand(ctx *fasthttp.RequestCtx) {
 // before the token verifies.
 func (s *Server) handleAudited(ctx *fasthttp.RequestCtx, path string) {
 	addr := s.clientIP(ctx)
-	sub, r := s.authenticate(ctx, addr)
+	p, r := s.authenticate(ctx, addr)
 	if r != nil {
 		s.refuseUnauthenticated(ctx, path, addr, r, len(ctx.PostBody()))
 		return
 	}
 	body := ctx.PostBody()
-	actor := Actor{Sub: sub, IP: addr.String()}
+	actor := Actor{Sub: p.Sub, IP: addr.String(), Role: p.Role}
 	var name string
 	var data json.RawMessage
 	var run action

@@ -3,6 +3,7 @@ package control
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -407,6 +408,65 @@ func TestReadActions(t *testing.T) {
 	}
 	if r := f.admin(ActionGetCommandHistory, map[string]any{"limit": 5000}); r.status != 422 {
 		t.Fatalf("limit 5000: %d", r.status)
+	}
+}
+
+// get_command_history filters by actor, action and result, pages with
+// before through the filtered records, and refuses an unknown result.
+func TestCommandHistoryFilters(t *testing.T) {
+	f := newFixture(t)
+	bob := Actor{Sub: "bob", IP: "192.0.2.2"}
+	for i := range 3 {
+		if _, err := f.ctl.Command(alice, ActionSetMaintenanceMode, json.RawMessage(fmt.Sprintf(`{"enabled":%v}`, i%2 == 0))); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = f.ctl.Command(bob, ActionSetMaintenanceMode, json.RawMessage(`{}`)) // refused: enabled is required
+		_, _ = f.ctl.Command(bob, ActionGetAlertConfigs, nil)
+	}
+	type page struct {
+		Commands []AuditRecord
+		Count    int
+	}
+	get := func(data map[string]any) page {
+		t.Helper()
+		return unmarshal[page](t, f.mustAdmin(ActionGetCommandHistory, data))
+	}
+	if p := get(map[string]any{"actor": "bob", "result": "refused"}); p.Count != 3 {
+		t.Fatalf("bob refused: %+v", p)
+	}
+	p := get(map[string]any{"action": ActionSetMaintenanceMode, "result": "ok", "limit": 2})
+	if p.Count != 2 || p.Commands[0].Actor != "alice" || p.Commands[0].Seq <= p.Commands[1].Seq {
+		t.Fatalf("set_maintenance_mode ok, first page: %+v", p)
+	}
+	p = get(map[string]any{"action": ActionSetMaintenanceMode, "result": "ok", "limit": 2, "before": p.Commands[1].Seq})
+	if p.Count != 1 || p.Commands[0].Actor != "alice" {
+		t.Fatalf("set_maintenance_mode ok, second page: %+v", p)
+	}
+	if p := get(map[string]any{"actor": "nobody"}); p.Count != 0 || p.Commands == nil {
+		t.Fatalf("nobody: %+v", p)
+	}
+	if r := f.admin(ActionGetCommandHistory, map[string]any{"result": "fine"}); r.status != 422 {
+		t.Fatalf("result fine: %d", r.status)
+	}
+}
+
+// Read runs the read-only actions with Command's validation and no audit
+// record, and refuses the others.
+func TestRead(t *testing.T) {
+	f := newFixture(t)
+	before, _ := f.ctl.CommandHistory(CommandHistoryOptions{Limit: 1000})
+	if _, err := f.ctl.Read(alice, ActionGetAlertConfigs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ctl.Read(alice, ActionGetConnections, json.RawMessage(`{"limit":0}`)); !errors.Is(err, &Error{Code: CodeInvalidField}) {
+		t.Fatalf("get_connections limit 0: %v", err)
+	}
+	if _, err := f.ctl.Read(alice, ActionSetMaintenanceMode, json.RawMessage(`{"enabled":true}`)); !errors.Is(err, &Error{Code: CodeUnknownAction}) || f.engine.Maintenance() != nil {
+		t.Fatalf("Read set_maintenance_mode: %v", err)
+	}
+	after, _ := f.ctl.CommandHistory(CommandHistoryOptions{Limit: 1000})
+	if len(after) != len(before) {
+		t.Fatalf("Read wrote %d audit records", len(after)-len(before))
 	}
 }
 

@@ -176,7 +176,7 @@ func TestAuditRetention(t *testing.T) {
 	if err := st.appendAudit(&AuditRecord{Time: now, Action: "new"}); err != nil {
 		t.Fatal(err)
 	}
-	left, _ := st.auditList(false, 100, time.Time{}, 0)
+	left, _ := st.auditList(false, 100, time.Time{}, 0, nil)
 	if len(left) != 1 || left[0].Action != "new" {
 		t.Fatalf("after age pruning: %+v", left)
 	}

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"container/list"
 	"errors"
 	"fmt"
@@ -17,12 +18,15 @@ import (
 )
 
 // Admin authentication: Authorization: Bearer <JWT>, HS256 with the admin
-// secret and nothing else, claims admin: true, role: "ADMIN", a sub (the
-// actor of the audit log) and an exp; aud, iss and the lifetime too when
-// Config.JWTAudience, JWTIssuer and JWTMaxTTL are set. 401 for a missing or
-// invalid token, 403 for a valid token without the claims, 429 for a
-// request without a valid admin token from an address locked out by its
-// failures, 503 when no admin secret is configured.
+// secret and nothing else, claims admin: true, role: "ADMIN" or "VIEWER", a
+// sub (the actor of the audit log) and an exp; aud, iss and the lifetime too
+// when Config.JWTAudience, JWTIssuer and JWTMaxTTL are set. 401 for a
+// missing or invalid token, 403 for a valid token without the claims, 429
+// for a request without a valid admin token from an address locked out by
+// its failures, 503 when no admin secret is configured. A VIEWER reads
+// everything (the admin GET, the detailed health, every get_* action, the
+// dashboard) and is refused every action that changes state with 403
+// (ReadOnlyAction).
 //
 // The token is verified first: a valid admin token is admitted from any
 // address, locked out or not, so that a client behind the same NAT or
@@ -30,8 +34,21 @@ import (
 // goes to the log and the audit record, never to the caller beyond
 // "invalid token" (unless the signature verified with the admin secret).
 
-// AdminRole is the role claim an admin token carries.
-const AdminRole = "ADMIN"
+// Roles of the role claim.
+const (
+	// AdminRole reads and acts.
+	AdminRole = "ADMIN"
+	// ViewerRole reads only.
+	ViewerRole = "VIEWER"
+)
+
+// Principal is who a verified admin token names: the sub (the audit log's
+// actor), the role and when the token expires.
+type Principal struct {
+	Sub     string
+	Role    string
+	Expires time.Time
+}
 
 // maxTokenBytes bounds the token parsed: anything longer is refused
 // without being decoded.
@@ -47,15 +64,22 @@ type TokenClaims struct {
 	Sub string
 	// TTL is the lifetime: exp = iat + TTL. Required.
 	TTL time.Duration
+	// Role is AdminRole (the default when empty) or ViewerRole.
+	Role string
 	// Audience and Issuer become the aud and iss claims when set (what
 	// Config.JWTAudience and JWTIssuer require).
 	Audience string
 	Issuer   string
 }
 
-// MintAdminToken mints an admin token: HS256 with secret, claims sub,
-// admin: true, role: "ADMIN", iat, exp, and aud and iss when c sets them.
+// MintAdminToken mints a token of the admin secret: HS256 with secret,
+// claims sub, admin: true, role (ADMIN or VIEWER), iat, exp, and aud and
+// iss when c sets them.
 func MintAdminToken(secret []byte, c TokenClaims) (string, error) {
+	role := cmp.Or(c.Role, AdminRole)
+	if role != AdminRole && role != ViewerRole {
+		return "", fmt.Errorf("control: role %q is not %s or %s", role, AdminRole, ViewerRole)
+	}
 	if len(secret) == 0 {
 		return "", errors.New("control: no admin secret")
 	}
@@ -69,7 +93,7 @@ func MintAdminToken(secret []byte, c TokenClaims) (string, error) {
 	claims := jwt.MapClaims{
 		"sub":   c.Sub,
 		"admin": true,
-		"role":  AdminRole,
+		"role":  role,
 		"iat":   now.Unix(),
 		"exp":   now.Add(c.TTL).Unix(),
 	}
@@ -88,6 +112,12 @@ func AdminToken(secret []byte, sub string, ttl time.Duration) (string, error) {
 	return MintAdminToken(secret, TokenClaims{Sub: sub, TTL: ttl})
 }
 
+// RoleToken mints a token for sub with role (AdminRole or ViewerRole) that
+// lives ttl, without aud or iss.
+func RoleToken(secret []byte, sub, role string, ttl time.Duration) (string, error) {
+	return MintAdminToken(secret, TokenClaims{Sub: sub, TTL: ttl, Role: role})
+}
+
 // authError is a refused authentication: the reply and the reason that
 // goes to the log and the audit record (never the token).
 type authError struct {
@@ -103,21 +133,28 @@ func forbidden(msg string) *authError {
 	return &authError{&Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: msg}, msg}
 }
 
-// verifyAdmin checks the Authorization header value. It returns the sub
-// of a valid admin token; for a token whose signature verified but which
-// lacks the claims (403) it also returns the sub, so the refusal names who
-// tried. It parses nothing but the token and takes no lock.
-func (s *Server) verifyAdmin(authorization string) (string, *authError) {
+// verifyAdmin checks the Authorization header value. It returns the
+// principal of a valid admin or viewer token; for a token whose signature
+// verified but which lacks the claims (403) it also returns the sub, so the
+// refusal names who tried.
+func (s *Server) verifyAdmin(authorization string) (Principal, *authError) {
 	scheme, tok, ok := strings.Cut(strings.TrimSpace(authorization), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		if authorization == "" {
-			return "", unauthorized("an admin token is required (Authorization: Bearer <JWT>)", "no token")
+			return Principal{}, unauthorized("an admin token is required (Authorization: Bearer <JWT>)", "no token")
 		}
-		return "", unauthorized("an admin token is required (Authorization: Bearer <JWT>)", "not a bearer token")
+		return Principal{}, unauthorized("an admin token is required (Authorization: Bearer <JWT>)", "not a bearer token")
 	}
-	tok = strings.TrimSpace(tok)
+	return s.verifyToken(strings.TrimSpace(tok))
+}
+
+// verifyToken checks a bare admin token (see verifyAdmin).
+func (s *Server) verifyToken(tok string) (Principal, *authError) {
+	if tok == "" {
+		return Principal{}, unauthorized("an admin token is required", "no token")
+	}
 	if len(tok) > maxTokenBytes {
-		return "", unauthorized("invalid token", "token over "+strconv.Itoa(maxTokenBytes)+" bytes")
+		return Principal{}, unauthorized("invalid token", "token over "+strconv.Itoa(maxTokenBytes)+" bytes")
 	}
 	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(), jwt.WithLeeway(tokenLeeway)}
@@ -135,34 +172,77 @@ func (s *Server) verifyAdmin(authorization string) (string, *authError) {
 		// token".
 		switch {
 		case errors.Is(err, jwt.ErrTokenSignatureInvalid) && s.signedWithClientSecret(tok):
-			return "", unauthorized("invalid token", "signed with the client secret: client tokens are not admin tokens")
+			return Principal{}, unauthorized("invalid token", "signed with the client secret: client tokens are not admin tokens")
 		case errors.Is(err, jwt.ErrTokenExpired):
-			return "", unauthorized("token expired", "expired")
+			return Principal{}, unauthorized("token expired", "expired")
 		case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-			return "", unauthorized("invalid token: exp is required", "no exp claim")
+			return Principal{}, unauthorized("invalid token: exp is required", "no exp claim")
 		case errors.Is(err, jwt.ErrTokenInvalidAudience):
-			return "", unauthorized("invalid token: wrong audience", "aud is not "+strconv.Quote(s.cfg.JWTAudience))
+			return Principal{}, unauthorized("invalid token: wrong audience", "aud is not "+strconv.Quote(s.cfg.JWTAudience))
 		case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-			return "", unauthorized("invalid token: wrong issuer", "iss is not "+strconv.Quote(s.cfg.JWTIssuer))
+			return Principal{}, unauthorized("invalid token: wrong issuer", "iss is not "+strconv.Quote(s.cfg.JWTIssuer))
 		}
-		return "", unauthorized("invalid token", reasonOf(err))
+		return Principal{}, unauthorized("invalid token", reasonOf(err))
 	}
 	exp, _ := claims.GetExpirationTime()
 	iat, _ := claims.GetIssuedAt()
 	if reason := overLifetime(exp, iat, s.cfg.JWTMaxTTL, time.Now()); reason != "" {
-		return "", unauthorized("invalid token: it lives longer than this server accepts", reason)
+		return Principal{}, unauthorized("invalid token: it lives longer than this server accepts", reason)
 	}
 	sub, _ := claims["sub"].(string)
+	p := Principal{Sub: sub}
 	if admin, _ := claims["admin"].(bool); !admin {
-		return sub, forbidden("token lacks the claim admin: true")
+		return p, forbidden("token lacks the claim admin: true")
 	}
-	if role, _ := claims["role"].(string); role != AdminRole {
-		return sub, forbidden(`token lacks the claim role: "ADMIN"`)
+	p.Role, _ = claims["role"].(string)
+	if p.Role != AdminRole && p.Role != ViewerRole {
+		return p, forbidden(`token lacks the claim role: "ADMIN" or "VIEWER"`)
 	}
 	if sub == "" {
-		return "", forbidden("token lacks a sub claim (the audit log must name the actor)")
+		return Principal{}, forbidden("token lacks a sub claim (the audit log must name the actor)")
 	}
-	return sub, nil
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		p.Expires = exp.Time
+	}
+	return p, nil
+}
+
+// Authenticate verifies a bare admin token presented from ip (a
+// dashboard's sign-in), under the same rules as the Authorization header:
+// the token is verified first, the same 401 and 403, the same lockout of an
+// address after repeated failures (429, with how long in RetryAfter), the
+// same log line for a refusal (never the token). ip is what ClientIP
+// returned. It is safe for concurrent use.
+func (s *Server) Authenticate(ip, token string) (Principal, *Error) {
+	if len(s.cfg.AdminSecret) == 0 {
+		return Principal{}, adminDisabled()
+	}
+	p, aerr := s.verifyToken(strings.TrimSpace(token))
+	if aerr == nil {
+		return p, nil
+	}
+	addr, _ := netip.ParseAddr(ip)
+	wasLocked, locked, left := s.auth.fail(lockoutKey(addr), time.Now())
+	if wasLocked {
+		return Principal{}, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, RetryAfter: left,
+			Message: "too many failed authentications from this address; retry later"}
+	}
+	s.log.Warn("admin authentication refused", "sourceIp", ip, "path", "dashboard sign-in",
+		"status", aerr.Status, "reason", aerr.reason, "sub", p.Sub, "lockedOut", locked)
+	return p, aerr.Error
+}
+
+// ReadOnlyAction reports whether an admin action only reads, and so is
+// allowed to a VIEWER: every get_* action and the detailed health
+// (health_details). Every other action, known or not, changes state or may.
+func ReadOnlyAction(action string) bool {
+	return strings.HasPrefix(action, "get_") || action == ActionHealthDetails
+}
+
+// viewerRefusal is the 403 a VIEWER gets for an action that changes state.
+func viewerRefusal(action string) *Error {
+	return &Error{Status: http.StatusForbidden, Code: CodeForbidden,
+		Message: fmt.Sprintf("role VIEWER may not run %s: it changes state (VIEWER runs get_* actions only)", clip(action, 64))}
 }
 
 // overLifetime says why a token with exp and iat (nil when absent) lives
@@ -225,16 +305,15 @@ type refusal struct {
 // admin's sub, or the refusal. A valid admin token is always admitted;
 // every other request counts as a failure of ip, and once ip is locked out
 // it is answered 429.
-func (s *Server) authenticate(ctx *fasthttp.RequestCtx, ip netip.Addr) (string, *refusal) {
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx, ip netip.Addr) (Principal, *refusal) {
 	if len(s.cfg.AdminSecret) == 0 {
-		return "", &refusal{Error: &Error{Status: http.StatusServiceUnavailable, Code: CodeAdminDisabled,
-			Message: "the admin API is off on this node: no admin secret is configured (SOCKMON_ADMIN_SECRET)"}, reason: "no admin secret"}
+		return Principal{}, &refusal{Error: adminDisabled(), reason: "no admin secret"}
 	}
-	sub, aerr := s.verifyAdmin(string(ctx.Request.Header.Peek("Authorization")))
+	p, aerr := s.verifyAdmin(string(ctx.Request.Header.Peek("Authorization")))
 	if aerr == nil {
-		return sub, nil
+		return p, nil
 	}
-	r := &refusal{Error: aerr.Error, reason: aerr.reason, sub: sub}
+	r := &refusal{Error: aerr.Error, reason: aerr.reason, sub: p.Sub}
 	wasLocked, locked, left := s.auth.fail(lockoutKey(ip), time.Now())
 	switch {
 	case wasLocked:
@@ -244,7 +323,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, ip netip.Addr) (string, 
 	case locked:
 		r.lockedOut = true
 	}
-	return "", r
+	return Principal{}, r
 }
 
 // writeRefusal writes r with its headers.

@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -88,6 +89,10 @@ func attackTokens(t *testing.T) []struct {
 		{"no admin claim", "Bearer " + sign(jwt.SigningMethodHS256, []byte(testAdminSecret), without(adminClaims(), "admin")), 403},
 		{"role USER", "Bearer " + sign(jwt.SigningMethodHS256, []byte(testAdminSecret), with(adminClaims(), "role", "USER")), 403},
 		{"role lower case", "Bearer " + sign(jwt.SigningMethodHS256, []byte(testAdminSecret), with(adminClaims(), "role", "admin")), 403},
+		{"role viewer lower case", "Bearer " + sign(jwt.SigningMethodHS256, []byte(testAdminSecret), with(adminClaims(), "role", "viewer")), 403},
+		{"viewer without admin claim", "Bearer " + sign(jwt.SigningMethodHS256, []byte(testAdminSecret), without(with(adminClaims(), "role", "VIEWER"), "admin")), 403},
+		{"viewer signed with the client secret", "Bearer " + sign(jwt.SigningMethodHS256, []byte(testClientSecret), with(adminClaims(), "role", "VIEWER")), 401},
+		{"viewer expired", "Bearer " + sign(jwt.SigningMethodHS256, []byte(testAdminSecret), with(with(adminClaims(), "role", "VIEWER"), "exp", time.Now().Add(-time.Minute).Unix())), 401},
 		{"no role", "Bearer " + sign(jwt.SigningMethodHS256, []byte(testAdminSecret), without(adminClaims(), "role")), 403},
 		{"no sub", "Bearer " + sign(jwt.SigningMethodHS256, []byte(testAdminSecret), without(adminClaims(), "sub")), 403},
 		{"client token (no admin claims, client secret)", "Bearer " + clientToken(t, "bob"), 401},
@@ -171,9 +176,9 @@ func TestAdminAuthRefusesAttacks(t *testing.T) {
 // endpoint on every case.
 func TestVerifyAdmin(t *testing.T) {
 	f := newFixture(t)
-	sub, aerr := f.ctl.verifyAdmin("Bearer " + f.token())
-	if aerr != nil || sub != "alice" {
-		t.Fatalf("valid token: sub %q err %v", sub, aerr)
+	p, aerr := f.ctl.verifyAdmin("Bearer " + f.token())
+	if aerr != nil || p.Sub != "alice" || p.Role != AdminRole || time.Until(p.Expires) < 50*time.Minute {
+		t.Fatalf("valid token: %+v err %v", p, aerr)
 	}
 	if r := f.do("GET", PathAdmin, f.token(), nil); r.status != 200 {
 		t.Fatalf("GET with a valid token: %d %s", r.status, r.body)
@@ -414,4 +419,95 @@ func TestAdminTokenClaims(t *testing.T) {
 	if r := f.do("GET", PathAdmin, f.token(), nil); r.status != 401 {
 		t.Fatalf("a token without aud and iss: %d", r.status)
 	}
+}
+
+// A VIEWER token (admin secret, admin: true, role: "VIEWER") reads
+// everything: the admin GET, the detailed health and every get_* action;
+// every action that changes state gets 403, audited with the viewer as
+// actor, and changes nothing. Authenticate (the dashboard's sign-in)
+// agrees with the header.
+func TestViewerRole(t *testing.T) {
+	f := newFixture(t)
+	viewer, err := RoleToken([]byte(testAdminSecret), "vera", ViewerRole, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.do("GET", PathAdmin, viewer, nil); r.status != 200 {
+		t.Fatalf("viewer GET %s: %d %s", PathAdmin, r.status, r.body)
+	}
+	if r := f.do("POST", PathHealth, viewer, []byte(`{}`)); r.status != 200 {
+		t.Fatalf("viewer POST %s: %d %s", PathHealth, r.status, r.body)
+	}
+	for _, a := range Actions() {
+		body := []byte(`{"action":"` + a + `","data":{}}`)
+		r := f.do("POST", PathAdmin, viewer, body)
+		if ReadOnlyAction(a) {
+			if r.status != 200 {
+				t.Errorf("viewer %s: %d %s, want 200", a, r.status, r.body)
+			}
+			continue
+		}
+		if _, _, code, _, _ := r.envelope(t); r.status != 403 || code != CodeForbidden {
+			t.Errorf("viewer %s: %d %s, want 403 forbidden", a, r.status, r.body)
+		}
+	}
+	// Valid data makes no difference.
+	r := f.do("POST", PathAdmin, viewer, []byte(`{"action":"set_maintenance_mode","data":{"enabled":true,"reason":"x"}}`))
+	if r.status != 403 || f.engine.Maintenance() != nil {
+		t.Fatalf("viewer set_maintenance_mode: %d, maintenance %v", r.status, f.engine.Maintenance())
+	}
+	if _, err := f.ctl.Command(Actor{Sub: "vera", Role: ViewerRole}, ActionSetMaintenanceMode, []byte(`{"enabled":true}`)); !errors.Is(err, &Error{Code: CodeForbidden}) {
+		t.Fatalf("Command as a viewer: %v, want forbidden", err)
+	}
+	// An unknown action stays a 400.
+	if r := f.do("POST", PathAdmin, viewer, []byte(`{"action":"nope"}`)); r.status != 400 {
+		t.Fatalf("viewer unknown action: %d", r.status)
+	}
+	recs, _ := f.ctl.CommandHistory(CommandHistoryOptions{Limit: 1000, Actor: "vera", Result: ResultRefused})
+	if want := len(Actions()) - countReadOnly() + 3; len(recs) != want {
+		t.Fatalf("%d refused records of vera, want %d", len(recs), want)
+	}
+	for _, rec := range recs {
+		if rec.Status != 403 && rec.Status != 400 {
+			t.Errorf("refused viewer record %+v", rec)
+		}
+	}
+	// The admin token still acts.
+	if r := f.admin(ActionSetMaintenanceMode, map[string]any{"enabled": true}); r.status != 200 {
+		t.Fatalf("admin: %d", r.status)
+	}
+
+	p, e := f.ctl.Authenticate("192.0.2.9", viewer)
+	if e != nil || p.Sub != "vera" || p.Role != ViewerRole {
+		t.Fatalf("Authenticate viewer: %+v %v", p, e)
+	}
+	for _, tc := range attackTokens(t) {
+		tok, _ := strings.CutPrefix(tc.header, "Bearer ")
+		if tc.header == "" || !strings.HasPrefix(tc.header, "Bearer ") {
+			continue
+		}
+		if _, e := f.ctl.Authenticate("192.0.2.10", tok); e == nil || (e.Status != tc.status && e.Status != 429) {
+			t.Errorf("Authenticate %s: %v, want %d", tc.name, e, tc.status)
+		}
+	}
+	if _, e := f.ctl.Authenticate("192.0.2.10", "not-a-token"); e == nil || e.Status != 429 || e.RetryAfter <= 0 {
+		t.Fatalf("Authenticate a bad token after many failures: %v, want 429 with RetryAfter", e)
+	}
+	// Verified first: a valid token signs in from a locked-out address.
+	if p, e := f.ctl.Authenticate("192.0.2.10", f.token()); e != nil || p.Role != AdminRole {
+		t.Fatalf("Authenticate a valid token from a locked-out address: %+v %v", p, e)
+	}
+	if _, err := RoleToken([]byte(testAdminSecret), "x", "USER", time.Hour); err == nil {
+		t.Fatal("RoleToken USER: no error")
+	}
+}
+
+func countReadOnly() int {
+	n := 0
+	for _, a := range Actions() {
+		if ReadOnlyAction(a) {
+			n++
+		}
+	}
+	return n
 }

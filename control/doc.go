@@ -12,6 +12,7 @@
 //	GET      /metrics            public  Server.WriteMetrics: Prometheus text 0.0.4, gzip on request
 //	GET      /api/admin/socket   admin   Server.AdminStatus
 //	POST     /api/admin/socket   admin   Server.Command: {"action":..., "data":{...}}
+//	*        /dashboard...       session control/dashboard, mounted with Server.Mount
 //
 // Each endpoint is a method that copies a snapshot into a response struct and
 // a thin handler that marshals it outside any lock (nats-server's monitor.go

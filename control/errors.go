@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Error codes of admin replies ({"success":false,"error":{"code":...}}).
@@ -36,6 +37,9 @@ type Error struct {
 	Message string
 	// Err is the underlying cause, if any; it is logged, never sent.
 	Err error
+	// RetryAfter, when positive, is how long a 429 asks the caller to
+	// wait.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

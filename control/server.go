@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,10 @@ type Server struct {
 	bgWG     sync.WaitGroup
 
 	emergency sync.Once
+
+	// mounts are the handlers Mount added (the dashboard), set before
+	// Serve and only read after.
+	mounts []mount
 
 	// The HAProxy agent (agent.go): what an operator set, the last state
 	// answered (to log changes), the listeners Shutdown closes, and the
@@ -400,8 +405,61 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 			methodNotAllowed(ctx, "GET, HEAD, POST")
 		}
 	default:
+		if h := s.mounted(ctx.Path()); h != nil {
+			h(ctx)
+			return
+		}
 		writeError(ctx, notFound("no endpoint at %s", ctx.Path()))
 	}
+}
+
+// mount is a handler for every path under a prefix.
+type mount struct {
+	prefix string
+	h      fasthttp.RequestHandler
+}
+
+// Mount routes every request whose path is prefix, or starts with
+// prefix+"/", to h: how the dashboard (control/dashboard) is served on this
+// port. Call it before Serve. prefix starts with "/", is none of the
+// control paths and does not overlap another mount. h runs like the other
+// handlers (on fasthttp's workers, panics recovered) after Cache-Control:
+// no-store is set, which it may override.
+func (s *Server) Mount(prefix string, h fasthttp.RequestHandler) error {
+	if len(prefix) < 2 || prefix[0] != '/' || strings.HasSuffix(prefix, "/") || h == nil {
+		return fmt.Errorf("control: mount %q: want a path such as /dashboard and a handler", prefix)
+	}
+	for _, p := range []string{PathHealth, PathLivez, PathReadyz, PathMetrics, PathAPIMetrics, PathAdmin} {
+		if under(p, prefix) || under(prefix, p) {
+			return fmt.Errorf("control: mount %q overlaps %s", prefix, p)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serving > 0 {
+		return fmt.Errorf("control: mount %q after Serve", prefix)
+	}
+	for _, m := range s.mounts {
+		if under(m.prefix, prefix) || under(prefix, m.prefix) {
+			return fmt.Errorf("control: mount %q overlaps %s", prefix, m.prefix)
+		}
+	}
+	s.mounts = append(s.mounts, mount{prefix, h})
+	return nil
+}
+
+// under reports whether path is prefix or below it.
+func under(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+func (s *Server) mounted(path []byte) fasthttp.RequestHandler {
+	for _, m := range s.mounts {
+		if under(string(path), m.prefix) {
+			return m.h
+		}
+	}
+	return nil
 }
 
 // serveHTTPError answers a request fasthttp could not read: for a body
@@ -426,14 +484,14 @@ func (s *Server) serveHTTPError(ctx *fasthttp.RequestCtx, err error) {
 		}
 		ip := s.clientIP(ctx)
 		n := ctx.Request.Header.ContentLength()
-		sub, r := s.authenticate(ctx, ip)
+		p, r := s.authenticate(ctx, ip)
 		if r != nil {
 			s.refuseUnauthenticated(ctx, path, ip, r, n)
 			return
 		}
 		if ctx.IsPost() {
 			start := time.Now()
-			rec := &AuditRecord{Time: start, Actor: sub, SourceIP: ip.String(), Action: actionOf(path, nil), Data: bodySize(n)}
+			rec := &AuditRecord{Time: start, Actor: p.Sub, SourceIP: ip.String(), Action: actionOf(path, nil), Data: bodySize(n)}
 			rec.finish(e, start)
 			_ = s.record(rec)
 		}
@@ -509,6 +567,10 @@ func actionOf(path string, body []byte) string {
 	return env.Action
 }
 
+// ClientIP is the address the audit log and the authentication lockout
+// name for a request on this port: see clientIP.
+func (s *Server) ClientIP(ctx *fasthttp.RequestCtx) string { return s.clientIP(ctx).String() }
+
 // clientIP is the peer's IP, or, when the peer is a trusted proxy, the
 // rightmost X-Forwarded-For address that is not (netcore.ForwardedClient,
 // the same walk as the client port's).
@@ -564,4 +626,9 @@ type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Debug("fasthttp", "msg", fmt.Sprintf(format, args...))
+}
+
+func adminDisabled() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: CodeAdminDisabled,
+		Message: "the admin API is off on this node: no admin secret is configured (SOCKMON_ADMIN_SECRET)"}
 }

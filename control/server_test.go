@@ -20,6 +20,7 @@ import (
 	"github.com/sockmon/sockmon/netcore"
 	"github.com/sockmon/sockmon/netcore/protocol"
 	"github.com/sockmon/sockmon/netcore/wstest"
+	"github.com/valyala/fasthttp"
 )
 
 // Every goroutine the control server starts is gone after Shutdown; Serve
@@ -256,4 +257,54 @@ func TestBodyLimitDecidedFromTheHead(t *testing.T) {
 		recs, _ := f.ctl.CommandHistory(CommandHistoryOptions{Limit: 1, Unauthenticated: true})
 		return len(recs) == 1 && recs[0].Status == 401 && string(recs[0].Data) == fmt.Sprintf(`{"bodyBytes":%d}`, len(arrayOfEmptyObjects(20<<10)))
 	})
+}
+
+// Mount serves a handler under a prefix on the control port (how the
+// dashboard is served), refuses overlaps with the control paths or another
+// mount, and refuses to mount after Serve.
+func TestMount(t *testing.T) {
+	eng, proto := newEngine(t, netcore.Config{Logger: slog.New(slog.DiscardHandler), DrainDelay: -1}, protocol.Config{})
+	ctl, err := New(Config{DataDir: t.TempDir(), Engine: eng, Protocol: proto, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("mounted " + string(ctx.Path())) }
+	for _, bad := range []string{"", "/", "dashboard", "/dashboard/", "/api", "/api/health/socket/x", "/metrics"} {
+		if err := ctl.Mount(bad, h); err == nil {
+			t.Errorf("Mount(%q): no error", bad)
+		}
+	}
+	if err := ctl.Mount("/dashboard", h); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Mount("/dashboard/x", h); err == nil {
+		t.Error("overlapping mount: no error")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = ctl.Serve(ln) }()
+	t.Cleanup(func() { _ = ctl.Shutdown(context.Background()) })
+	for path, want := range map[string]string{"/dashboard": "mounted /dashboard", "/dashboard/static/app.js": "mounted /dashboard/static/app.js", "/dashboardx": ""} {
+		resp, err := http.Get("http://" + ln.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want == "" {
+			if resp.StatusCode != 404 {
+				t.Errorf("GET %s: %d, want 404", path, resp.StatusCode)
+			}
+			continue
+		}
+		if string(b) != want || resp.StatusCode != 200 {
+			t.Errorf("GET %s: %d %q, want %q", path, resp.StatusCode, b, want)
+		}
+	}
+	wstest.WaitFor(t, "Serve", func() bool { ctl.mu.Lock(); defer ctl.mu.Unlock(); return ctl.serving > 0 })
+	if err := ctl.Mount("/other", h); err == nil {
+		t.Error("Mount after Serve: no error")
+	}
 }

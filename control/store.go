@@ -263,9 +263,10 @@ func (st *store) put(tx *bolt.Tx, a *auditBucket, rec *AuditRecord) error {
 
 // auditList returns up to limit of the operators' records (or, with
 // refused, of the refusals before authentication) newest first, only those
-// at or after since when since is not zero, and only those with seq below
-// before when before is not zero (paging backwards).
-func (st *store) auditList(refused bool, limit int, since time.Time, before uint64) ([]AuditRecord, error) {
+// at or after since when since is not zero, only those with seq below
+// before when before is not zero (paging backwards), and only those match
+// keeps (nil keeps all).
+func (st *store) auditList(refused bool, limit int, since time.Time, before uint64, match func(*AuditRecord) bool) ([]AuditRecord, error) {
 	name := bucketAudit
 	if refused {
 		name = bucketAuditRefused
@@ -287,6 +288,9 @@ func (st *store) auditList(refused bool, limit int, since time.Time, before uint
 			}
 			if !since.IsZero() && r.Time.Before(since) {
 				break
+			}
+			if match != nil && !match(&r) {
+				continue
 			}
 			out = append(out, r)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sockmon/sockmon/control"
+	"github.com/sockmon/sockmon/control/dashboard"
 	"github.com/sockmon/sockmon/netcore/protocol"
 )
 
@@ -125,5 +126,6 @@ func printDevBanner(w io.Writer, d devSetup, wsAddr, controlAddr net.Addr) {
 	fmt.Fprintf(w, "  WebSocket     %s\n", hostURL("ws", wsAddr, protocol.DefaultPath))
 	fmt.Fprintf(w, "  health        %s\n", health)
 	fmt.Fprintf(w, "  metrics       %s\n", hostURL("http", controlAddr, control.PathMetrics))
+	fmt.Fprintf(w, "  dashboard     %s (sign in with the admin token)\n", hostURL("http", controlAddr, dashboard.DefaultPrefix))
 	fmt.Fprintf(w, "  admin API     curl -H \"Authorization: Bearer $TOKEN\" %s\n\n", hostURL("http", controlAddr, control.PathAdmin))
 }

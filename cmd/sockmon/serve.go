@@ -17,6 +17,7 @@ import (
 
 	"github.com/cloudwego/netpoll"
 	"github.com/sockmon/sockmon/control"
+	"github.com/sockmon/sockmon/control/dashboard"
 	"github.com/sockmon/sockmon/control/logs"
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore"
@@ -45,6 +46,9 @@ type serveFlags struct {
 	upstreamsFile   string
 	maxRPCInFlight  int
 	dev             bool
+
+	dashboardInterval   time.Duration
+	dashboardMaxClients int
 
 	logFile          string
 	errorLogFile     string
@@ -124,6 +128,8 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.BoolVar(&f.logCompress, "log-compress", false, "gzip rotated log files")
 	fs.DurationVar(&f.statsLogInterval, "stats-log-interval", logs.DefaultStatsInterval, "period of the connection_stats log line; 0 disables")
 	fs.IntVar(&f.closeLogRate, "close-log-rate", logs.DefaultCloseLogRate, "connection-closed log lines per second at most (the rest are counted in connection_stats); 0: no limit")
+	fs.DurationVar(&f.dashboardInterval, "dashboard-interval", dashboard.DefaultInterval, "how often an open dashboard ("+dashboard.DefaultPrefix+" on the control port) gets the status; at most "+dashboard.MaxInterval.String())
+	fs.IntVar(&f.dashboardMaxClients, "dashboard-max-clients", dashboard.DefaultMaxClients, "live dashboard streams at once; more get 503")
 	fs.BoolVar(&f.dev, "dev", false, "development set-up (make run): without $SOCKMON_ADMIN_SECRET, generate an admin secret into --data-dir (reused next time) and print an admin token and the URLs")
 	return fs, f
 }
@@ -242,6 +248,14 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		fmt.Fprintf(stderr, "sockmon serve: --log-level: %v\n", err)
+		return 2
+	}
+	if d := f.dashboardInterval; d < dashboard.MinInterval || d > dashboard.MaxInterval {
+		fmt.Fprintf(stderr, "sockmon serve: --dashboard-interval %s: want between %s and %s\n", d, dashboard.MinInterval, dashboard.MaxInterval)
+		return 2
+	}
+	if f.dashboardMaxClients < 1 {
+		fmt.Fprintf(stderr, "sockmon serve: --dashboard-max-clients %d: want at least 1\n", f.dashboardMaxClients)
 		return 2
 	}
 	adminSecret := os.Getenv("SOCKMON_ADMIN_SECRET")
@@ -423,6 +437,26 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 			return nil
 		})
 	}
+	dash, err := dashboard.New(dashboard.Options{Control: ctl, Interval: f.dashboardInterval, MaxClients: f.dashboardMaxClients,
+		Version: version, Logger: logger})
+	if err == nil {
+		err = ctl.Mount(dash.Prefix(), dash.Handler)
+	}
+	if err != nil {
+		_, _ = ln.Close(), cln.Close()
+		if aln != nil {
+			_ = aln.Close()
+		}
+		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
+		return 2
+	}
+	// The live streams close before the control server stops (deferred
+	// calls run last first).
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = dash.Shutdown(ctx)
+	}()
 	// Every step is in: reloads may start (a SIGHUP before this waits in
 	// the channel; signal.Notify at the top keeps it from ending the
 	// process).

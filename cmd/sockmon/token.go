@@ -11,13 +11,14 @@ import (
 	"github.com/sockmon/sockmon/control"
 )
 
-// tokenCommand is `sockmon token [--admin] --sub NAME --ttl 1h [--aud A]
-// [--iss I]`: it mints a JWT from the secret in the environment and prints
-// it on stdout. A client token (HS256 with SOCKMON_JWT_SECRET, claims sub,
-// iat, exp) authenticates a WebSocket client as user NAME; an admin token
-// (HS256 with SOCKMON_ADMIN_SECRET, claims sub, admin: true, role: "ADMIN",
-// iat, exp) opens the control side's admin API, and NAME is the actor of
-// its audit log. --aud and --iss add the claims a server run with
+// tokenCommand is `sockmon token [--admin [--role VIEWER]] --sub NAME --ttl
+// 1h [--aud A] [--iss I]`: it mints a JWT from the secret in the
+// environment and prints it on stdout. A client token (HS256 with
+// SOCKMON_JWT_SECRET, claims sub, iat, exp) authenticates a WebSocket
+// client as user NAME; an admin token (HS256 with SOCKMON_ADMIN_SECRET,
+// claims sub, admin: true, role: "ADMIN" or "VIEWER", iat, exp) opens the
+// control side's admin API and dashboard, and NAME is the actor of its
+// audit log. --aud and --iss add the claims a server run with
 // --jwt-audience and --jwt-issuer requires.
 func tokenCommand(args []string, stdout, stderr io.Writer) int {
 	return mintToken(args, stdout, stderr, os.Getenv)
@@ -28,10 +29,11 @@ func mintToken(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	admin := fs.Bool("admin", false, "mint an admin token (signed with $SOCKMON_ADMIN_SECRET) instead of a client token ($SOCKMON_JWT_SECRET)")
 	sub := fs.String("sub", "", "subject: the user id of a client token, or the operator an admin token names in the audit log (required)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token (under the server's --jwt-max-ttl when it has one)")
+	role := fs.String("role", control.AdminRole, "role of an admin token: "+control.AdminRole+" (reads and acts) or "+control.ViewerRole+" (reads only)")
 	aud := fs.String("aud", "", "aud claim: what the server's --jwt-audience requires (none when empty)")
 	iss := fs.String("iss", "", "iss claim: what the server's --jwt-issuer requires (none when empty)")
 	usage := func(w io.Writer) {
-		fmt.Fprint(w, "Usage: sockmon token [--admin] --sub NAME [--ttl 1h] [--aud AUDIENCE] [--iss ISSUER]\n\n"+
+		fmt.Fprint(w, "Usage: sockmon token [--admin [--role VIEWER]] --sub NAME [--ttl 1h] [--aud AUDIENCE] [--iss ISSUER]\n\n"+
 			"Prints a JWT (HS256) signed with the secret from the environment.\n\nFlags:\n")
 		printFlags(w, fs)
 	}
@@ -48,6 +50,12 @@ func mintToken(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	if *ttl <= 0 {
 		return fail("--ttl %s is not positive", *ttl)
 	}
+	if *role != control.AdminRole && *role != control.ViewerRole {
+		return fail("--role %q: want %s or %s", *role, control.AdminRole, control.ViewerRole)
+	}
+	if *role != control.AdminRole && !*admin {
+		return fail("--role applies to admin tokens: add --admin")
+	}
 	var tok string
 	var err error
 	if *admin {
@@ -61,7 +69,7 @@ func mintToken(args []string, stdout, stderr io.Writer, getenv func(string) stri
 		if secret == getenv("SOCKMON_JWT_SECRET") {
 			return fail("SOCKMON_ADMIN_SECRET equals SOCKMON_JWT_SECRET; the control server refuses that")
 		}
-		tok, err = control.MintAdminToken([]byte(secret), control.TokenClaims{Sub: *sub, TTL: *ttl, Audience: *aud, Issuer: *iss})
+		tok, err = control.MintAdminToken([]byte(secret), control.TokenClaims{Sub: *sub, TTL: *ttl, Role: *role, Audience: *aud, Issuer: *iss})
 	} else {
 		secret := getenv("SOCKMON_JWT_SECRET")
 		if secret == "" {

@@ -118,6 +118,13 @@ func TestTokenCommandMintsWorkingTokens(t *testing.T) {
 	if s := admin(clientTok); s != 401 {
 		t.Fatalf("client token on the admin API: %d, want 401", s)
 	}
+	viewerTok, stderr, code := mint(t, tokenEnv, "--admin", "--role", "VIEWER", "--sub", "auditor")
+	if code != 0 || stderr != "" {
+		t.Fatalf("viewer token: exit %d: %s", code, stderr)
+	}
+	if s := admin(viewerTok); s != 200 {
+		t.Fatalf("viewer token on the admin GET: %d, want 200", s)
+	}
 
 	claims := jwt.MapClaims{}
 	if _, err := jwt.ParseWithClaims(clientTok, claims, func(*jwt.Token) (any, error) { return []byte(tokenTestClientSecret), nil }); err != nil {
@@ -154,7 +161,9 @@ func TestTokenCommandErrors(t *testing.T) {
 		{"short admin secret", short, []string{"--admin", "--sub", "a"}, "refuses admin secrets under"},
 		{"admin secret = client secret", same, []string{"--admin", "--sub", "a"}, "equals SOCKMON_JWT_SECRET"},
 		{"positional argument", tokenEnv, []string{"--sub", "a", "extra"}, "unexpected argument"},
-		{"unknown flag", tokenEnv, []string{"--role", "x"}, "flag provided but not defined"},
+		{"unknown flag", tokenEnv, []string{"--rolle", "x"}, "flag provided but not defined"},
+		{"unknown role", tokenEnv, []string{"--admin", "--sub", "a", "--role", "USER"}, `--role "USER": want ADMIN or VIEWER`},
+		{"role without admin", tokenEnv, []string{"--sub", "a", "--role", "VIEWER"}, "add --admin"},
 	} {
 		out, stderr, code := mint(t, tc.getenv, tc.args...)
 		if code != 2 || out != "" || !strings.Contains(stderr, tc.want) {
