@@ -51,6 +51,9 @@ type appData struct {
 	Version    string
 	IntervalMs int64
 	ExpiresMs  int64
+	// Actions are the action names the audit log can hold, space
+	// separated: the command history's filter offers them.
+	Actions string
 }
 
 // loginData fills templates/login.html.

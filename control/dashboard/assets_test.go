@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -193,6 +194,34 @@ func untar(t *testing.T, r io.Reader) map[string][]byte {
 				t.Fatal(err)
 			}
 			out[h.Name] = b
+		}
+	}
+}
+
+// The page carries the actions the audit log can hold (every admin
+// action, health details and the engine's remediations), which the
+// command history's filter offers.
+func TestPageListsActions(t *testing.T) {
+	f := newFixture(t)
+	c, _ := f.session(control.ViewerRole)
+	page := f.do("GET", "/dashboard", nil, "Cookie: "+c)
+	m := regexp.MustCompile(`<meta name="sockmon-actions" content="([^"]*)">`).FindStringSubmatch(page.body)
+	if m == nil {
+		t.Fatalf("no sockmon-actions meta in the page: %s", page.body)
+	}
+	got := strings.Fields(m[1])
+	want := append(control.Actions(), control.ActionHealthDetails, control.ActionAlertRemediation)
+	for _, a := range want {
+		if !slices.Contains(got, a) {
+			t.Errorf("the page's actions %v lack %s", got, a)
+		}
+	}
+	if len(got) != len(want) || !slices.IsSorted(got) {
+		t.Errorf("the page's actions %v: want the %d of %v, sorted", got, len(want), want)
+	}
+	for _, a := range []string{control.ActionAcknowledgeAlert, control.ActionSilenceAlerts, control.ActionExpireSilence} {
+		if !slices.Contains(got, a) {
+			t.Errorf("the page's actions lack the alert action %s", a)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -288,7 +289,17 @@ func (d *Dashboard) page(ctx *fasthttp.RequestCtx) {
 	d.assets.renderApp(ctx, appData{
 		Prefix: d.opts.Prefix, CSRF: s.csrf, Sub: s.sub, Role: s.role, Version: d.opts.Version,
 		IntervalMs: d.opts.Interval.Milliseconds(), ExpiresMs: s.expires.UnixMilli(),
+		Actions: strings.Join(auditedActions(), " "),
 	})
+}
+
+// auditedActions lists, sorted, the actions the audit log records: the
+// admin API's (control.Actions), health details and the alerts engine's
+// remediations.
+func auditedActions() []string {
+	out := append(control.Actions(), control.ActionHealthDetails, control.ActionAlertRemediation)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func (d *Dashboard) loginForm(ctx *fasthttp.RequestCtx, status int, msg string) {

@@ -343,7 +343,7 @@
         h('div', { class: 'grid3' },
           h('div', { class: 'panel' }, h('h2', { text: 'Rejected connections' }), h('div', { id: 'ov-rejected' })),
           h('div', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', { text: 'Circuit breakers' }), h('span', { class: 'spacer' }), h('a', { href: '#breakers', text: 'details' })), h('div', { id: 'ov-breakers' })),
-          h('div', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', { text: 'Alerts' }), h('span', { class: 'spacer' }), h('a', { href: '#alerts', text: 'rules' })), h('div', { id: 'ov-alerts' })),
+          h('div', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', { text: 'Alerts' }), h('span', { class: 'spacer' }), h('a', { href: '#alerts', text: 'details' })), h('div', { id: 'ov-alerts' })),
         ),
       );
       this.charts = [
@@ -413,12 +413,16 @@
         : h('div', {}, h('p', { class: 'muted' }, open.length + ' of ' + brs.length + ' not closed'),
           h('table', {}, h('tbody', {}, brs.map((b) => h('tr', {}, h('td', { text: b.name }), h('td', {}, pill(b.breaker.state)), h('td', { class: 'num muted', text: b.breaker.failures + ' failures' })))))));
       const rules = s.alerts || [];
-      const firing = s.activeAlerts || s.firingAlerts;
-      $('#ov-alerts').replaceChildren(
-        Array.isArray(firing)
-          ? (firing.length ? h('table', {}, h('tbody', {}, firing.map((a) => h('tr', {}, h('td', { text: a.name || a.rule || '' }), h('td', {}, pill(a.level || a.severity || 'firing')))))) : h('div', { class: 'empty', text: 'No alert firing.' }))
-          : h('div', { class: 'notice', text: 'No alert engine on this node yet: ' + rules.filter((r) => r.enabled).length + ' of ' + rules.length + ' rules enabled, stored, not evaluated.' }),
-      );
+      const active = s.activeAlerts || [];
+      const firing = active.filter((a) => a.state === 'firing');
+      const pending = active.filter((a) => a.state === 'pending').length;
+      $('#ov-alerts').replaceChildren(h('div', {},
+        h('p', { class: 'muted', id: 'ov-alerts-sub' }, firing.length + ' firing · ' + pending + ' pending · ' + rules.filter((r) => r.enabled).length + ' of ' + rules.length + ' rules enabled'),
+        firing.length
+          ? h('table', {}, h('tbody', {}, firing.map((a) => h('tr', { 'data-alert': a.name },
+            h('td', { class: 'mono', text: a.name }), h('td', {}, pill(a.level)),
+            h('td', { class: 'muted', text: fmtAgo(a.startsAt || a.since) + (a.acknowledged ? ' · acknowledged by ' + a.acknowledgedBy : '') })))))
+          : h('div', { class: 'empty', text: 'No alert firing.' })));
       this.points = mergePoints(this.points, ev.points, 15 * 60000);
       this.draw();
     },
@@ -643,73 +647,218 @@
   };
 
   // Alerts
+  const levels = ['info', 'warning', 'critical', 'emergency'];
+  // alertRows builds the active alerts' rows: rule, level, state, since,
+  // value, acknowledgement, and Acknowledge for a firing alert (ADMIN).
+  function alertRows(list, ack) {
+    return list.map((a) => h('tr', { 'data-alert': a.name, 'data-state': a.state },
+      h('td', { class: 'mono', text: a.name }),
+      h('td', {}, pill(a.level)),
+      h('td', {}, pill(a.state), a.flapping ? h('span', { class: 'role-tag', text: 'flapping' }) : null,
+        (a.silencedBy || []).length ? h('span', { class: 'role-tag', text: 'silenced', title: 'silence ' + a.silencedBy.join(', ') }) : null),
+      h('td', { text: fmtTime(a.since), title: a.since }),
+      h('td', { class: 'mono', text: fmtNum(a.value) + ' ' + a.operator + ' ' + a.threshold }),
+      h('td', { class: 'ack' }, a.acknowledged ? (a.acknowledgedBy || '?') + ', ' + fmtTime(a.acknowledgedAt) : '–'),
+      h('td', { class: 'actions' }, isAdmin && ack && a.state === 'firing' && !a.acknowledged
+        ? control(h('button', { class: 'btn small', 'data-ack': a.name, onclick: () => ack(a) }, 'Acknowledge')) : null)));
+  }
   pages.alerts = {
     title: 'Alerts',
+    hf: { name: '', level: '' },
     mount(root) {
+      this.cursors = [''];
+      this.activeKey = null;
+      const hf = this.hf;
       root.append(
-        h('div', { class: 'page-head' }, h('h1', { text: 'Alerts' }), h('span', { class: 'spacer' }),
+        h('div', { class: 'page-head' }, h('h1', { text: 'Alerts' }), h('span', { class: 'spacer' }), h('span', { class: 'muted', id: 'alerts-evaluated' }),
           isAdmin ? control(h('button', { class: 'btn primary', id: 'new-rule', onclick: () => this.edit(null) }, 'New rule')) : null),
-        h('div', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', { text: 'Active alerts' })), h('div', { id: 'alerts-active' })),
+        h('div', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', { text: 'Active alerts' }), h('span', { class: 'spacer' }), h('span', { class: 'muted', text: 'pending, firing, or resolved in the last 15 minutes' })),
+          h('div', { class: 'table-wrap' }, h('table', { id: 'alerts-table' },
+            h('thead', {}, h('tr', {}, ['Rule', 'Level', 'State', 'Since', 'Value', 'Acknowledged', ''].map((t) => h('th', { text: t })))),
+            h('tbody', { id: 'alerts-rows' }, h('tr', {}, h('td', { colspan: 7, class: 'empty', text: '…' })))))),
         h('div', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', { text: 'Rules' }), h('span', { class: 'spacer' }), h('span', { class: 'muted', id: 'rules-count' })),
           h('div', { class: 'table-wrap' }, h('table', { id: 'rules-table' },
-            h('thead', {}, h('tr', {}, ['Enabled', 'Name', 'Condition', 'For', 'Severity', 'Description', 'Updated', ''].map((t) => h('th', { text: t })))),
+            h('thead', {}, h('tr', {}, ['Enabled', 'Name', 'Condition', 'For', 'Level', 'State', 'Description', 'Updated', ''].map((t) => h('th', { text: t })))),
             h('tbody', { id: 'rules-rows' })))),
-        h('div', { class: 'grid2' },
-          h('div', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', { text: 'History' })), h('div', { id: 'alerts-history' })),
-          h('div', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', { text: 'Silences' })), h('div', { id: 'alerts-silences' }))),
+        h('div', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', { text: 'Silences' }), h('span', { class: 'spacer' }),
+          isAdmin ? control(h('button', { class: 'btn small', id: 'new-silence', onclick: () => this.silence() }, 'New silence')) : null),
+          h('div', { class: 'table-wrap' }, h('table', { id: 'silences-table' },
+            h('thead', {}, h('tr', {}, ['Matches', 'State', 'Starts', 'Ends', 'Comment', 'Created by', ''].map((t) => h('th', { text: t })))),
+            h('tbody', { id: 'silences-rows' })))),
+        h('div', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', { text: 'History' }), h('span', { class: 'spacer' }), h('span', { class: 'muted', text: 'newest first' })),
+          h('form', { class: 'toolbar', id: 'ah-filters', onsubmit: (e) => {
+            e.preventDefault();
+            hf.name = $('#ah-name').value.trim();
+            hf.level = $('#ah-level').value;
+            this.cursors = [''];
+            this.history();
+          } },
+            h('label', { class: 'field' }, h('span', { text: 'Rule' }), h('input', { id: 'ah-name', value: hf.name, placeholder: 'rule name' })),
+            h('label', { class: 'field' }, h('span', { text: 'Level' }), h('select', { id: 'ah-level' },
+              h('option', { value: '' }, 'any'), levels.map((l) => h('option', { value: l, selected: hf.level === l }, l)))),
+            h('button', { class: 'btn primary', type: 'submit', id: 'ah-apply' }, 'Apply')),
+          h('div', { class: 'table-wrap' }, h('table', { id: 'alert-history-table' },
+            h('thead', {}, h('tr', {}, ['Time', 'Rule', 'Transition', 'Value', 'Threshold', 'Level', 'By'].map((t, i) => h('th', { class: i === 3 || i === 4 ? 'num' : '', text: t })))),
+            h('tbody', { id: 'alert-history-rows' }))),
+          h('div', { class: 'pager' },
+            h('button', { class: 'btn small', id: 'ah-newer', onclick: () => { this.cursors.pop(); this.history(); } }, '‹ Newer'),
+            h('span', { id: 'ah-page' }),
+            h('button', { class: 'btn small', id: 'ah-older', onclick: () => { this.cursors.push(this.nextUntil); this.history(); } }, 'Older ›'))),
       );
       this.load();
-      this.engine();
+      this.active();
+      this.silences();
+      this.history();
     },
     async load() {
       let r;
       try { r = await api('get_alert_configs'); } catch (e) { toast('Alert rules: ' + e.message, true); return; }
       if (current !== this) return;
       this.metrics = r.metrics || {};
+      this.levels = r.levels && r.levels.length ? r.levels : levels;
       const rules = r.alerts || [];
       setText('rules-count', rules.length + ' rules · ' + rules.filter((a) => a.enabled).length + ' enabled');
       const rows = rules.map((a) => {
-        const sw = h('input', { type: 'checkbox', checked: a.enabled, disabled: !isAdmin, 'aria-label': 'enabled', onchange: (e) => this.toggle(a, e.target) });
-        if (isAdmin) control(sw);
+        const file = a.source === 'file';
+        const sw = h('input', { type: 'checkbox', checked: a.enabled, disabled: !isAdmin || file, 'aria-label': 'enabled', onchange: (e) => this.toggle(a, e.target) });
+        if (isAdmin && !file) control(sw);
         return h('tr', { 'data-rule': a.name },
           h('td', {}, h('label', { class: 'switch' }, sw, h('span'))),
-          h('td', { class: 'mono', text: a.name }),
+          h('td', {}, h('span', { class: 'mono', text: a.name }), file ? h('span', { class: 'role-tag', text: 'file' }) : null),
           h('td', { class: 'mono', text: a.metric + ' ' + a.operator + ' ' + a.threshold }),
           h('td', { text: fmtDur(a.forMs) }),
-          h('td', {}, pill(a.severity)),
+          h('td', {}, pill(a.level)),
+          h('td', { title: a.unknown || '' }, a.unknown ? pill('', 'unknown') : pill(a.state)),
           h('td', { class: 'wrap', text: a.description || '' }),
           h('td', { class: 'muted', text: (a.updatedBy ? a.updatedBy + ', ' : '') + fmtAgo(a.updatedAt) }),
-          h('td', { class: 'actions' }, isAdmin ? [
+          h('td', { class: 'actions' }, isAdmin && !file ? [
             control(h('button', { class: 'btn small', onclick: () => this.edit(a) }, 'Edit')),
             control(h('button', { class: 'btn small danger', onclick: () => this.remove(a) }, 'Delete'))] : null));
       });
-      $('#rules-rows').replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 8, class: 'empty', text: 'No rule.' }))]));
+      $('#rules-rows').replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 9, class: 'empty', text: 'No rule.' }))]));
     },
-    // engine fills active alerts, history and silences from the alerts
-    // engine's actions when the node has them.
-    async engine() {
-      const none = 'This node stores alert rules but does not evaluate them yet: active alerts, acknowledgement, history and silences appear here once the alerts engine runs.';
-      const fill = (id, rows, empty) => {
-        const el = document.getElementById(id);
-        if (!el) return;
-        if (!rows.length) { el.replaceChildren(h('div', { class: 'empty', text: empty })); return; }
-        const cols = Object.keys(rows[0]).filter((k) => typeof rows[0][k] !== 'object').slice(0, 7);
-        el.replaceChildren(h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, cols.map((c) => h('th', { text: c })))),
-          h('tbody', {}, rows.map((r) => h('tr', {}, cols.map((c) => h('td', { class: 'wrap', text: String(r[c]) }))))))));
-      };
-      try {
-        const a = await api('get_alerts');
-        fill('alerts-active', a.alerts || a.active || [], 'No alert is firing.');
-        fill('alerts-silences', a.silences || [], 'No silence.');
-        const hist = await api('get_alert_history', { limit: 50 });
-        fill('alerts-history', hist.history || hist.alerts || [], 'No alert fired yet.');
-      } catch (e) {
-        if (e.code !== 'unknown_action') { toast('Alerts: ' + e.message, true); return; }
-        for (const [id, text] of [['alerts-active', none], ['alerts-history', 'The alerts engine keeps the history of fired and resolved alerts: not on this node yet.'],
-          ['alerts-silences', 'Silences mute matching alerts for a time: they need the alerts engine, not on this node yet.']]) {
-          const el = document.getElementById(id);
-          if (el) el.replaceChildren(h('div', { class: 'notice', text }));
-        }
+    // active shows the alerts get_alerts returns; the stream's snapshot
+    // (activeAlerts) refreshes them in onStatus.
+    async active() {
+      let r;
+      try { r = await api('get_alerts'); } catch (e) { toast('Alerts: ' + e.message, true); return; }
+      if (current !== this) return;
+      this.showActive(r.alerts || [], r.evaluatedAt);
+    },
+    showActive(list, evaluatedAt) {
+      const tbody = document.getElementById('alerts-rows');
+      if (!tbody || document.querySelector('dialog[open]')) return;
+      // Rebuild only on a change, so a button is not replaced under the pointer.
+      const key = JSON.stringify(list.map((a) => [a.name, a.state, a.level, a.since, a.value, a.acknowledged, a.acknowledgedBy, a.silencedBy, a.flapping]));
+      if (key === this.activeKey && !evaluatedAt) return;
+      this.activeKey = key;
+      const rows = alertRows(list, (a) => this.ack(a));
+      tbody.replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 7, class: 'empty', text: 'No alert is pending or firing.' }))]));
+      if (evaluatedAt) setText('alerts-evaluated', 'evaluated ' + fmtAgo(evaluatedAt));
+    },
+    async ack(a) {
+      const r = await formDialog({
+        title: 'Acknowledge ' + a.name + '?',
+        text: 'Stops its re-notification and lets a remediation stay on past its cap. The alert keeps firing until its condition clears.',
+        fields: [{ id: 'ack-comment', name: 'comment', label: 'Comment (optional)', placeholder: 'looking into it' }],
+        okText: 'Acknowledge',
+        submit: (v) => api('acknowledge_alert', v.comment.trim() ? { name: a.name, comment: v.comment.trim() } : { name: a.name }),
+      });
+      if (r) { toast('Alert ' + a.name + ' acknowledged'); this.active(); this.history(); }
+    },
+    async silences() {
+      let r;
+      try { r = await api('get_silences'); } catch (e) { toast('Silences: ' + e.message, true); return; }
+      if (current !== this) return;
+      const tbody = document.getElementById('silences-rows');
+      if (!tbody || document.querySelector('dialog[open]')) return;
+      const now = Date.now();
+      const rows = (r.silences || []).map((s) => {
+        const state = Date.parse(s.endsAt) <= now ? 'expired' : Date.parse(s.startsAt) > now ? 'pending' : 'active';
+        const m = [];
+        if (s.name) m.push('rule=' + s.name);
+        if (s.level) m.push('level=' + s.level);
+        for (const [k, v] of Object.entries(s.labels || {})) m.push(k + '=' + v);
+        return h('tr', { 'data-silence': s.id, 'data-state': state },
+          h('td', { class: 'mono wrap', text: m.join(' '), title: 'id ' + s.id }),
+          h('td', {}, pill(state === 'active' ? 'warning' : state === 'pending' ? 'info' : 'off', state)),
+          h('td', { text: fmtTime(s.startsAt), title: s.startsAt }),
+          h('td', { text: fmtTime(s.endsAt) + (s.expiredBy ? ' (expired by ' + s.expiredBy + ')' : ''), title: s.endsAt }),
+          h('td', { class: 'wrap', text: s.comment || '' }),
+          h('td', { text: s.createdBy }),
+          h('td', { class: 'actions' }, isAdmin && state !== 'expired'
+            ? control(h('button', { class: 'btn small', 'data-expire': s.id, onclick: () => this.expire(s) }, 'Expire')) : null));
+      });
+      tbody.replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 7, class: 'empty', text: 'No silence (active, pending or ended in the last day).' }))]));
+    },
+    async silence() {
+      const r = await formDialog({
+        title: 'New silence',
+        text: 'Matching alerts are still evaluated and listed, but not notified until the silence ends. Give a rule, a level or both.',
+        fields: [
+          { id: 'sil-name', name: 'name', label: 'Rule (empty: every rule)', placeholder: 'high_p99' },
+          { id: 'sil-level', half: true, name: 'level', label: 'Level', type: 'select', value: '', options: [{ value: '', label: 'any' }].concat((this.levels || levels).map((l) => ({ value: l }))) },
+          { id: 'sil-duration', half: true, name: 'minutes', label: 'Duration (minutes)', type: 'number', min: 1, value: 60, required: true },
+          { id: 'sil-comment', name: 'comment', label: 'Comment', placeholder: 'deploy window' },
+        ],
+        okText: 'Create silence',
+        validate: (v) => Number(v.minutes) > 0,
+        submit: (v) => {
+          const d = { durationMs: Math.round(Number(v.minutes) * 60000) };
+          if (v.name.trim()) d.name = v.name.trim();
+          if (v.level) d.level = v.level;
+          if (v.comment.trim()) d.comment = v.comment.trim();
+          return api('silence_alerts', d);
+        },
+      });
+      if (r) { toast('Silence ' + r.silence.id + ' created'); this.silences(); }
+    },
+    async expire(s) {
+      const r = await formDialog({
+        title: 'Expire this silence now?', text: 'Matching alerts are notified again from the next evaluation.',
+        okText: 'Expire', submit: () => api('expire_silence', { id: s.id }),
+      });
+      if (r) { toast('Silence ' + s.id + ' expired'); this.silences(); }
+    },
+    // history pages get_alert_history with until: the next page ends at
+    // the last entry's time (inclusive), so the entries already shown are
+    // dropped by their sequence number.
+    async history() {
+      const limit = 25;
+      const d = { limit };
+      const until = this.cursors[this.cursors.length - 1];
+      if (until) { d.until = until.time; d.limit = limit + 20; }
+      if (this.hf.name) d.name = this.hf.name;
+      if (this.hf.level) d.level = this.hf.level;
+      let r;
+      try { r = await api('get_alert_history', d); } catch (e) { toast('Alert history: ' + e.message, true); return; }
+      if (current !== this) return;
+      const all = r.history || [];
+      const list = (until ? all.filter((x) => x.seq < until.seq) : all).slice(0, limit);
+      const more = until ? all.filter((x) => x.seq < until.seq).length > limit : all.length >= limit;
+      const lastE = list[list.length - 1];
+      this.nextUntil = lastE ? { time: lastE.time, seq: lastE.seq } : null;
+      const rows = list.map((x) => h('tr', { 'data-seq': x.seq, 'data-kind': x.kind },
+        h('td', { text: fmtTime(x.time), title: x.time }),
+        h('td', { class: 'mono', text: x.name }),
+        h('td', {}, pill(x.kind === 'firing' || x.kind === 'escalated' ? 'firing' : x.kind, x.kind), x.detail ? h('span', { class: 'muted', text: ' ' + x.detail }) : null),
+        h('td', { class: 'num', text: fmtNum(x.value) }),
+        h('td', { class: 'num mono', text: x.operator + ' ' + x.threshold }),
+        h('td', {}, pill(x.level)),
+        h('td', { text: x.actor || '' })));
+      $('#alert-history-rows').replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 7, class: 'empty', text: 'No entry matches.' }))]));
+      setText('ah-page', 'page ' + this.cursors.length);
+      $('#ah-newer').disabled = this.cursors.length <= 1;
+      $('#ah-older').disabled = !more || !lastE;
+    },
+    onStatus(ev) {
+      if (Array.isArray(ev.status.activeAlerts)) this.showActive(ev.status.activeAlerts);
+      if (document.querySelector('dialog[open]')) return;
+      if (Date.now() - (this.refreshedAt || 0) > Math.max(5000, cfg.interval)) {
+        this.refreshedAt = Date.now();
+        this.silences();
+        if (this.cursors.length === 1) this.history();
+        this.load();
       }
     },
     async toggle(a, box) {
@@ -738,14 +887,14 @@
           { id: 'rule-operator', half: true, name: 'operator', label: 'Operator', type: 'select', value: a ? a.operator : '>', options: ['>', '>=', '<', '<='].map((o) => ({ value: o })) },
           { id: 'rule-threshold', half: true, name: 'threshold', label: 'Threshold (in the metric\'s unit)', type: 'number', step: 'any', value: a ? a.threshold : '', required: true },
           { id: 'rule-for', half: true, name: 'forSec', label: 'For (seconds)', type: 'number', min: 0, value: a ? a.forMs / 1000 : 300 },
-          { id: 'rule-severity', half: true, name: 'severity', label: 'Severity', type: 'select', value: a ? a.severity : 'warning', options: ['info', 'warning', 'critical'].map((s) => ({ value: s })) },
+          { id: 'rule-level', half: true, name: 'level', label: 'Level', type: 'select', value: a ? a.level : 'warning', options: (this.levels || levels).map((l) => ({ value: l })) },
           { id: 'rule-description', name: 'description', label: 'Description (empty: derived from the condition)', value: a && a.description !== undefined ? a.description : '' },
           { id: 'rule-enabled', name: 'enabled', label: 'Enabled', type: 'checkbox', value: a ? a.enabled : true },
         ],
         okText: isNew ? 'Create rule' : 'Save',
         validate: (v) => v.name.trim() !== '' && v.threshold !== '',
         submit: (v) => {
-          const d = { name: v.name.trim(), metric: v.metric, operator: v.operator, threshold: Number(v.threshold), forMs: Math.round(Number(v.forSec || 0) * 1000), severity: v.severity, enabled: v.enabled };
+          const d = { name: v.name.trim(), metric: v.metric, operator: v.operator, threshold: Number(v.threshold), forMs: Math.round(Number(v.forSec || 0) * 1000), level: v.level, enabled: v.enabled };
           if (isNew ? v.description.trim() !== '' : v.description !== a.description) d.description = v.description.trim();
           return api('configure_alert', d);
         },
@@ -801,8 +950,8 @@
   };
 
   // Command history
-  const knownActions = ['configure_alert', 'execute_command', 'force_disconnect_socket', 'force_disconnect_user', 'get_alert_configs', 'get_command_history',
-    'get_connections', 'get_metrics_history', 'health_details', 'reset_circuit_breaker', 'set_agent_state', 'set_maintenance_mode', 'set_rate_limit'];
+  // The actions the audit log can hold, from the server (control.Actions).
+  const knownActions = meta('actions').split(' ').filter(Boolean);
   pages.history = {
     title: 'Command history',
     f: { actor: '', action: '', result: '' },
