@@ -22,7 +22,8 @@ import (
 //
 // Exported methods are safe for concurrent use unless they say otherwise.
 //
-// Lock order: Conn.wmu is a leaf lock; nothing is acquired while holding it.
+// Lock order: Conn.wmu and Conn.bufMu are leaf locks; nothing is acquired
+// while holding either.
 type Conn struct {
 	id  uint64
 	srv *Server
@@ -79,6 +80,16 @@ type Conn struct {
 	writing         bool
 	closeAfterFlush bool
 	pending         *[]byte // from getPending; nil when nothing is queued
+
+	// bufMu guards netpoll's output buffer against its release. netpoll
+	// frees the buffer in a close callback on whichever goroutine saw the
+	// close; the token owner may be another goroutine (a fan-out, the
+	// flusher) in the middle of a Malloc. onSocketClosed, which netpoll
+	// runs before the callback that frees the buffer, sets bufGone under
+	// bufMu; every Malloc and the copy into it happen under bufMu after
+	// checking bufGone (lockBuf).
+	bufMu   sync.Mutex
+	bufGone bool
 
 	// flushFn is c.flushBlocking, bound once so that handing a flush to
 	// the runner does not allocate a method value per write.

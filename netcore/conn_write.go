@@ -124,12 +124,17 @@ func noRelease() {}
 // writer token.
 func (c *Conn) writeDirect(op ws.OpCode, rsv1 bool, payload []byte) error {
 	hl := wsproto.ServerHeaderLen(len(payload))
+	if !c.lockBuf() {
+		return ErrConnClosed
+	}
 	buf, err := c.nc.Writer().Malloc(hl + len(payload))
 	if err != nil {
+		c.bufMu.Unlock()
 		return err
 	}
 	wsproto.PutHeader(buf, true, rsv1, op, len(payload))
 	copy(buf[hl:], payload)
+	c.bufMu.Unlock()
 	c.countOut(op, hl+len(payload))
 	return nil
 }
@@ -187,13 +192,19 @@ func (c *Conn) enqueue(hdr, body []byte, op ws.OpCode, capped bool) error {
 	}
 	c.writing = true
 	c.wmu.Unlock()
+	if !c.lockBuf() {
+		c.releaseToken()
+		return ErrConnClosed
+	}
 	buf, err := c.nc.Writer().Malloc(n)
 	if err != nil {
+		c.bufMu.Unlock()
 		c.releaseToken()
 		return err
 	}
 	copy(buf, hdr)
 	copy(buf[len(hdr):], body)
+	c.bufMu.Unlock()
 	c.countOut(op, n)
 	c.flushOwned()
 	return nil
@@ -260,14 +271,21 @@ func (c *Conn) flushOwned() {
 		c.pending = nil
 		c.wmu.Unlock()
 		c.srv.queued.Add(-int64(len(*p)))
+		if !c.lockBuf() {
+			putPending(p)
+			c.releaseToken()
+			return
+		}
 		buf, err := c.nc.Writer().Malloc(len(*p))
 		if err != nil {
+			c.bufMu.Unlock()
 			putPending(p)
 			c.releaseToken()
 			_ = c.nc.Close()
 			return
 		}
 		copy(buf, *p)
+		c.bufMu.Unlock()
 		putPending(p)
 	}
 }
@@ -282,6 +300,18 @@ func (c *Conn) flushBlocking() {
 		return
 	}
 	c.flushOwned()
+}
+
+// lockBuf takes bufMu unless netpoll has closed the socket (and is about
+// to free its output buffer, or has): true means the caller holds bufMu
+// and may Malloc and copy into the buffer, then unlocks.
+func (c *Conn) lockBuf() bool {
+	c.bufMu.Lock()
+	if c.bufGone {
+		c.bufMu.Unlock()
+		return false
+	}
+	return true
 }
 
 // releaseToken gives the token back after a failed write, dropping the queue.

@@ -374,6 +374,12 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) error {
 // closed it.
 func (c *Conn) onSocketClosed(netpoll.Connection) error {
 	s := c.srv
+	// netpoll runs close callbacks newest first, so this runs before its
+	// own, which frees the output buffer: no Malloc may start after this
+	// (and one in progress ends first).
+	c.bufMu.Lock()
+	c.bufGone = true
+	c.bufMu.Unlock()
 	prev := c.state.Swap(stateClosed)
 	s.reg.remove(c)
 	switch prev {
