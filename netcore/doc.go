@@ -39,8 +39,8 @@
 // calls for one connection are sequential. Writes from anywhere
 // (Conn.WriteMessage, FanOut) are safe for concurrent use and never block
 // on the peer: conn_write.go draws the writer token's state machine. Lock
-// order: registryShard.mu and Conn.wmu are leaves (nothing is taken while
-// holding them); the protocol's locks are never held across an engine call
+// order: registryShard.mu, Conn.wmu and Conn.bufMu are leaves (nothing is
+// taken while holding them); the protocol's locks are never held across an engine call
 // that takes one of them.
 //
 // netpoll keeps some settings in package variables (buffer sizes, the task
