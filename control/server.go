@@ -604,6 +604,24 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetBody(b)
 }
 
+// WriteJSON, WriteOK, WriteError and AsError answer in the admin API's
+// envelope, for the handlers mounted on this port (Mount): the dashboard's
+// API keeps the admin API's shapes and error codes.
+func WriteJSON(ctx *fasthttp.RequestCtx, status int, v any) { writeJSON(ctx, status, v) }
+
+// WriteOK writes {"success":true,"data":data}.
+func WriteOK(ctx *fasthttp.RequestCtx, data any) { writeOK(ctx, data) }
+
+// WriteError writes e as {"success":false,"error":{code,message,field}}
+// with e's status.
+func WriteError(ctx *fasthttp.RequestCtx, e *Error) { writeError(ctx, e) }
+
+// AsError is err's *Error, or a 500 internal error for any other error.
+func AsError(err error) *Error { return asError(err) }
+
+// MethodNotAllowed answers 405 with Allow.
+func MethodNotAllowed(ctx *fasthttp.RequestCtx, allow string) { methodNotAllowed(ctx, allow) }
+
 // writeOK writes {"success":true,"data":data}.
 func writeOK(ctx *fasthttp.RequestCtx, data any) {
 	writeJSON(ctx, http.StatusOK, reply{Success: true, Data: data})

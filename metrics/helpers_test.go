@@ -1,33 +1,15 @@
 package metrics
 
 import (
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 // fakeClock is an injectable Options.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = wstest.Clock
 
-func newFakeClock() *fakeClock {
-	// Aligned to the hour so window chunks and history periods start clean.
-	return &fakeClock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newFakeClock() *fakeClock { return wstest.NewClock() }
 
 // newTestMetrics returns a Metrics on a fake clock whose process reader is
 // canned, so that sampling is cheap and deterministic.

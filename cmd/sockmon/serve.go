@@ -352,31 +352,36 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	closes := logs.NewCloseLog(logger, closeRate)
 	srv.OnDisconnect(closes.OnDisconnect)
 
-	// Listen first: a port in use fails before the store is opened.
+	// Listen first: a port in use fails before the store is opened. Until
+	// the servers run, a failed start closes the listeners opened so far.
+	var opened []io.Closer
+	fail := func(code int, format string, a ...any) int {
+		for _, l := range opened {
+			_ = l.Close()
+		}
+		fmt.Fprintf(stderr, "sockmon serve: "+format+"\n", a...)
+		return code
+	}
 	ln, err := netpoll.CreateListener("tcp", f.cfg.Addr)
 	if err != nil {
-		fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.cfg.Addr, err)
-		return 1
+		return fail(1, "listen on %s: %v", f.cfg.Addr, err)
 	}
+	opened = append(opened, ln)
 	cln, err := net.Listen("tcp", f.controlAddr)
 	if err != nil {
-		_ = ln.Close()
-		fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.controlAddr, err)
-		return 1
+		return fail(1, "listen on %s: %v", f.controlAddr, err)
 	}
+	opened = append(opened, cln)
 	alertsCfg, err := f.alerts.config(os.Getenv)
 	if err != nil {
-		_, _ = ln.Close(), cln.Close()
-		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
-		return 2
+		return fail(2, "%v", err)
 	}
 	var aln net.Listener
 	if f.agentAddr != "" {
 		if aln, err = net.Listen("tcp", f.agentAddr); err != nil {
-			_, _ = ln.Close(), cln.Close()
-			fmt.Fprintf(stderr, "sockmon serve: listen on %s: %v\n", f.agentAddr, err)
-			return 1
+			return fail(1, "listen on %s: %v", f.agentAddr, err)
 		}
+		opened = append(opened, aln)
 	}
 	emergency := make(chan string, 1)
 	ctl, err := control.New(control.Config{
@@ -402,12 +407,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		},
 	})
 	if err != nil {
-		_, _ = ln.Close(), cln.Close()
-		if aln != nil {
-			_ = aln.Close()
-		}
-		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
-		return 2
+		return fail(2, "%v", err)
 	}
 	// The store closes on every way out. On a signal this runs after the
 	// WebSocket side has drained: the control side keeps answering (health
@@ -422,12 +422,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	if f.alerts.file != "" {
 		n, err := loadAlertsFile(ctl.Alerts(), f.alerts.file, os.Getenv)
 		if err != nil {
-			_, _ = ln.Close(), cln.Close()
-			if aln != nil {
-				_ = aln.Close()
-			}
-			fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
-			return 2
+			return fail(2, "%v", err)
 		}
 		logger.Info("alerts file loaded", "file", f.alerts.file, "rules", n)
 		reload.add("alerts file", func() error {
@@ -443,12 +438,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		err = ctl.Mount(dash.Prefix(), dash.Handler)
 	}
 	if err != nil {
-		_, _ = ln.Close(), cln.Close()
-		if aln != nil {
-			_ = aln.Close()
-		}
-		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
-		return 2
+		return fail(2, "%v", err)
 	}
 	// The live streams close before the control server stops (deferred
 	// calls run last first).

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"io"
@@ -43,42 +42,8 @@ func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
 // returns the control address.
 func startServeEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, string, string) {
 	t.Helper()
-	bin, err := buildSockmon()
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	type addrs struct{ ws, control string }
-	addrc := make(chan addrs, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var rec struct {
-				Msg, Addr   string
-				ControlAddr string `json:"control_addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "sockmon serving" {
-				addrc <- addrs{rec.Addr, rec.ControlAddr}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	select {
-	case a := <-addrc:
-		return cmd, a.ws, a.control
-	case <-time.After(30 * time.Second):
-		t.Fatal("sockmon serve did not log its address")
-	}
-	return nil, "", ""
+	cmd, ws, ctl, _ := startServeLogs(t, env, args...)
+	return cmd, ws, ctl
 }
 
 // SIGTERM drains: every client gets 1001 with a reason before the process

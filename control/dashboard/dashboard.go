@@ -215,43 +215,43 @@ func (d *Dashboard) Handler(ctx *fasthttp.RequestCtx) {
 	switch {
 	case rest == "" || rest == "/":
 		if !get {
-			methodNotAllowed(ctx, "GET, HEAD")
+			control.MethodNotAllowed(ctx, "GET, HEAD")
 			return
 		}
 		d.page(ctx)
 	case rest == "/login":
 		if method != http.MethodPost {
-			methodNotAllowed(ctx, "POST")
+			control.MethodNotAllowed(ctx, "POST")
 			return
 		}
 		d.login(ctx)
 	case rest == "/logout":
 		if method != http.MethodPost {
-			methodNotAllowed(ctx, "POST")
+			control.MethodNotAllowed(ctx, "POST")
 			return
 		}
 		d.logout(ctx)
 	case rest == "/events":
 		if method != http.MethodGet {
-			methodNotAllowed(ctx, "GET")
+			control.MethodNotAllowed(ctx, "GET")
 			return
 		}
 		d.events(ctx)
 	case rest == "/api/status":
 		if !get {
-			methodNotAllowed(ctx, "GET, HEAD")
+			control.MethodNotAllowed(ctx, "GET, HEAD")
 			return
 		}
 		d.apiStatus(ctx)
 	case rest == "/api/action":
 		if method != http.MethodPost {
-			methodNotAllowed(ctx, "POST")
+			control.MethodNotAllowed(ctx, "POST")
 			return
 		}
 		d.apiAction(ctx)
 	case strings.HasPrefix(rest, "/static/"):
 		if !get {
-			methodNotAllowed(ctx, "GET, HEAD")
+			control.MethodNotAllowed(ctx, "GET, HEAD")
 			return
 		}
 		d.assets.serve(ctx, strings.TrimPrefix(rest, "/static/"))
@@ -355,7 +355,7 @@ func (d *Dashboard) logout(ctx *fasthttp.RequestCtx) {
 	s := d.session(ctx)
 	if s != nil {
 		if !sameOrigin(ctx) || !s.checkCSRF(string(ctx.PostArgs().Peek("csrf"))) {
-			writeError(ctx, &control.Error{Status: http.StatusForbidden, Code: control.CodeForbidden, Message: "missing or wrong CSRF token"})
+			control.WriteError(ctx, &control.Error{Status: http.StatusForbidden, Code: control.CodeForbidden, Message: "missing or wrong CSRF token"})
 			return
 		}
 		d.sessions.revoke(s.id)
@@ -375,11 +375,11 @@ func (d *Dashboard) session(ctx *fasthttp.RequestCtx) *session {
 func (d *Dashboard) apiSession(ctx *fasthttp.RequestCtx, post bool) *session {
 	s := d.session(ctx)
 	if s == nil {
-		writeError(ctx, &control.Error{Status: http.StatusUnauthorized, Code: control.CodeUnauthorized, Message: "no dashboard session: sign in again"})
+		control.WriteError(ctx, &control.Error{Status: http.StatusUnauthorized, Code: control.CodeUnauthorized, Message: "no dashboard session: sign in again"})
 		return nil
 	}
 	if post && (!sameOrigin(ctx) || !s.checkCSRF(string(ctx.Request.Header.Peek("X-CSRF-Token")))) {
-		writeError(ctx, &control.Error{Status: http.StatusForbidden, Code: control.CodeForbidden, Message: "missing or wrong CSRF token"})
+		control.WriteError(ctx, &control.Error{Status: http.StatusForbidden, Code: control.CodeForbidden, Message: "missing or wrong CSRF token"})
 		return nil
 	}
 	return s
@@ -393,7 +393,7 @@ func (d *Dashboard) apiStatus(ctx *fasthttp.RequestCtx) {
 	}
 	b, err := d.snapshot(time.Now())
 	if err != nil {
-		writeError(ctx, asError(err))
+		control.WriteError(ctx, control.AsError(err))
 		return
 	}
 	ctx.SetContentType("application/json")
@@ -416,7 +416,7 @@ func (d *Dashboard) apiAction(ctx *fasthttp.RequestCtx) {
 	}
 	body := ctx.PostBody()
 	if len(body) > maxActionBody {
-		writeError(ctx, &control.Error{Status: http.StatusRequestEntityTooLarge, Code: control.CodeTooLarge, Message: "request body too large"})
+		control.WriteError(ctx, &control.Error{Status: http.StatusRequestEntityTooLarge, Code: control.CodeTooLarge, Message: "request body too large"})
 		return
 	}
 	var env struct {
@@ -424,7 +424,7 @@ func (d *Dashboard) apiAction(ctx *fasthttp.RequestCtx) {
 		Data   json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(body, &env); err != nil || env.Action == "" {
-		writeError(ctx, &control.Error{Status: http.StatusBadRequest, Code: control.CodeBadRequest, Message: `want {"action":...,"data":{...}}`})
+		control.WriteError(ctx, &control.Error{Status: http.StatusBadRequest, Code: control.CodeBadRequest, Message: `want {"action":...,"data":{...}}`})
 		return
 	}
 	actor := control.Actor{Sub: s.sub, IP: d.ctl.ClientIP(ctx), Role: s.role}
@@ -436,14 +436,14 @@ func (d *Dashboard) apiAction(ctx *fasthttp.RequestCtx) {
 		res, err = d.ctl.Command(actor, env.Action, env.Data)
 	}
 	if err != nil {
-		writeError(ctx, asError(err))
+		control.WriteError(ctx, control.AsError(err))
 		return
 	}
-	writeJSON(ctx, http.StatusOK, reply{Success: true, Data: res})
+	control.WriteOK(ctx, res)
 }
 
 func (d *Dashboard) notFound(ctx *fasthttp.RequestCtx) {
-	writeError(ctx, &control.Error{Status: http.StatusNotFound, Code: control.CodeNotFound, Message: "no dashboard page at " + string(ctx.Path())})
+	control.WriteError(ctx, &control.Error{Status: http.StatusNotFound, Code: control.CodeNotFound, Message: "no dashboard page at " + string(ctx.Path())})
 }
 
 // sameOrigin reports whether a POST comes from this origin. Browsers send
@@ -462,46 +462,4 @@ func sameOrigin(ctx *fasthttp.RequestCtx) bool {
 	}
 	_, host, ok := strings.Cut(origin, "://")
 	return ok && strings.EqualFold(host, string(ctx.Host()))
-}
-
-// reply is the envelope of the admin API, which the dashboard's API keeps.
-type reply struct {
-	Success bool        `json:"success"`
-	Data    any         `json:"data,omitempty"`
-	Error   *replyError `json:"error,omitempty"`
-}
-
-type replyError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
-}
-
-func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b = []byte(`{"success":false,"error":{"code":"internal","message":"cannot encode the reply"}}`)
-	}
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(b)
-}
-
-func writeError(ctx *fasthttp.RequestCtx, e *control.Error) {
-	writeJSON(ctx, e.Status, reply{Error: &replyError{Code: e.Code, Message: e.Message, Field: e.Field}})
-}
-
-func asError(err error) *control.Error {
-	var e *control.Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return &control.Error{Status: http.StatusInternalServerError, Code: control.CodeInternal, Message: "internal error"}
-}
-
-func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
-	ctx.Response.Header.Set("Allow", allow)
-	writeError(ctx, &control.Error{Status: http.StatusMethodNotAllowed, Code: control.CodeMethod,
-		Message: fmt.Sprintf("method %s not allowed; allowed: %s", ctx.Method(), allow)})
 }

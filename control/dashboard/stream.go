@@ -88,7 +88,7 @@ func (d *Dashboard) events(ctx *fasthttp.RequestCtx) {
 	}
 	if d.Streams() >= d.opts.MaxClients {
 		ctx.Response.Header.Set("Retry-After", "5")
-		writeError(ctx, &control.Error{Status: http.StatusServiceUnavailable, Code: control.CodeUnavailable,
+		control.WriteError(ctx, &control.Error{Status: http.StatusServiceUnavailable, Code: control.CodeUnavailable,
 			Message: "too many live dashboards on this node (--dashboard-max-clients " + strconv.Itoa(d.opts.MaxClients) + ")"})
 		return
 	}

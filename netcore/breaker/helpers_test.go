@@ -1,32 +1,15 @@
 package breaker
 
 import (
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 // fakeClock is an injectable Config.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = wstest.Clock
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newFakeClock() *fakeClock { return wstest.NewClock() }
 
 // fixedRand is an injectable Config.Rand.
 func fixedRand(r float64) func() float64 { return func() float64 { return r } }

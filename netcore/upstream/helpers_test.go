@@ -14,29 +14,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 // fakeClock drives the breakers' clock (call deadlines use real time).
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = wstest.Clock
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newFakeClock() *fakeClock { return wstest.NewClock() }
 
 // newTestSet returns a Set on a fake breaker clock without jitter, shut
 // down (and checked for leaked goroutines) when the test ends.
