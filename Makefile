@@ -29,7 +29,8 @@ test: test-deps vet unit fuzz-short
 # HAProxy, Debian's chromium (the dashboard's browser test), and the tools
 # that check deploy/: promtool and prometheus (Debian package prometheus),
 # amtool and the Alertmanager that control/alerts' test pushes to (Debian
-# package prometheus-alertmanager) and nginx. The tests
+# package prometheus-alertmanager), nginx, and redis-server (the backplane's
+# tests, netcore/backplane/redistest). The tests
 # start their own servers on free loopback ports with temporary directories,
 # so the services these packages start on install are not needed: on a
 # systemd host the ones installed here are stopped and disabled, and
@@ -48,6 +49,8 @@ test-deps:
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx >/dev/null && $(call STOP_SERVICE,nginx))
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
+	@command -v redis-server >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server >/dev/null && $(call STOP_SERVICE,redis-server))
 
 vet:
 	$(GO) vet ./...
