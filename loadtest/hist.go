@@ -18,24 +18,20 @@ const (
 
 // latencyHist is an HDR histogram of durations in microseconds, split in
 // shards so that recorders on different goroutines rarely wait for one
-// another. Safe for concurrent use.
+// another. A shard's histogram is allocated when its first value is
+// recorded: a run pays only for the distributions its mode measures (a
+// connect-only hold records connect times alone). Safe for concurrent use.
 type latencyHist struct {
 	shards [histShards]histShard
 }
 
 type histShard struct {
 	mu sync.Mutex
-	h  *hdrhistogram.Histogram
-	_  [48]byte // keep shards on separate cache lines
+	h  *hdrhistogram.Histogram // nil until the shard's first value
+	_  [48]byte                // keep shards on separate cache lines
 }
 
-func newLatencyHist() *latencyHist {
-	l := &latencyHist{}
-	for i := range l.shards {
-		l.shards[i].h = hdrhistogram.New(histLowest, histHighest, histDigits)
-	}
-	return l
-}
+func newLatencyHist() *latencyHist { return &latencyHist{} }
 
 // record adds d to the shard chosen by key (any integer, such as a session
 // id). Values outside the histogram's range are clamped into it.
@@ -48,6 +44,9 @@ func (l *latencyHist) record(key int, d time.Duration) {
 	}
 	s := &l.shards[uint(key)%histShards]
 	s.mu.Lock()
+	if s.h == nil {
+		s.h = hdrhistogram.New(histLowest, histHighest, histDigits)
+	}
 	_ = s.h.RecordValue(v)
 	s.mu.Unlock()
 }
@@ -58,7 +57,9 @@ func (l *latencyHist) merged() *hdrhistogram.Histogram {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		out.Merge(s.h)
+		if s.h != nil {
+			out.Merge(s.h)
+		}
 		s.mu.Unlock()
 	}
 	return out
