@@ -18,9 +18,9 @@ const (
 
 // latencyHist is an HDR histogram of durations in microseconds, split in
 // shards so that recorders on different goroutines rarely wait for one
-// another. A shard's histogram is allocated when its first value is
-// recorded: a run pays only for the distributions its mode measures (a
-// connect-only hold records connect times alone). Safe for concurrent use.
+// another. A run pays only for the distributions its mode measures (a
+// connect-only hold records connect times alone): the others' shards are
+// allocated on their first value. Safe for concurrent use.
 type latencyHist struct {
 	shards [histShards]histShard
 }
@@ -31,7 +31,19 @@ type histShard struct {
 	_  [48]byte                // keep shards on separate cache lines
 }
 
-func newLatencyHist() *latencyHist { return &latencyHist{} }
+// newLatencyHist returns an empty histogram. measured says the run records
+// into it: its shards are allocated now, so no recorder of the measured
+// phase waits for an allocation; otherwise each is allocated on its first
+// value, if any.
+func newLatencyHist(measured bool) *latencyHist {
+	l := &latencyHist{}
+	if measured {
+		for i := range l.shards {
+			l.shards[i].h = hdrhistogram.New(histLowest, histHighest, histDigits)
+		}
+	}
+	return l
+}
 
 // record adds d to the shard chosen by key (any integer, such as a session
 // id). Values outside the histogram's range are clamped into it.
@@ -63,6 +75,23 @@ func (l *latencyHist) merged() *hdrhistogram.Histogram {
 		s.mu.Unlock()
 	}
 	return out
+}
+
+// quantile returns the value at quantile q (0-100) of every shard's values
+// in microseconds, 0 when none was recorded. It merges only when there is
+// something to merge, so a progress line of a run that measures no latency
+// (a connect-only hold) allocates no histogram.
+func (l *latencyHist) quantile(q float64) int64 {
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		some := s.h != nil
+		s.mu.Unlock()
+		if some {
+			return l.merged().ValueAtQuantile(q)
+		}
+	}
+	return 0
 }
 
 // Percentiles summarises one latency distribution in milliseconds.

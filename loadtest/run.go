@@ -40,15 +40,16 @@ type run struct {
 }
 
 func newRun(cfg Config) *run {
+	messages := cfg.Mode != ModeConnectOnly
 	r := &run{
 		cfg:         cfg,
 		clock:       cfg.Clock,
 		closedLoop:  cfg.Rate == 0,
-		corrected:   newLatencyHist(),
-		uncorrected: newLatencyHist(),
-		lag:         newLatencyHist(),
-		connect:     newLatencyHist(),
-		fanout:      newLatencyHist(),
+		corrected:   newLatencyHist(messages),
+		uncorrected: newLatencyHist(messages),
+		lag:         newLatencyHist(messages),
+		connect:     newLatencyHist(false), // recorded while dialling, before the measured phase
+		fanout:      newLatencyHist(cfg.Mode == ModePublish),
 	}
 	r.phase.Store("ramp")
 	// One allocation for every session (and one for their traffic): no
@@ -56,7 +57,7 @@ func newRun(cfg Config) *run {
 	r.sessions = make([]*session, cfg.Conns)
 	all := make([]session, cfg.Conns)
 	var tr []traffic
-	if cfg.Mode != ModeConnectOnly {
+	if messages {
 		tr = make([]traffic, cfg.Conns)
 	}
 	for i := range all {
