@@ -165,7 +165,7 @@ func liveHeapGC() {
 func TestConnectOnlyFootprint(t *testing.T) {
 	const (
 		few, many     = 200, 4200
-		heldConnBytes = 192     // a session, a pollWire, their slots: about 135 bytes today, 230-300 before issue 18
+		heldConnBytes = 192     // a session and a pollWire of a cache line each, their slots: about 155 bytes today, 230-300 before issue 18
 		runFixedBytes = 3 << 20 // 1.5 MiB today (the connect-time histogram, two loops), about 7 before
 	)
 	url := startHoldServer(t)

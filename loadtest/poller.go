@@ -33,6 +33,7 @@ type poller struct {
 	run   *run
 	loops []*loop
 	wires []atomic.Pointer[pollWire] // by session id
+	store []pollWire                 // by session id: every pollWire, in one allocation
 	wg    sync.WaitGroup
 
 	// kernelStamps is set with the real clock: sockets are asked for
@@ -103,6 +104,9 @@ type pollWire struct {
 	// out is guarded by mu: bytes the socket buffer had no room for, sent on
 	// EPOLLOUT; nil when none.
 	out *[]byte
+
+	// One cache line, as a session is (the poller keeps them side by side).
+	_ [cacheLine - 48]byte
 }
 
 var _ wire = (*pollWire)(nil)
@@ -126,7 +130,7 @@ var errWireClosed = errors.New("loadtest: connection closed")
 
 // newPoller starts n loops for r.
 func newPoller(r *run, n int) (*poller, error) {
-	p := &poller{run: r, wires: make([]atomic.Pointer[pollWire], len(r.sessions))}
+	p := &poller{run: r, wires: make([]atomic.Pointer[pollWire], len(r.sessions)), store: make([]pollWire, len(r.sessions))}
 	_, p.kernelStamps = r.clock.(realClock)
 	for i := 0; i < n; i++ {
 		l, err := newLoop(p, i)
@@ -181,7 +185,8 @@ func (p *poller) attach(s *session, fd int, pending []byte) error {
 			return err
 		}
 	}
-	w := &pollWire{l: l, s: s, fd: int32(fd)}
+	w := &p.store[s.id]
+	*w = pollWire{l: l, s: s, fd: int32(fd)}
 	if len(pending) > 0 {
 		in := append([]byte(nil), pending...)
 		w.in = &in

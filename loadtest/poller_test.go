@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 )
@@ -154,5 +155,13 @@ func TestPollerConnectOnlyFramesWithoutState(t *testing.T) {
 	if rep.Messages.PingsAnswered != 8 || pongs.Load() != 8 {
 		t.Fatalf("pings answered %d, pongs at the server %d; want both pings of each of 4 connections answered",
 			rep.Messages.PingsAnswered, pongs.Load())
+	}
+}
+
+// Sessions and pollWires lie side by side in arrays, neighbours on different
+// loops: each is exactly one cache line, so no two share one.
+func TestSessionAndWireAreOneCacheLine(t *testing.T) {
+	if s, w := unsafe.Sizeof(session{}), unsafe.Sizeof(pollWire{}); s != cacheLine || w != cacheLine {
+		t.Fatalf("session %d bytes, pollWire %d bytes; want %d each", s, w, cacheLine)
 	}
 }

@@ -46,7 +46,15 @@ type session struct {
 	fragOp ws.OpCode
 
 	*traffic // nil in connect-only mode
+
+	// A session is one cache line: sessions lie side by side in one array
+	// (newRun) and neighbours belong to different loops, which would
+	// otherwise write the same line whenever either takes its mu.
+	_ [cacheLine - 56]byte
 }
+
+// cacheLine is the size sessions and pollWires are padded to.
+const cacheLine = 64
 
 // traffic is the message state of a session that sends (every mode but
 // connect-only). Guarded by the session's mu, except frag (reader side).
