@@ -87,19 +87,23 @@ func runLoadChild(ws string) int {
 func waitConns(b *testing.B, client *http.Client, base string, n int64) {
 	b.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	var last string
 	for time.Now().Before(deadline) {
 		resp, err := client.Get(base + PathHealth)
-		if err == nil {
+		if err != nil {
+			last = err.Error()
+		} else {
 			var h Health
 			_ = decodeJSON(resp.Body, &h)
 			resp.Body.Close()
 			if h.Details.Connections.Total >= n {
 				return
 			}
+			last = fmt.Sprintf("%d connections", h.Details.Connections.Total)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	b.Fatalf("the node never held %d connections", n)
+	b.Fatalf("the node never held %d connections (last: %s)", n, last)
 }
 
 // The health endpoint's latency while the WebSocket port is saturated,
