@@ -151,6 +151,7 @@ func benchmarkHealthUnderLoad(b *testing.B, newClient func() *http.Client, inter
 	node, floor := "http://"+addrs.Control+PathHealth, "http://"+ref.Control+PathHealth
 	client, refClient := newClient(), newClient()
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // a failed run must not leave the load generator running
 	reports := startLoad(b, ctx, addrs.WS, time.Hour)
 	waitConns(b, client, "http://"+addrs.Control, benchConns)
 	time.Sleep(time.Second) // into the steady state
