@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sockmon/sockmon/loadtest"
+	"github.com/sockmon/sockmon/netcore"
 )
 
 // Benchmarks of the control side under WebSocket load. The node (netcore +
@@ -73,7 +74,11 @@ func runLoadChild(ws string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	rep, err := loadtest.Run(ctx, loadtest.Config{URL: "ws://" + ws + "/ws", Conns: benchConns, Duration: d, Size: 64, Mode: loadtest.ModeEchoBinary})
+	rep, err := loadtest.Run(ctx, loadtest.Config{URL: "ws://" + ws + "/ws", Conns: benchConns, Duration: d, Size: 64, Mode: loadtest.ModeEchoBinary,
+		// Fewer handshakes at once than the node admits from one address
+		// (netcore.DefaultMaxPendingPerIP): on a busy machine more are
+		// refused at accept and the run never gets its connections.
+		DialConcurrency: netcore.DefaultMaxPendingPerIP / 2})
 	if rep == nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
