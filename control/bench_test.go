@@ -311,7 +311,9 @@ func poll(ctx context.Context, url string, interval time.Duration) {
 }
 
 // The cost of one health check (the Go side of GET /api/health/socket) on
-// an idle node: one metrics snapshot and the engine's atomics.
+// an idle node: the engine's atomics and a copy of the health snapshot
+// (1.8 µs and 2 allocations, against 19-36 µs and 9 when each check took a
+// metrics snapshot, measured side by side on a busy machine).
 func BenchmarkHealthMethod(b *testing.B) {
 	f := newFixture(b)
 	b.ReportAllocs()
