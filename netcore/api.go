@@ -254,13 +254,27 @@ func writeAll(conns []*Conn, frames fanOutFrames) int {
 	return n + int(total.Load())
 }
 
+// writeChunk writes one chunk as a writePass: every frame first, then one
+// flush per connection the pass holds, so that frames other fan-outs
+// queued meanwhile go out with it. Without write coalescing each frame is
+// written and flushed in turn.
 func writeChunk(conns []*Conn, frames *fanOutFrames) int {
 	n := 0
+	if conns[0].srv.cfg.DisableWriteCoalescing {
+		for _, c := range conns {
+			if c.WriteFrame(frames.frameFor(c)) == nil {
+				n++
+			}
+		}
+		return n
+	}
+	pass := getPass()
 	for _, c := range conns {
-		if c.WriteFrame(frames.frameFor(c)) == nil {
+		if c.state.Load() == stateOpen && c.enqueue(nil, frames.frameFor(c), ws.OpText, true, pass) == nil {
 			n++
 		}
 	}
+	pass.flush()
 	return n
 }
 

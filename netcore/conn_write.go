@@ -1,6 +1,8 @@
 package netcore
 
 import (
+	"sync"
+
 	"github.com/gobwas/ws"
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore/wsproto"
@@ -152,17 +154,19 @@ func (c *Conn) countOut(op ws.OpCode, n int) {
 func (c *Conn) writeQueued(op ws.OpCode, rsv1 bool, payload []byte, capped bool) error {
 	var hdr [wsproto.MaxServerHeaderSize]byte
 	hl := wsproto.PutHeader(hdr[:], true, rsv1, op, len(payload))
-	return c.enqueue(hdr[:hl], payload, op, capped)
+	return c.enqueue(hdr[:hl], payload, op, capped, nil)
 }
 
 // writeRaw is writeQueued for a pre-encoded data frame.
 func (c *Conn) writeRaw(frame []byte, capped bool) error {
-	return c.enqueue(nil, frame, ws.OpText, capped)
+	return c.enqueue(nil, frame, ws.OpText, capped, nil)
 }
 
 // enqueue writes the frame hdr+body: into netpoll's buffer when the token
-// is free (then flushes without waiting), into pending otherwise.
-func (c *Conn) enqueue(hdr, body []byte, op ws.OpCode, capped bool) error {
+// is free (then flushes without waiting), into pending otherwise. With a
+// pass, a token it takes is kept and c added to the pass, whose flush
+// sends the frame with whatever was queued behind it (writePass).
+func (c *Conn) enqueue(hdr, body []byte, op ws.OpCode, capped bool, pass *writePass) error {
 	n := len(hdr) + len(body)
 	c.wmu.Lock()
 	if c.writing {
@@ -206,6 +210,10 @@ func (c *Conn) enqueue(hdr, body []byte, op ws.OpCode, capped bool) error {
 	copy(buf[len(hdr):], body)
 	c.bufMu.Unlock()
 	c.countOut(op, n)
+	if pass != nil {
+		pass.owned = append(pass.owned, c)
+		return nil
+	}
 	c.flushOwned()
 	return nil
 }
@@ -245,8 +253,17 @@ type noWaitFlusher interface {
 // socket is full, the rest goes to a pooled goroutine (flushBlocking) that
 // keeps the token until the socket drains, for at most Config.WriteTimeout.
 // So the caller never blocks on its peer.
+//
+// With write coalescing (the default, Config.DisableWriteCoalescing), the
+// frames waiting in pending join the buffer before each send, so
+// everything queued by the time of the flush leaves in one sendmsg; without
+// it the buffer is sent first and pending after, as two.
 func (c *Conn) flushOwned() {
+	merge := !c.srv.cfg.DisableWriteCoalescing
 	for {
+		if merge && !c.bufferPending() {
+			return
+		}
 		complete, err := c.nc.(noWaitFlusher).FlushNoWait()
 		if err != nil {
 			c.releaseToken()
@@ -267,27 +284,43 @@ func (c *Conn) flushOwned() {
 			}
 			return
 		}
-		p := c.pending
-		c.pending = nil
 		c.wmu.Unlock()
-		c.srv.queued.Add(-int64(len(*p)))
-		if !c.lockBuf() {
-			putPending(p)
-			c.releaseToken()
+		if !merge && !c.bufferPending() {
 			return
 		}
-		buf, err := c.nc.Writer().Malloc(len(*p))
-		if err != nil {
-			c.bufMu.Unlock()
-			putPending(p)
-			c.releaseToken()
-			_ = c.nc.Close()
-			return
-		}
-		copy(buf, *p)
+	}
+}
+
+// bufferPending moves the frames queued in pending into netpoll's output
+// buffer; the caller holds the token. false means the connection is gone
+// and the token was given back.
+func (c *Conn) bufferPending() bool {
+	c.wmu.Lock()
+	p := c.pending
+	if p == nil || len(*p) == 0 {
+		c.wmu.Unlock()
+		return true
+	}
+	c.pending = nil
+	c.wmu.Unlock()
+	c.srv.queued.Add(-int64(len(*p)))
+	if !c.lockBuf() {
+		putPending(p)
+		c.releaseToken()
+		return false
+	}
+	buf, err := c.nc.Writer().Malloc(len(*p))
+	if err != nil {
 		c.bufMu.Unlock()
 		putPending(p)
+		c.releaseToken()
+		_ = c.nc.Close()
+		return false
 	}
+	copy(buf, *p)
+	c.bufMu.Unlock()
+	putPending(p)
+	return true
 }
 
 // flushBlocking waits for a full socket to take the rest of the output
@@ -393,4 +426,33 @@ func (c *Conn) closeSocketAfterFlush() {
 	if !busy {
 		c.endAfterFlush()
 	}
+}
+
+// writePass is one fan-out's writes to many connections, run in two
+// steps so that frames queued for a connection by concurrent fan-outs leave
+// in one sendmsg (write coalescing). First every frame is written: into the
+// connection's output buffer where the pass takes the writer token (the
+// connection joins owned, the token is kept), into pending where another
+// writer has it. Then flush sends each owned connection's buffer once, with
+// whatever other writers queued behind the pass's frame meanwhile.
+// Nothing waits to be coalesced: the flush follows the last write of the
+// pass at once, and a connection whose token was taken is flushed by its
+// owner as always. A pass is used by one goroutine.
+type writePass struct {
+	owned []*Conn
+}
+
+var passPool = sync.Pool{New: func() any { return &writePass{owned: make([]*Conn, 0, fanOutChunk)} }}
+
+func getPass() *writePass { return passPool.Get().(*writePass) }
+
+// flush sends what the pass wrote and gives its tokens back (each owner's
+// flushOwned), then returns the pass to its pool.
+func (p *writePass) flush() {
+	for _, c := range p.owned {
+		c.flushOwned()
+	}
+	clear(p.owned)
+	p.owned = p.owned[:0]
+	passPool.Put(p)
 }
