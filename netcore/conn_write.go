@@ -50,6 +50,14 @@ import (
 // pending is what a slow consumer accumulates: past Config.WriteQueueBytes
 // the connection is closed with 1008 (close frames are never capped).
 //
+// Write coalescing (on unless Config.DisableWriteCoalescing): a fan-out
+// takes the tokens of its members as a writePass, writes every frame, then
+// flushes each member once; frames that other writers queued in pending
+// meanwhile join the buffer before that send (flushOwned), so several
+// publishes to one busy room cost one sendmsg per member, not one per
+// message. Only what is already queued is coalesced: no flush waits for
+// more.
+//
 // The reader gives the token back in the middle of a batch (peek) when it
 // must wait for the rest of a frame: otherwise replies, broadcasts and
 // pings would wait on a slow sender's next bytes.

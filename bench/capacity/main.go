@@ -126,7 +126,7 @@ func main() {
 	flag.StringVar(&servers, "servers", "sockmon,gorilla,gws,nbio,netpollraw", "servers to measure")
 	flag.Float64Var(&o.steadyRate, "steady-rate", 0, "also run the open model at this rate (messages/s), one every server sustains; 0 skips it")
 	flag.IntVar(&o.fanMembers, "fanout-members", 10000, "room members in the fan-out scenarios (0 skips them)")
-	flag.IntVar(&o.fanPubs, "fanout-publishers", 16, "publishers keeping the room saturated in the fanout-saturated scenario")
+	flag.IntVar(&o.fanPubs, "fanout-publishers", 32, "publishers keeping the room saturated in the fanout-saturated scenario")
 	scenarios := flag.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run, comma-separated (open needs closed)")
 	flag.Parse()
 	o.scenarios = map[string]bool{}
