@@ -213,7 +213,7 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 			raw = &rows[i]
 		}
 	}
-	if sm != nil {
+	if sm != nil && (o.scenarios["idle"] || o.scenarios["closed"] || o.scenarios["open"]) {
 		p("## Ratios\n\n")
 		best := func(f func(row) float64, higher bool) (string, float64) {
 			name, v := "", math.NaN()
