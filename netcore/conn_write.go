@@ -53,7 +53,7 @@ import (
 // Write coalescing (on unless Config.DisableWriteCoalescing): a fan-out
 // takes the tokens of its members as a writePass, writes every frame, then
 // flushes each member once; frames that other writers queued in pending
-// meanwhile join the buffer before that send (flushOwned), so several
+// meanwhile join the buffer before that send (flushQueued), so several
 // publishes to one busy room cost one sendmsg per member, not one per
 // message. Only what is already queued is coalesced: no flush waits for
 // more.
@@ -246,7 +246,7 @@ func (c *Conn) endBatch() {
 		return
 	}
 	c.inBatch = false
-	c.flushOwned()
+	c.flushQueued()
 }
 
 // noWaitFlusher is the non-blocking flush of sockmon's netpoll
@@ -261,17 +261,8 @@ type noWaitFlusher interface {
 // socket is full, the rest goes to a pooled goroutine (flushBlocking) that
 // keeps the token until the socket drains, for at most Config.WriteTimeout.
 // So the caller never blocks on its peer.
-//
-// With write coalescing (the default, Config.DisableWriteCoalescing), the
-// frames waiting in pending join the buffer before each send, so
-// everything queued by the time of the flush leaves in one sendmsg; without
-// it the buffer is sent first and pending after, as two.
 func (c *Conn) flushOwned() {
-	merge := !c.srv.cfg.DisableWriteCoalescing
 	for {
-		if merge && !c.bufferPending() {
-			return
-		}
 		complete, err := c.nc.(noWaitFlusher).FlushNoWait()
 		if err != nil {
 			c.releaseToken()
@@ -292,25 +283,41 @@ func (c *Conn) flushOwned() {
 			}
 			return
 		}
+		p := c.pending
+		c.pending = nil
 		c.wmu.Unlock()
-		if !merge && !c.bufferPending() {
+		if !c.bufferQueue(p) {
 			return
 		}
 	}
 }
 
-// bufferPending moves the frames queued in pending into netpoll's output
-// buffer; the caller holds the token. false means the connection is gone
-// and the token was given back.
-func (c *Conn) bufferPending() bool {
-	c.wmu.Lock()
-	p := c.pending
-	if p == nil || len(*p) == 0 {
+// flushQueued is flushOwned for an owner that may find frames queued
+// behind its own (a fan-out's pass, the reader's batch). With write
+// coalescing (the default, Config.DisableWriteCoalescing) they join the
+// buffer first, so everything queued by then leaves in one sendmsg;
+// without it the buffer is sent first and the queue after, as two.
+func (c *Conn) flushQueued() {
+	if !c.srv.cfg.DisableWriteCoalescing {
+		c.wmu.Lock()
+		p := c.pending
+		if p == nil || len(*p) == 0 {
+			p = nil
+		} else {
+			c.pending = nil
+		}
 		c.wmu.Unlock()
-		return true
+		if p != nil && !c.bufferQueue(p) {
+			return
+		}
 	}
-	c.pending = nil
-	c.wmu.Unlock()
+	c.flushOwned()
+}
+
+// bufferQueue moves p, a queue taken from pending by the token owner, into
+// netpoll's output buffer and gives it back to its pool. false means the
+// connection is gone and the token was given back.
+func (c *Conn) bufferQueue(p *[]byte) bool {
 	c.srv.queued.Add(-int64(len(*p)))
 	if !c.lockBuf() {
 		putPending(p)
@@ -454,11 +461,11 @@ var passPool = sync.Pool{New: func() any { return &writePass{owned: make([]*Conn
 
 func getPass() *writePass { return passPool.Get().(*writePass) }
 
-// flush sends what the pass wrote and gives its tokens back (each owner's
-// flushOwned), then returns the pass to its pool.
+// flush sends what the pass wrote and gives its tokens back (flushQueued),
+// then returns the pass to its pool.
 func (p *writePass) flush() {
 	for _, c := range p.owned {
-		c.flushOwned()
+		c.flushQueued()
 	}
 	clear(p.owned)
 	p.owned = p.owned[:0]
