@@ -246,7 +246,7 @@ func (c *Conn) endBatch() {
 		return
 	}
 	c.inBatch = false
-	c.flushQueued()
+	c.flushOwned()
 }
 
 // noWaitFlusher is the non-blocking flush of sockmon's netpoll
@@ -292,8 +292,8 @@ func (c *Conn) flushOwned() {
 	}
 }
 
-// flushQueued is flushOwned for an owner that may find frames queued
-// behind its own (a fan-out's pass, the reader's batch). With write
+// flushQueued is flushOwned for a fan-out's pass, whose frames other
+// writers are likely to have queued behind (see writePass). With write
 // coalescing (the default, Config.DisableWriteCoalescing) they join the
 // buffer first, so everything queued by then leaves in one sendmsg;
 // without it the buffer is sent first and the queue after, as two.
