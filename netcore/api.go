@@ -254,13 +254,30 @@ func writeAll(conns []*Conn, frames fanOutFrames) int {
 	return n + int(total.Load())
 }
 
+// writeChunk writes one chunk as a writePass: every frame first, then one
+// flush per connection the pass holds, so that frames other fan-outs
+// queued meanwhile go out with it. The pass spans the whole chunk: the
+// longer it holds its tokens, the more frames queue behind them (32
+// publishers to a room of 10,000 on 2 cores: 9-11 frames per sendmsg with a
+// pass per chunk, 2-3 with passes of 256 connections). Without write
+// coalescing each frame is written and flushed in turn.
 func writeChunk(conns []*Conn, frames *fanOutFrames) int {
 	n := 0
+	if conns[0].srv.cfg.DisableWriteCoalescing {
+		for _, c := range conns {
+			if c.WriteFrame(frames.frameFor(c)) == nil {
+				n++
+			}
+		}
+		return n
+	}
+	pass := getPass()
 	for _, c := range conns {
-		if c.WriteFrame(frames.frameFor(c)) == nil {
+		if c.state.Load() == stateOpen && c.enqueue(nil, frames.frameFor(c), ws.OpText, true, pass) == nil {
 			n++
 		}
 	}
+	pass.flush()
 	return n
 }
 

@@ -55,6 +55,15 @@ type Config struct {
 	// WriteTimeout is how long one flush may wait for a socket that does not
 	// drain before the connection is dropped. Default 10s.
 	WriteTimeout time.Duration
+	// DisableWriteCoalescing sends every frame of a fan-out in a system
+	// call of its own. By default (coalescing on) a fan-out writes all its
+	// frames before flushing, and a flush sends everything queued for the
+	// connection by then in one sendmsg: several publishes to a busy room
+	// cost one write per member instead of one per message. Nothing is
+	// held back to wait for company (no timer, nothing like Nagle): a lone
+	// message leaves at once. Off is for comparing (sockmon serve
+	// --write-coalescing off).
+	DisableWriteCoalescing bool
 	// CloseTimeout is how long the server waits for the peer's close frame
 	// after sending its own. Default 3s.
 	CloseTimeout time.Duration

@@ -1,6 +1,8 @@
 package netcore
 
 import (
+	"sync"
+
 	"github.com/gobwas/ws"
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore/wsproto"
@@ -47,6 +49,14 @@ import (
 // in the order they were enqueued and no writer ever waits for a peer.
 // pending is what a slow consumer accumulates: past Config.WriteQueueBytes
 // the connection is closed with 1008 (close frames are never capped).
+//
+// Write coalescing (on unless Config.DisableWriteCoalescing): a fan-out
+// takes the tokens of its members as a writePass, writes every frame, then
+// flushes each member once; frames that other writers queued in pending
+// meanwhile join the buffer before that send (flushQueued), so several
+// publishes to one busy room cost one sendmsg per member, not one per
+// message. Only what is already queued is coalesced: no flush waits for
+// more.
 //
 // The reader gives the token back in the middle of a batch (peek) when it
 // must wait for the rest of a frame: otherwise replies, broadcasts and
@@ -152,17 +162,19 @@ func (c *Conn) countOut(op ws.OpCode, n int) {
 func (c *Conn) writeQueued(op ws.OpCode, rsv1 bool, payload []byte, capped bool) error {
 	var hdr [wsproto.MaxServerHeaderSize]byte
 	hl := wsproto.PutHeader(hdr[:], true, rsv1, op, len(payload))
-	return c.enqueue(hdr[:hl], payload, op, capped)
+	return c.enqueue(hdr[:hl], payload, op, capped, nil)
 }
 
 // writeRaw is writeQueued for a pre-encoded data frame.
 func (c *Conn) writeRaw(frame []byte, capped bool) error {
-	return c.enqueue(nil, frame, ws.OpText, capped)
+	return c.enqueue(nil, frame, ws.OpText, capped, nil)
 }
 
 // enqueue writes the frame hdr+body: into netpoll's buffer when the token
-// is free (then flushes without waiting), into pending otherwise.
-func (c *Conn) enqueue(hdr, body []byte, op ws.OpCode, capped bool) error {
+// is free (then flushes without waiting), into pending otherwise. With a
+// pass, a token it takes is kept and c added to the pass, whose flush
+// sends the frame with whatever was queued behind it (writePass).
+func (c *Conn) enqueue(hdr, body []byte, op ws.OpCode, capped bool, pass *writePass) error {
 	n := len(hdr) + len(body)
 	c.wmu.Lock()
 	if c.writing {
@@ -206,6 +218,10 @@ func (c *Conn) enqueue(hdr, body []byte, op ws.OpCode, capped bool) error {
 	copy(buf[len(hdr):], body)
 	c.bufMu.Unlock()
 	c.countOut(op, n)
+	if pass != nil {
+		pass.owned = append(pass.owned, c)
+		return nil
+	}
 	c.flushOwned()
 	return nil
 }
@@ -270,24 +286,56 @@ func (c *Conn) flushOwned() {
 		p := c.pending
 		c.pending = nil
 		c.wmu.Unlock()
-		c.srv.queued.Add(-int64(len(*p)))
-		if !c.lockBuf() {
-			putPending(p)
-			c.releaseToken()
+		if !c.bufferQueue(p) {
 			return
 		}
-		buf, err := c.nc.Writer().Malloc(len(*p))
-		if err != nil {
-			c.bufMu.Unlock()
-			putPending(p)
-			c.releaseToken()
-			_ = c.nc.Close()
+	}
+}
+
+// flushQueued is flushOwned for a fan-out's pass, whose frames other
+// writers are likely to have queued behind (see writePass). With write
+// coalescing (the default, Config.DisableWriteCoalescing) they join the
+// buffer first, so everything queued by then leaves in one sendmsg;
+// without it the buffer is sent first and the queue after, as two.
+func (c *Conn) flushQueued() {
+	if !c.srv.cfg.DisableWriteCoalescing {
+		c.wmu.Lock()
+		p := c.pending
+		if p == nil || len(*p) == 0 {
+			p = nil
+		} else {
+			c.pending = nil
+		}
+		c.wmu.Unlock()
+		if p != nil && !c.bufferQueue(p) {
 			return
 		}
-		copy(buf, *p)
+	}
+	c.flushOwned()
+}
+
+// bufferQueue moves p, a queue taken from pending by the token owner, into
+// netpoll's output buffer and gives it back to its pool. false means the
+// connection is gone and the token was given back.
+func (c *Conn) bufferQueue(p *[]byte) bool {
+	c.srv.queued.Add(-int64(len(*p)))
+	if !c.lockBuf() {
+		putPending(p)
+		c.releaseToken()
+		return false
+	}
+	buf, err := c.nc.Writer().Malloc(len(*p))
+	if err != nil {
 		c.bufMu.Unlock()
 		putPending(p)
+		c.releaseToken()
+		_ = c.nc.Close()
+		return false
 	}
+	copy(buf, *p)
+	c.bufMu.Unlock()
+	putPending(p)
+	return true
 }
 
 // flushBlocking waits for a full socket to take the rest of the output
@@ -393,4 +441,33 @@ func (c *Conn) closeSocketAfterFlush() {
 	if !busy {
 		c.endAfterFlush()
 	}
+}
+
+// writePass is one fan-out's writes to many connections, run in two
+// steps so that frames queued for a connection by concurrent fan-outs leave
+// in one sendmsg (write coalescing). First every frame is written: into the
+// connection's output buffer where the pass takes the writer token (the
+// connection joins owned, the token is kept), into pending where another
+// writer has it. Then flush sends each owned connection's buffer once, with
+// whatever other writers queued behind the pass's frame meanwhile.
+// Nothing waits to be coalesced: the flush follows the last write of the
+// pass at once, and a connection whose token was taken is flushed by its
+// owner as always. A pass is used by one goroutine.
+type writePass struct {
+	owned []*Conn
+}
+
+var passPool = sync.Pool{New: func() any { return &writePass{owned: make([]*Conn, 0, fanOutChunk)} }}
+
+func getPass() *writePass { return passPool.Get().(*writePass) }
+
+// flush sends what the pass wrote and gives its tokens back (flushQueued),
+// then returns the pass to its pool.
+func (p *writePass) flush() {
+	for _, c := range p.owned {
+		c.flushQueued()
+	}
+	clear(p.owned)
+	p.owned = p.owned[:0]
+	passPool.Put(p)
 }

@@ -14,6 +14,15 @@
 //	        machine (0 skips it)
 //	fanout  sockmon and the raw netpoll server only: -fanout-members connections
 //	        join one room and one of them publishes in a closed loop: deliveries/s
+//	fanout-saturated
+//	        the same room kept saturated by -fanout-publishers publishers, each
+//	        publishing again as soon as every member has its last message:
+//	        deliveries/s, publish-to-delivery and publish-to-last-delivery
+//	        p50/p99, generator CPU; sockmon with write coalescing on and off
+//	        (--write-coalescing) and the raw netpoll server
+//
+// -scenarios picks which run (open needs closed: its rate is half of
+// sockmon's closed-loop rate).
 //
 // Server RSS comes from /proc/PID/status (VmRSS) and server CPU from
 // /proc/PID/stat (utime+stime). Run from the repository root.
@@ -56,7 +65,9 @@ type options struct {
 	servers    []string
 	steadyRate float64
 	fanMembers int
-	metrics    bool // pass --metrics-url to load runs against sockmon
+	fanPubs    int             // publishers of the saturated fan-out
+	scenarios  map[string]bool // the scenarios to run
+	metrics    bool            // pass --metrics-url to load runs against sockmon
 }
 
 // server is one server under test.
@@ -97,6 +108,8 @@ type result struct {
 	fanErrors     int64
 	fanLoadCPU    float64
 	fanLoadUS     float64 // generator CPU per delivery, µs
+	fanDelivP50   float64 // ms from a publish to each delivery (saturated fan-out)
+	fanDelivP99   float64
 }
 
 func main() {
@@ -115,8 +128,20 @@ func main() {
 	flag.StringVar(&o.sources, "sources", "127.0.0.2-127.0.0.9", "source addresses of the load's connections")
 	flag.StringVar(&servers, "servers", "sockmon,gorilla,gws,nbio,netpollraw", "servers to measure")
 	flag.Float64Var(&o.steadyRate, "steady-rate", 0, "also run the open model at this rate (messages/s), one every server sustains; 0 skips it")
-	flag.IntVar(&o.fanMembers, "fanout-members", 10000, "room members in the fan-out scenario (0 skips it)")
+	flag.IntVar(&o.fanMembers, "fanout-members", 10000, "room members in the fan-out scenarios (0 skips them)")
+	flag.IntVar(&o.fanPubs, "fanout-publishers", 32, "publishers keeping the room saturated in the fanout-saturated scenario")
+	scenarios := flag.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run, comma-separated (open needs closed)")
 	flag.Parse()
+	o.scenarios = map[string]bool{}
+	for _, sc := range strings.Split(*scenarios, ",") {
+		if !slices.Contains(allScenarios, sc) {
+			fatalf("-scenarios: unknown scenario %q (want some of %s)", sc, strings.Join(allScenarios, ","))
+		}
+		o.scenarios[sc] = true
+	}
+	if o.scenarios["open"] && !o.scenarios["closed"] {
+		fatalf("-scenarios: open runs at half of sockmon's closed-loop rate: add closed")
+	}
 	o.servers = strings.Split(servers, ",")
 	if load != "" {
 		o.load = strings.Fields(load)
@@ -130,6 +155,9 @@ func main() {
 		fatalf("%v", err)
 	}
 }
+
+// allScenarios are the scenarios in the order they run.
+var allScenarios = []string{"idle", "closed", "open", "steady", "fanout", "fanout-saturated"}
 
 func fatalf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "capacity: "+format+"\n", args...)
@@ -177,6 +205,9 @@ func run(ctx context.Context, o options) error {
 	for rep := 1; rep <= o.repeats; rep++ {
 		for _, s := range servers {
 			for _, sc := range []string{"idle", "closed"} {
+				if !o.scenarios[sc] {
+					continue
+				}
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -190,11 +221,11 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	sat := median(values(res["closed"]["sockmon"], func(r result) float64 { return r.closedRate }))
-	if sat <= 0 {
+	if o.scenarios["open"] && !(sat > 0) {
 		return errors.New("no sockmon closed-loop rate to derive the open-model rate from")
 	}
 	openRate := float64(int(sat / 2))
-	for rep := 1; rep <= o.repeats; rep++ {
+	for rep := 1; rep <= o.repeats && o.scenarios["open"]; rep++ {
 		for _, s := range servers {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -207,7 +238,7 @@ func run(ctx context.Context, o options) error {
 			add("open", s.name, r)
 		}
 	}
-	if o.steadyRate > 0 {
+	if o.steadyRate > 0 && o.scenarios["steady"] {
 		for rep := 1; rep <= o.repeats; rep++ {
 			for _, s := range servers {
 				if ctx.Err() != nil {
@@ -222,7 +253,7 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 	}
-	if o.fanMembers > 0 {
+	if o.fanMembers > 0 && o.scenarios["fanout"] {
 		for rep := 1; rep <= o.repeats; rep++ {
 			for _, s := range servers {
 				if s.kind == "peer" {
@@ -237,6 +268,21 @@ func run(ctx context.Context, o options) error {
 					logf("  %s fanout: %v", s.name, r.err)
 				}
 				add("fanout", s.name, r)
+			}
+		}
+	}
+	if o.fanMembers > 0 && o.scenarios["fanout-saturated"] {
+		for rep := 1; rep <= o.repeats; rep++ {
+			for _, s := range saturatedServers(servers) {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				logf("repeat %d/%d: %s fan-out to %d members, %d publishers", rep, o.repeats, s.name, o.fanMembers, o.fanPubs)
+				r := scenario(ctx, o, s, "fanout-saturated", 0, rep)
+				if r.err != nil {
+					logf("  %s fanout-saturated: %v", s.name, r.err)
+				}
+				add("fanout-saturated", s.name, r)
 			}
 		}
 	}
@@ -300,6 +346,29 @@ func build(o options) ([]server, bool, error) {
 			args: func(addr, _ string) []string { return []string{"-addr", addr} }})
 	}
 	return servers, metricsOn, nil
+}
+
+// coalescingOff is the name of sockmon run with --write-coalescing off.
+const coalescingOff = "sockmon-coalescing-off"
+
+// saturatedServers are the servers of the saturated fan-out: sockmon as
+// configured (write coalescing on by default), sockmon with it off, and
+// the raw netpoll server; the peers have no rooms.
+func saturatedServers(servers []server) []server {
+	var out []server
+	for _, s := range servers {
+		switch s.kind {
+		case "sockmon":
+			out = append(out, s)
+			args := s.args
+			out = append(out, server{name: coalescingOff, kind: s.kind, bin: s.bin, args: func(addr, control string) []string {
+				return append(args(addr, control), "--write-coalescing", "off")
+			}})
+		case "raw":
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // sockmonArgsDoc is how RESULTS.md shows sockmon's command line.
@@ -445,12 +514,16 @@ func scenario(ctx context.Context, o options, s server, sc string, rate float64,
 		extra = []string{"--metrics-url", "http://" + srv.control + "/metrics"}
 	}
 	switch sc {
-	case "fanout":
+	case "fanout", "fanout-saturated":
 		if s.kind == "sockmon" {
 			url = "ws://" + srv.addr + "/ws"
 		}
+		pubs := 1
+		if sc == "fanout-saturated" {
+			pubs = o.fanPubs
+		}
 		rp, err := loadRun(ctx, o, tag, append([]string{"--url", url, "--conns", strconv.Itoa(o.fanMembers), "--ramp", strconv.Itoa(o.ramp),
-			"--duration", dur, "--size", "64", "--mode", "publish", "--publishers", "1", "--sources", o.sources}, extra...), nil)
+			"--duration", dur, "--size", "64", "--mode", "publish", "--publishers", strconv.Itoa(pubs), "--sources", o.sources}, extra...), nil)
 		if err != nil {
 			return result{err: err}
 		}
@@ -458,7 +531,8 @@ func scenario(ctx context.Context, o options, s server, sc string, rate float64,
 			return result{err: fmt.Errorf("fan-out: %v members joined of %d (errors %v)", rp.Publish, o.fanMembers, rp.Errors.ByClass)}
 		}
 		return result{fanDeliveries: rp.Publish.DeliveriesPerSecond, fanP50: rp.Publish.FanoutMS.P50, fanP99: rp.Publish.FanoutMS.P99,
-			fanErrors: rp.Errors.Total, fanLoadCPU: rp.Client.Utilization, fanLoadUS: rp.Client.CPUPerMessageUS}
+			fanErrors: rp.Errors.Total, fanLoadCPU: rp.Client.Utilization, fanLoadUS: rp.Client.CPUPerMessageUS,
+			fanDelivP50: rp.Latency.Corrected.P50, fanDelivP99: rp.Latency.Corrected.P99}
 	case "idle":
 		return idle(ctx, o, srv, tag, url, dur)
 	case "closed":

@@ -152,10 +152,16 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 		p("sockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --ramp %d --rate %.0f --size 64 --duration %s --sources %s --json\n",
 			o.openConns, o.ramp, o.steadyRate, d, o.sources)
 	}
-	if o.fanMembers > 0 {
+	if o.fanMembers > 0 && o.scenarios["fanout"] {
 		p("# 4. room fan-out: %d members join one room, one publishes in a closed loop (sockmon: /ws; raw netpoll: /echo)\n", o.fanMembers)
 		p("sockmon load --url ws://127.0.0.1:PORT/ws --mode publish --publishers 1 --conns %d --ramp %d --size 64 --duration %s --sources %s --json\n",
 			o.fanMembers, o.ramp, d, o.sources)
+	}
+	if o.fanMembers > 0 && o.scenarios["fanout-saturated"] {
+		p("# 5. saturated room fan-out: %d publishers, each publishing again once every member has its last message;\n", o.fanPubs)
+		p("#    sockmon as above, then with --write-coalescing off, then raw netpoll (/echo)\n")
+		p("sockmon load --url ws://127.0.0.1:PORT/ws --mode publish --publishers %d --conns %d --ramp %d --size 64 --duration %s --sources %s --json\n",
+			o.fanPubs, o.fanMembers, o.ramp, d, o.sources)
 	}
 	p("```\n\n")
 
@@ -178,7 +184,10 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 		}
 		p("\n")
 	}
-	if o.fanMembers > 0 {
+	if o.fanMembers > 0 && o.scenarios["fanout-saturated"] {
+		saturatedFanOut(&b, o, servers, res)
+	}
+	if o.fanMembers > 0 && o.scenarios["fanout"] {
 		p("### Room fan-out, %d members\n\n", o.fanMembers)
 		p("| server | deliveries/s | publish to last delivery p50 (ms) | p99 (ms) | load generator CPU | generator CPU per delivery (µs) |\n|---|---:|---:|---:|---:|---:|\n")
 		var smFan, rawFan float64 = math.NaN(), math.NaN()
@@ -211,7 +220,7 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 			raw = &rows[i]
 		}
 	}
-	if sm != nil {
+	if sm != nil && (o.scenarios["idle"] || o.scenarios["closed"] || o.scenarios["open"]) {
 		p("## Ratios\n\n")
 		best := func(f func(row) float64, higher bool) (string, float64) {
 			name, v := "", math.NaN()
@@ -337,4 +346,50 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 		}
 	}
 	return b.String()
+}
+
+// saturatedFanOut writes the saturated fan-out's table: sockmon with write
+// coalescing on and off and raw netpoll, medians, then every run.
+func saturatedFanOut(b *strings.Builder, o options, servers []server, res map[string]map[string][]result) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p("### Saturated room fan-out, %d members, %d publishers\n\n", o.fanMembers, o.fanPubs)
+	p("Each publisher publishes again as soon as every member has its previous message (64-byte data), so %d publishes "+
+		"are always in flight. Latencies are from the publish to each delivery and to the last delivery of the publish.\n\n", o.fanPubs)
+	p("| server | deliveries/s | to delivery p50 (ms) | p99 (ms) | to last delivery p50 (ms) | p99 (ms) | load generator CPU |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|\n")
+	med := func(rs []result, f func(result) float64) float64 { return median(values(rs, f)) }
+	fan := map[string]float64{}
+	var runs, problems []string
+	for _, s := range saturatedServers(servers) {
+		rs := res["fanout-saturated"][s.name]
+		fan[s.name] = med(rs, func(x result) float64 { return x.fanDeliveries })
+		p("| %s | %s | %s | %s | %s | %s | %s |\n", s.name, num(fan[s.name], "%.0f"),
+			num(med(rs, func(x result) float64 { return x.fanDelivP50 }), "%.1f"),
+			num(med(rs, func(x result) float64 { return x.fanDelivP99 }), "%.1f"),
+			num(med(rs, func(x result) float64 { return x.fanP50 }), "%.1f"),
+			num(med(rs, func(x result) float64 { return x.fanP99 }), "%.1f"),
+			num(med(rs, func(x result) float64 { return x.fanLoadCPU })*100, "%.0f%%"))
+		var cells []string
+		var errs int64
+		for _, x := range rs {
+			if x.err != nil {
+				cells = append(cells, "failed")
+				problems = append(problems, fmt.Sprintf("%s: %v", s.name, x.err))
+				continue
+			}
+			errs += x.fanErrors
+			cells = append(cells, fmt.Sprintf("%.0f deliveries/s, last delivery p99 %.1f ms", x.fanDeliveries, x.fanP99))
+		}
+		if errs > 0 {
+			problems = append(problems, fmt.Sprintf("%s: %d load errors over %d runs", s.name, errs, len(rs)))
+		}
+		runs = append(runs, fmt.Sprintf("- %s: %s", s.name, strings.Join(cells, "; ")))
+	}
+	p("\nCoalescing on / off: %s deliveries/s. Runs:\n\n%s\n\n", num(fan["sockmon"]/fan[coalescingOff], "%.2f"), strings.Join(runs, "\n"))
+	for _, e := range problems {
+		p("- failure: %s\n", e)
+	}
+	if len(problems) > 0 {
+		p("\n")
+	}
 }

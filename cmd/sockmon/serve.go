@@ -31,6 +31,7 @@ type serveFlags struct {
 	cfg             netcore.Config
 	proto           protocol.Config
 	compression     bool
+	writeCoalescing string
 	logLevel        string
 	allowedOrigins  string
 	trustedProxies  string
@@ -84,6 +85,7 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&c.LingerBytes, "linger-bytes", netcore.DefaultLingerBytes, "lingering close: ... and at most this many bytes")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", netcore.DefaultDrainDelay, "on SIGTERM: wait this long with readiness off before closing connections (skipped when no client is connected)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", netcore.DefaultShutdownTimeout, "on SIGTERM: the whole drain finishes within this")
+	fs.StringVar(&f.writeCoalescing, "write-coalescing", "on", "on: a fan-out flushes each member once with every frame queued for it by then (one write for several messages); off: one write per message")
 	fs.BoolVar(&f.compression, "compression", true, "negotiate permessage-deflate (no context takeover)")
 	fs.IntVar(&c.CompressionThreshold, "compression-threshold", netcore.DefaultCompressionThreshold, "messages smaller than this many bytes are sent uncompressed")
 	fs.BoolVar(&p.RequireAuth, "require-auth", false, "refuse clients without a valid token (401); the client secret comes from $SOCKMON_JWT_SECRET")
@@ -166,6 +168,13 @@ func (f *serveFlags) configs(logger *slog.Logger, getenv func(string) string) (n
 	c, p := f.cfg, f.proto
 	offWhenZero([]*time.Duration{&c.IdleTimeout, &c.PingInterval, &c.DrainDelay}, []*int{&p.ConnRate, &p.MessageRate, &p.MessageBytesRate, &p.RoomPublishRate, &c.OutboundBudget})
 	c.DisableCompression = !f.compression
+	switch f.writeCoalescing {
+	case "on":
+	case "off":
+		c.DisableWriteCoalescing = true
+	default:
+		return c, p, fmt.Errorf("--write-coalescing %q: want on or off", f.writeCoalescing)
+	}
 	c.Logger = logger
 	if p.JWTMaxTTL < 0 {
 		return c, p, fmt.Errorf("--jwt-max-ttl %s: want a positive duration, or 0 for no maximum", p.JWTMaxTTL)

@@ -26,6 +26,9 @@ func (m *members) leave(c *conn) {
 
 // request handles a join or a publish from st, whose write lock the caller
 // holds, writing the ack to w. It reports false for any other text message.
+// A publish lets go of st's lock while it writes to the members (st among
+// them): two publishers each holding their own lock while waiting for the
+// other's would deadlock.
 func (m *members) request(st *conn, w netpoll.Writer, msg []byte) bool {
 	switch {
 	case bytes.HasPrefix(msg, []byte(`{"type":"join"`)):
@@ -33,7 +36,9 @@ func (m *members) request(st *conn, w netpoll.Writer, msg []byte) bool {
 		m.set[st] = struct{}{}
 		m.mu.Unlock()
 	case bytes.HasPrefix(msg, []byte(`{"type":"publish"`)):
-		m.publish(st, field(msg, "room"), field(msg, "data"))
+		st.mu.Unlock()
+		m.publish(field(msg, "room"), field(msg, "data"))
+		st.mu.Lock()
 	default:
 		return false
 	}
@@ -42,9 +47,9 @@ func (m *members) request(st *conn, w netpoll.Writer, msg []byte) bool {
 	return true
 }
 
-// publish writes one message frame to every member, from one goroutine per
-// core. The publisher's own copy goes into its buffer, flushed with the ack.
-func (m *members) publish(from *conn, room, data []byte) {
+// publish writes one message frame to every member and flushes it, from one
+// goroutine per core.
+func (m *members) publish(room, data []byte) {
 	msg := append([]byte(`{"type":"message","room":"`), room...)
 	msg = append(msg, `","from":"raw","data":"`...)
 	msg = append(msg, data...)
@@ -65,10 +70,6 @@ func (m *members) publish(from *conn, room, data []byte) {
 		go func() {
 			defer wg.Done()
 			for _, c := range part {
-				if c == from {
-					writeFrame(c.c.Writer(), true, ws.OpText, msg)
-					continue
-				}
 				c.mu.Lock()
 				writeFrame(c.c.Writer(), true, ws.OpText, msg)
 				_ = c.c.Writer().Flush()
