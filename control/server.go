@@ -154,7 +154,7 @@ func New(cfg Config) (*Server, error) {
 		Logger:                        fasthttpLogger{s.log},
 	}
 	if len(cfg.AdminSecret) == 0 {
-		s.log.Warn("no admin secret: the admin endpoints are off (503); set SOCKMON_ADMIN_SECRET to enable them")
+		s.log.Warn("the admin endpoints are off (503) because SOCKMON_ADMIN_SECRET is not set; set it to enable them")
 	}
 	s.logSecurityDefaults()
 	s.startHealthSnapshots()
