@@ -24,6 +24,9 @@
 // -scenarios picks which run (open needs closed: its rate is half of
 // sockmon's closed-loop rate).
 //
+// RESULTS.md is rewritten on every run except its hand-written part: from
+// the first "## Notes" heading to the end (handNotes).
+//
 // Server RSS comes from /proc/PID/status (VmRSS) and server CPU from
 // /proc/PID/stat (utime+stime). Run from the repository root.
 package main
@@ -289,6 +292,9 @@ func run(ctx context.Context, o options) error {
 	doc := results(o, servers, res, resultsInfo{
 		started: started, elapsed: time.Since(started), saturation: sat, openRate: openRate, metricsOn: metricsOn,
 	})
+	if old, err := os.ReadFile(o.out); err == nil {
+		doc += handNotes(string(old))
+	}
 	if err := os.WriteFile(o.out, []byte(doc), 0o644); err != nil {
 		return err
 	}
@@ -629,4 +635,19 @@ func idle(ctx context.Context, o options, srv *running, tag, url, dur string) re
 		r.idleLoadRSS = int64(median(loadPlateau))
 	}
 	return r
+}
+
+// notesHeading starts the hand-written part of RESULTS.md: analysis of the
+// runs that a table cannot say. Everything from the first line that starts
+// with it to the end of the file is kept when the suite rewrites the file.
+const notesHeading = "## Notes"
+
+// handNotes returns the hand-written part of an existing RESULTS.md, with a
+// blank line before it, or "" when it has none.
+func handNotes(old string) string {
+	i := strings.Index(old, "\n"+notesHeading)
+	if i < 0 {
+		return ""
+	}
+	return "\n" + old[i+1:]
 }
