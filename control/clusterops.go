@@ -257,11 +257,12 @@ func (s *Server) clusterTotals() *ClusterTotals {
 	if s.cfg.Cluster == nil {
 		return nil
 	}
-	v, err := s.Cluster(s.bg)
+	nodes, err := s.cfg.Cluster.Recent(s.bg)
 	if err != nil {
-		return &ClusterTotals{ByStatus: map[string]int{}, Error: asError(err).Message}
+		return &ClusterTotals{ByStatus: map[string]int{}, Error: err.Error()}
 	}
-	return &v.Totals
+	t := totals(nodes)
+	return &t
 }
 
 // NodePage is one node's part of a cluster get_connections.

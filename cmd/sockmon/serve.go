@@ -400,6 +400,9 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(2, "--redis-url: %v", err)
 		}
+		// go-redis's own lines (a failed dial, per attempt) go to the log
+		// as JSON at debug: the node logs Redis failures itself, once.
+		redis.SetLogger(redisLogger{logger.With("component", "go-redis")})
 		defer rdb.Close()
 		if node, err = newClusterNode(f, rdb, srv, ln.Addr().String(), cln.Addr().String(), logger); err != nil {
 			return fail(2, "%v", err)
@@ -597,4 +600,11 @@ func newClusterNode(f *serveFlags, rdb redis.UniversalClient, srv *netcore.Serve
 			}
 			return l
 		}})
+}
+
+// redisLogger hands go-redis's log lines to slog at debug.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, fmt.Sprintf(format, v...))
 }

@@ -155,6 +155,11 @@ type Node struct {
 
 	bans chan banMsg
 
+	// recent is the last list of Nodes, for Recent.
+	recentMu sync.Mutex
+	recent   []NodeInfo
+	recentAt time.Time
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -294,6 +299,9 @@ func (n *Node) call(ctx context.Context, fn func(ctx context.Context) error) err
 	default:
 		t.Failure("redis")
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &UnavailableError{Reason: "no answer within " + opTimeout.String()}
+	}
 	return &UnavailableError{Reason: err.Error()}
 }
 
@@ -400,5 +408,20 @@ func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
 		return nil, err
 	}
 	slices.SortFunc(out, func(a, b NodeInfo) int { return strings.Compare(a.ID, b.ID) })
+	n.recentMu.Lock()
+	n.recent, n.recentAt = out, time.Now()
+	n.recentMu.Unlock()
 	return out, nil
+}
+
+// Recent is Nodes at most one heartbeat old: what the admin GET, which a
+// dashboard polls, shows without a Redis call each time.
+func (n *Node) Recent(ctx context.Context) ([]NodeInfo, error) {
+	n.recentMu.Lock()
+	out, at := n.recent, n.recentAt
+	n.recentMu.Unlock()
+	if !at.IsZero() && time.Since(at) < n.o.Interval {
+		return out, nil
+	}
+	return n.Nodes(ctx)
 }
