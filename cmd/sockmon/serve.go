@@ -394,10 +394,12 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		opened = append(opened, aln)
 	}
 	// The Redis backplane: one client for the whole process.
-	var node *cluster.Node
+	var (
+		rdb  redis.UniversalClient
+		node *cluster.Node
+	)
 	if f.redisURL != "" {
-		rdb, err := backplane.NewClient(f.redisURL)
-		if err != nil {
+		if rdb, err = backplane.NewClient(f.redisURL); err != nil {
 			return fail(2, "--redis-url: %v", err)
 		}
 		// go-redis's own lines (a failed dial, per attempt) go to the log
