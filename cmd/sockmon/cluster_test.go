@@ -160,12 +160,13 @@ func TestClusterThreeNodes(t *testing.T) {
 		cmd     interface{ Wait() error }
 		kill    func() error
 		ws, ctl string
+		logs    *logBuffer
 	}
 	var nodes []node
 	for _, id := range []string{"n1", "n2", "n3"} {
-		cmd, ws, ctl, _ := startServeLogs(t, env, "--redis-url", rs.URL(), "--node-id", id, "--node-heartbeat", "200ms",
+		cmd, ws, ctl, logs := startServeLogs(t, env, "--redis-url", rs.URL(), "--node-id", id, "--node-heartbeat", "200ms",
 			"--drain-delay", "0", "--message-rate", "5", "--message-burst", "5", "--ban-after", "3")
-		nodes = append(nodes, node{cmd: cmd, kill: func() error { return cmd.Process.Signal(syscall.SIGKILL) }, ws: ws, ctl: ctl})
+		nodes = append(nodes, node{cmd: cmd, kill: func() error { return cmd.Process.Signal(syscall.SIGKILL) }, ws: ws, ctl: ctl, logs: logs})
 	}
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
 	admin := adminToken(t)
@@ -321,6 +322,24 @@ func TestClusterThreeNodes(t *testing.T) {
 		}
 		return ""
 	})
+	// Through all that, node 1 logged JSON only (go-redis's lines too), and
+	// said once that it lost Redis and that it registered again.
+	var lost, registered int
+	for _, line := range strings.Split(strings.TrimSpace(n1.logs.String()), "\n") {
+		var rec struct{ Msg string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("node 1 logged a line that is not JSON: %q", line)
+		}
+		switch {
+		case strings.HasPrefix(rec.Msg, "cannot register the node in Redis"):
+			lost++
+		case rec.Msg == "node registered in Redis":
+			registered++
+		}
+	}
+	if lost != 1 || registered != 2 {
+		t.Fatalf("node 1 logged the loss of Redis %d times and its registration %d times, want 1 and 2:\n%s", lost, registered, n1.logs.String())
+	}
 }
 
 func mustJSON(v any) []byte {
