@@ -347,3 +347,28 @@ func TestNewChecksOptions(t *testing.T) {
 		}
 	}
 }
+
+// A node started while Redis is down serves on and registers, subscribed,
+// once Redis starts.
+func TestStartWithRedisDown(t *testing.T) {
+	rs := redistest.Start(t)
+	rs.Stop()
+	a, b := newNode(t, rs, "a"), newNode(t, rs, "b")
+	b.Handle(func(ctx context.Context, c Command) Reply { return Reply{Status: "ok"} })
+	a.Start()
+	b.Start()
+	waitUntil(t, 5*time.Second, func() string {
+		if _, down := a.Degraded(); !down {
+			return "not degraded with Redis down"
+		}
+		return ""
+	})
+	rs.Restart()
+	waitUntil(t, 10*time.Second, func() string {
+		replies, err := a.Send(context.Background(), "x", nil)
+		if err != nil || len(replies) != 1 || replies[0].Status != "ok" {
+			return "send once Redis runs: " + string(mustJSON(replies)) + " " + errString(err)
+		}
+		return ""
+	})
+}
