@@ -123,15 +123,16 @@ func (s *Server) agentLoad(p *metrics.ProcessStats) (load float64, atCap bool) {
 }
 
 // AgentReply computes the line the agent sends now (the Go side of the
-// agent listener): the health verdict of one metrics snapshot, as GET
-// /api/health/socket computes it, and the engine's atomics.
+// agent listener): the health verdict as GET /api/health/socket computes
+// it, from health's snapshot (at most healthRefreshInterval old) and the
+// engine's atomics.
 func (s *Server) AgentReply() AgentReply {
 	if op := s.agentState.Load(); op != nil && op.State == AgentMaint {
 		return AgentReply{Line: "maint", State: AgentMaint, Reasons: []string{"operator"}}
 	}
 	now := time.Now()
-	snap := s.metrics.Snapshot()
-	v := s.evaluate(&snap, s.upstreams(), now)
+	snap := &s.healthSnap.Load().snap // health's snapshot, never taken on a check's path
+	v := s.evaluate(snap, s.upstreams(), now)
 	r := AgentReply{Health: v.status, Reasons: v.reasons}
 	if slices.Contains(v.reasons, ReasonStalled) {
 		// The reason after '#' shows in HAProxy's stats and logs.

@@ -3,6 +3,7 @@ package control
 import (
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/sockmon/sockmon/metrics"
@@ -228,14 +229,76 @@ func (s *Server) heartbeatAge(now time.Time) (time.Duration, bool) {
 	return now.Sub(hb), true
 }
 
-// Health runs the health checks and returns the public health body. It
-// takes one metrics snapshot (which never blocks the message path) and
-// reads the engine's atomics.
+// Health runs the health checks and returns the public health body, as
+// GET /api/health/socket answers it on the control port and on the client
+// port. What can change at once and matters at once is read live, from
+// the engine's atomics: maintenance, draining, shedding load, starting,
+// the event-loop heartbeat (stalled), the connection counts and the
+// upstreams' circuit breakers. What needs a metrics snapshot (the last
+// minute's latency and error rate, memory, uptime) comes from the health
+// snapshot, taken off the request path at most once per
+// healthRefreshInterval (runHealthSnapshots), so that a check costs
+// microseconds however busy the node is: a state change shows in the very
+// next answer, the numbers within healthRefreshInterval.
 func (s *Server) Health() *Health {
 	start := time.Now()
-	snap := s.metrics.Snapshot()
+	hs := s.healthSnap.Load()
+	snap := hs.snap // a copy: the live fields go into it
+	auth, anon := s.metrics.Connections()
+	snap.Connections = metrics.ConnectionCounts{Total: auth + anon, Authenticated: auth, Anonymous: anon}
+	snap.UptimeMs += start.Sub(hs.taken).Milliseconds()
 	return s.health(&snap, s.upstreams(), start)
 }
+
+// healthRefreshInterval is how often the health snapshot is taken.
+const healthRefreshInterval = time.Second
+
+// healthSnapshot is the metrics snapshot health answers from, and when it
+// was taken (this process's clock, for the uptime).
+type healthSnapshot struct {
+	snap  metrics.Snapshot
+	taken time.Time
+}
+
+// refreshHealth takes the health snapshot now.
+func (s *Server) refreshHealth() {
+	taken := time.Now()
+	s.healthSnap.Store(&healthSnapshot{snap: s.metrics.Snapshot(), taken: taken})
+}
+
+// startHealthSnapshots takes the first health snapshot and starts the
+// goroutine that takes one every healthRefreshInterval until
+// stopHealthSnapshots. It is not one of the bg goroutines: Shutdown waits
+// for those to end on their own, and this one never does.
+func (s *Server) startHealthSnapshots() {
+	s.refreshHealth()
+	stop, done := make(chan struct{}), make(chan struct{})
+	s.healthStop = sync.OnceFunc(func() { close(stop); <-done })
+	t := time.NewTicker(healthRefreshInterval)
+	go func() {
+		defer close(done)
+		defer t.Stop()
+		s.runHealthSnapshots(t.C, stop)
+	}()
+}
+
+// runHealthSnapshots refreshes the health snapshot on every tick until stop
+// is closed.
+func (s *Server) runHealthSnapshots(ticks <-chan time.Time, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ticks:
+			s.refreshHealth()
+		}
+	}
+}
+
+// stopHealthSnapshots stops the goroutine startHealthSnapshots started and
+// waits for it (at most one snapshot's time). Calling it again does
+// nothing.
+func (s *Server) stopHealthSnapshots() { s.healthStop() }
 
 // health builds the public body from snap and ups; start is when the check
 // began.

@@ -207,6 +207,7 @@ func TestHealthDegradedAndMemory(t *testing.T) {
 		}
 		readJSON(t, c)
 	}
+	f.ctl.refreshHealth() // what the health snapshot goroutine does every second
 	r := f.do("GET", PathHealth, "", nil)
 	h := decodeHealth(t, r)
 	if r.status != 200 || h.Status != StatusDegraded || !contains(h.Reasons, ReasonErrorRate) || h.Details.Performance.ErrorRate < 0.4 {

@@ -83,6 +83,12 @@ type Server struct {
 	agentLns   map[net.Listener]struct{}
 	agentSem   chan struct{}
 	agentWG    sync.WaitGroup
+
+	// healthSnap is the metrics snapshot health answers from (health.go),
+	// replaced every healthRefreshInterval by a goroutine that healthStop
+	// stops and waits for.
+	healthSnap atomic.Pointer[healthSnapshot]
+	healthStop func()
 }
 
 // New checks cfg, opens the store under cfg.DataDir and re-applies the
@@ -155,6 +161,7 @@ func New(cfg Config) (*Server, error) {
 		s.log.Warn("no admin secret: the admin endpoints are off (503); set SOCKMON_ADMIN_SECRET to enable them")
 	}
 	s.logSecurityDefaults()
+	s.startHealthSnapshots()
 	return s, nil
 }
 
@@ -232,6 +239,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = ln.Close()
 	}
 	s.mu.Unlock()
+	s.stopHealthSnapshots()
 
 	err := s.http.ShutdownWithContext(ctx)
 	// The goroutines the server owns get until ctx ends to finish on their

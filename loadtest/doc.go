@@ -6,6 +6,10 @@
 // goroutine per connection and no hand-off per frame, and driven either in a
 // closed loop (each connection sends again when its reply arrives) or in an
 // open model at a constant total rate, whose schedule the same loops fire.
+// A connection held idle (connect-only) costs a session and a wire of one
+// cache line each: no buffer (reads go to its loop's buffer) and no message
+// state, so the generator holds tens of thousands in a few MiB of heap
+// (TestConnectOnlyFootprint keeps it so).
 //
 // The open model corrects coordinated omission the way wrk2 does: every
 // message has an intended send time on the constant-rate schedule, a

@@ -18,21 +18,29 @@ const (
 
 // latencyHist is an HDR histogram of durations in microseconds, split in
 // shards so that recorders on different goroutines rarely wait for one
-// another. Safe for concurrent use.
+// another. A run pays only for the distributions its mode measures (a
+// connect-only hold records connect times alone): the others' shards are
+// allocated on their first value. Safe for concurrent use.
 type latencyHist struct {
 	shards [histShards]histShard
 }
 
 type histShard struct {
 	mu sync.Mutex
-	h  *hdrhistogram.Histogram
-	_  [48]byte // keep shards on separate cache lines
+	h  *hdrhistogram.Histogram // nil until the shard's first value
+	_  [48]byte                // keep shards on separate cache lines
 }
 
-func newLatencyHist() *latencyHist {
+// newLatencyHist returns an empty histogram. measured says the run records
+// into it: its shards are allocated now, so no recorder of the measured
+// phase waits for an allocation; otherwise each is allocated on its first
+// value, if any.
+func newLatencyHist(measured bool) *latencyHist {
 	l := &latencyHist{}
-	for i := range l.shards {
-		l.shards[i].h = hdrhistogram.New(histLowest, histHighest, histDigits)
+	if measured {
+		for i := range l.shards {
+			l.shards[i].h = hdrhistogram.New(histLowest, histHighest, histDigits)
+		}
 	}
 	return l
 }
@@ -48,6 +56,9 @@ func (l *latencyHist) record(key int, d time.Duration) {
 	}
 	s := &l.shards[uint(key)%histShards]
 	s.mu.Lock()
+	if s.h == nil {
+		s.h = hdrhistogram.New(histLowest, histHighest, histDigits)
+	}
 	_ = s.h.RecordValue(v)
 	s.mu.Unlock()
 }
@@ -58,10 +69,29 @@ func (l *latencyHist) merged() *hdrhistogram.Histogram {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		out.Merge(s.h)
+		if s.h != nil {
+			out.Merge(s.h)
+		}
 		s.mu.Unlock()
 	}
 	return out
+}
+
+// quantile returns the value at quantile q (0-100) of every shard's values
+// in microseconds, 0 when none was recorded. It merges only when there is
+// something to merge, so a progress line of a run that measures no latency
+// (a connect-only hold) allocates no histogram.
+func (l *latencyHist) quantile(q float64) int64 {
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		some := s.h != nil
+		s.mu.Unlock()
+		if some {
+			return l.merged().ValueAtQuantile(q)
+		}
+	}
+	return 0
 }
 
 // Percentiles summarises one latency distribution in milliseconds.

@@ -33,6 +33,7 @@ type poller struct {
 	run   *run
 	loops []*loop
 	wires []atomic.Pointer[pollWire] // by session id
+	store []pollWire                 // by session id: every pollWire, in one allocation
 	wg    sync.WaitGroup
 
 	// kernelStamps is set with the real clock: sockets are asked for
@@ -81,20 +82,31 @@ type paceJob struct {
 	done chan struct{}
 }
 
-// pollWire is one ws:// connection on a loop.
+// pollWire is one ws:// connection on a loop. It is kept small: an idle
+// connection has no input or output buffer of its own (reads go to the
+// loop's buffer), only the pointers that a partial frame or unsent bytes
+// fill.
 //
 // Lock order: session.mu, then pollWire.mu.
 type pollWire struct {
 	l  *loop
 	s  *session
-	fd int
+	fd int32
 
-	in []byte // loop-owned: the start of a frame not yet complete
+	shut     bool // guarded by mu: close was asked for (or the loop closed fd)
+	fdClosed bool // guarded by mu: the loop closed fd; it must not be used again
 
-	mu       sync.Mutex
-	out      []byte // bytes the socket buffer had no room for; sent on EPOLLOUT
-	shut     bool   // close was asked for (or the loop closed fd)
-	fdClosed bool   // the loop closed fd; it must not be used again
+	mu sync.Mutex
+
+	// in is loop-owned: the start of a frame not yet complete, or a buffer
+	// kept for the next one; nil when none.
+	in *[]byte
+	// out is guarded by mu: bytes the socket buffer had no room for, sent on
+	// EPOLLOUT; nil when none.
+	out *[]byte
+
+	// One cache line, as a session is (the poller keeps them side by side).
+	_ [cacheLine - 48]byte
 }
 
 var _ wire = (*pollWire)(nil)
@@ -118,7 +130,7 @@ var errWireClosed = errors.New("loadtest: connection closed")
 
 // newPoller starts n loops for r.
 func newPoller(r *run, n int) (*poller, error) {
-	p := &poller{run: r, wires: make([]atomic.Pointer[pollWire], len(r.sessions))}
+	p := &poller{run: r, wires: make([]atomic.Pointer[pollWire], len(r.sessions)), store: make([]pollWire, len(r.sessions))}
 	_, p.kernelStamps = r.clock.(realClock)
 	for i := 0; i < n; i++ {
 		l, err := newLoop(p, i)
@@ -173,9 +185,11 @@ func (p *poller) attach(s *session, fd int, pending []byte) error {
 			return err
 		}
 	}
-	w := &pollWire{l: l, s: s, fd: fd}
+	w := &p.store[s.id]
+	*w = pollWire{l: l, s: s, fd: int32(fd)}
 	if len(pending) > 0 {
-		w.in = append([]byte(nil), pending...)
+		in := append([]byte(nil), pending...)
+		w.in = &in
 	}
 	s.attach(w)
 	p.wires[s.id].Store(w)
@@ -366,12 +380,13 @@ func (l *loop) woken() {
 		if w.isClosed() {
 			continue
 		}
-		used, ok := l.frames(w, w.in, l.p.run.clock.Now())
+		in := w.input()
+		used, ok := l.frames(w, in, l.p.run.clock.Now())
 		if !ok || w.isClosed() {
 			l.closeWire(w)
 			continue
 		}
-		w.in = append(w.in[:0], w.in[used:]...)
+		w.keepInput(append(in[:0], in[used:]...))
 	}
 }
 
@@ -379,17 +394,18 @@ func (l *loop) woken() {
 // The connection is closed on EOF, on a read error and on a protocol error.
 func (l *loop) readable(w *pollWire) {
 	clock := l.p.run.clock
+	in := w.input()
 	for {
 		var dst []byte
-		if len(w.in) == 0 {
+		if len(in) == 0 {
 			dst = l.buf
 		} else {
-			if cap(w.in)-len(w.in) < 4096 {
-				w.in = append(make([]byte, 0, 2*cap(w.in)+4096), w.in...)
+			if cap(in)-len(in) < 4096 {
+				in = append(make([]byte, 0, 2*cap(in)+4096), in...)
 			}
-			dst = w.in[len(w.in):cap(w.in)]
+			dst = in[len(in):cap(in)]
 		}
-		n, oobn, _, _, err := unix.Recvmsg(w.fd, dst, l.oob[:], 0)
+		n, oobn, _, _, err := unix.Recvmsg(int(w.fd), dst, l.oob[:], 0)
 		if err == unix.EINTR {
 			continue
 		}
@@ -402,12 +418,12 @@ func (l *loop) readable(w *pollWire) {
 		}
 		now := l.arrival(l.oob[:oobn], clock.Now())
 		var data []byte
-		fromBuf := len(w.in) == 0
+		fromBuf := len(in) == 0
 		if fromBuf {
 			data = l.buf[:n]
 		} else {
-			w.in = w.in[:len(w.in)+n]
-			data = w.in
+			in = in[:len(in)+n]
+			data = in
 		}
 		used, ok := l.frames(w, data, now)
 		if !ok || w.isClosed() {
@@ -417,15 +433,16 @@ func (l *loop) readable(w *pollWire) {
 		rest := data[used:]
 		switch {
 		case len(rest) == 0:
-			w.in = w.in[:0]
-			if cap(w.in) > inKeepCap {
-				w.in = nil
+			in = in[:0]
+			if cap(in) > inKeepCap || w.s.traffic == nil {
+				in = nil // a held connection keeps no buffer
 			}
 		case fromBuf:
-			w.in = append(w.in[:0], rest...)
+			in = append(in[:0], rest...)
 		default:
-			w.in = w.in[:copy(w.in, rest)]
+			in = in[:copy(in, rest)]
 		}
+		w.keepInput(in)
 		if n < len(dst) {
 			return // the socket is drained
 		}
@@ -457,9 +474,9 @@ func (l *loop) frames(w *pollWire, data []byte, now time.Duration) (used int, ok
 func (l *loop) writable(w *pollWire) {
 	w.mu.Lock()
 	err := w.flushLocked()
-	if err == nil && len(w.out) == 0 && !w.fdClosed {
+	if err == nil && w.out == nil && !w.fdClosed {
 		ev := unix.EpollEvent{Events: pollInFlags, Fd: int32(w.s.id)}
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, w.fd, &ev)
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(w.fd), &ev)
 	}
 	w.mu.Unlock()
 	if err != nil {
@@ -478,8 +495,30 @@ func (l *loop) closeWire(w *pollWire) {
 	}
 	w.shut, w.fdClosed = true, true
 	w.out = nil
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, w.fd, nil)
-	_ = unix.Close(w.fd)
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, int(w.fd), nil)
+	_ = unix.Close(int(w.fd))
+}
+
+// input returns the buffered start of an incomplete frame (empty when none).
+// Loop only.
+func (w *pollWire) input() []byte {
+	if w.in == nil {
+		return nil
+	}
+	return *w.in
+}
+
+// keepInput stores in as the connection's input buffer; a nil or zero-capacity
+// in frees it. Loop only.
+func (w *pollWire) keepInput(in []byte) {
+	switch {
+	case cap(in) == 0:
+		w.in = nil
+	case w.in != nil:
+		*w.in = in
+	default:
+		w.in = &in
+	}
 }
 
 func (w *pollWire) isClosed() bool {
@@ -496,15 +535,15 @@ func (w *pollWire) write(frame []byte) error {
 	if w.shut {
 		return errWireClosed
 	}
-	if len(w.out) > 0 {
-		if len(w.out)+len(frame) > maxPending {
-			return fmt.Errorf("loadtest: %d bytes unsent: the server does not read", len(w.out))
+	if w.out != nil {
+		if len(*w.out)+len(frame) > maxPending {
+			return fmt.Errorf("loadtest: %d bytes unsent: the server does not read", len(*w.out))
 		}
-		w.out = append(w.out, frame...)
+		*w.out = append(*w.out, frame...)
 		return nil
 	}
 	for len(frame) > 0 {
-		n, err := unix.Write(w.fd, frame)
+		n, err := unix.Write(int(w.fd), frame)
 		if n > 0 {
 			frame = frame[n:]
 			continue
@@ -513,9 +552,10 @@ func (w *pollWire) write(frame []byte) error {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			w.out = append(w.out, frame...)
+			out := append([]byte(nil), frame...)
+			w.out = &out
 			ev := unix.EpollEvent{Events: pollInFlags | unix.EPOLLOUT, Fd: int32(w.s.id)}
-			return unix.EpollCtl(w.l.epfd, unix.EPOLL_CTL_MOD, w.fd, &ev)
+			return unix.EpollCtl(w.l.epfd, unix.EPOLL_CTL_MOD, int(w.fd), &ev)
 		case nil:
 			return errWireClosed
 		default:
@@ -526,10 +566,10 @@ func (w *pollWire) write(frame []byte) error {
 }
 
 func (w *pollWire) flushLocked() error {
-	for len(w.out) > 0 && !w.fdClosed {
-		n, err := unix.Write(w.fd, w.out)
+	for w.out != nil && len(*w.out) > 0 && !w.fdClosed {
+		n, err := unix.Write(int(w.fd), *w.out)
 		if n > 0 {
-			w.out = w.out[n:]
+			*w.out = (*w.out)[n:]
 			continue
 		}
 		switch err {
@@ -558,7 +598,7 @@ func (w *pollWire) close() error {
 	w.shut = true
 	w.out = nil
 	if !w.fdClosed {
-		return unix.Shutdown(w.fd, unix.SHUT_RDWR)
+		return unix.Shutdown(int(w.fd), unix.SHUT_RDWR)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 )
@@ -87,5 +88,80 @@ func TestPollerBufferedInputAndLargeFrames(t *testing.T) {
 	if rep.Messages.PingsAnswered != 4 || pongs.Load() != 4 {
 		t.Fatalf("pings answered %d, pongs at the server %d; want the 4 pings sent with the handshakes answered",
 			rep.Messages.PingsAnswered, pongs.Load())
+	}
+}
+
+// A connect-only connection keeps no message state and no input buffer, yet
+// still handles what a server may send it: a ping with the handshake, a
+// frame larger than the loop's read buffer (read in parts into a buffer of
+// its own, freed once the frame is done), a fragmented message, and a ping
+// after all that.
+func TestPollerConnectOnlyFramesWithoutState(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var pongs atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var head bytes.Buffer
+				if _, err := (ws.Upgrader{}).Upgrade(struct {
+					io.Reader
+					io.Writer
+				}{c, &head}); err != nil {
+					return
+				}
+				_ = ws.WriteFrame(&head, ws.NewPingFrame([]byte("at-once")))
+				_ = ws.WriteFrame(&head, ws.NewBinaryFrame(bytes.Repeat([]byte{7}, 300_000)))
+				_ = ws.WriteFrame(&head, ws.NewFrame(ws.OpText, false, []byte("frag")))
+				_ = ws.WriteFrame(&head, ws.NewFrame(ws.OpContinuation, false, []byte("ment")))
+				_ = ws.WriteFrame(&head, ws.NewFrame(ws.OpContinuation, true, []byte("ed")))
+				_ = ws.WriteFrame(&head, ws.NewPingFrame([]byte("after")))
+				if _, err := c.Write(head.Bytes()); err != nil {
+					return
+				}
+				br := bufio.NewReader(c)
+				for {
+					f, err := ws.ReadFrame(br)
+					if err != nil {
+						return
+					}
+					switch f.Header.OpCode {
+					case ws.OpPong:
+						pongs.Add(1)
+					case ws.OpClose:
+						_ = ws.WriteFrame(c, ws.NewCloseFrame(ws.UnmaskFrameInPlace(f).Payload))
+						return
+					}
+				}
+			}()
+		}
+	}()
+	url := "ws://" + ln.Addr().String() + "/"
+	rep, err := Run(context.Background(), Config{URL: url, Conns: 4, Duration: 500 * time.Millisecond, Mode: ModeConnectOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Errors.Total != 0 || rep.Connections.HeldAtEnd != 4 {
+		t.Fatalf("held %d of 4, errors %v; want all held and no error", rep.Connections.HeldAtEnd, rep.Errors.ByClass)
+	}
+	if rep.Messages.PingsAnswered != 8 || pongs.Load() != 8 {
+		t.Fatalf("pings answered %d, pongs at the server %d; want both pings of each of 4 connections answered",
+			rep.Messages.PingsAnswered, pongs.Load())
+	}
+}
+
+// Sessions and pollWires lie side by side in arrays, neighbours on different
+// loops: each is exactly one cache line, so no two share one.
+func TestSessionAndWireAreOneCacheLine(t *testing.T) {
+	if s, w := unsafe.Sizeof(session{}), unsafe.Sizeof(pollWire{}); s != cacheLine || w != cacheLine {
+		t.Fatalf("session %d bytes, pollWire %d bytes; want %d each", s, w, cacheLine)
 	}
 }

@@ -43,7 +43,7 @@ func (r *run) startProgress() (stop func()) {
 				line := fmt.Sprintf("[%6.1fs %-5s] conns %d/%d  sent %d (%.0f/s)  recv %d (%.0f/s)  p99 %.3fms  errors %d",
 					now.Sub(start).Seconds(), r.phase.Load(), r.stats.established.Load(), r.cfg.Conns,
 					sent, float64(sent-lastSent)/dt, recv, float64(recv-lastRecv)/dt,
-					float64(r.corrected.merged().ValueAtQuantile(99))/1000, r.stats.errTotal.Load())
+					float64(r.corrected.quantile(99))/1000, r.stats.errTotal.Load())
 				lastSent, lastRecv, last = sent, recv, now
 				if !limited {
 					// Said once in words, on a line of its own; then every

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,20 +40,33 @@ type run struct {
 }
 
 func newRun(cfg Config) *run {
+	messages := cfg.Mode != ModeConnectOnly
 	r := &run{
 		cfg:         cfg,
 		clock:       cfg.Clock,
 		closedLoop:  cfg.Rate == 0,
-		corrected:   newLatencyHist(),
-		uncorrected: newLatencyHist(),
-		lag:         newLatencyHist(),
-		connect:     newLatencyHist(),
-		fanout:      newLatencyHist(),
+		corrected:   newLatencyHist(messages),
+		uncorrected: newLatencyHist(messages),
+		lag:         newLatencyHist(messages),
+		connect:     newLatencyHist(false), // recorded while dialling, before the measured phase
+		fanout:      newLatencyHist(cfg.Mode == ModePublish),
 	}
 	r.phase.Store("ramp")
+	// One allocation for every session (and one for their traffic): no
+	// per-object rounding, and the collector has fewer objects to track.
 	r.sessions = make([]*session, cfg.Conns)
-	for i := range r.sessions {
-		r.sessions[i] = &session{id: i, run: r}
+	all := make([]session, cfg.Conns)
+	var tr []traffic
+	if messages {
+		tr = make([]traffic, cfg.Conns)
+	}
+	for i := range all {
+		s := &all[i]
+		s.id, s.run = i, r
+		if tr != nil {
+			s.traffic = &tr[i]
+		}
+		r.sessions[i] = s
 	}
 	return r
 }
@@ -102,6 +116,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.join(ctx, established)
 	}
 
+	if cfg.Mode == ModeConnectOnly {
+		// A hold allocates nothing more: hand the ramp's garbage (the
+		// handshakes' buffers and headers) back to the system now instead of
+		// carrying it, at the collector's pace, through the whole hold.
+		debug.FreeOSMemory()
+	}
 	if cfg.MetricsURL != "" {
 		scrapes.start = scrape(ctx, cfg.MetricsURL)
 	}
@@ -284,7 +304,7 @@ func (r *run) reap(ctx context.Context) {
 		now := r.clock.Now()
 		for _, s := range r.sessions {
 			s.mu.Lock()
-			if s.open && s.inflight && !s.timedOut && now-s.sentAt > r.cfg.Timeout {
+			if s.open && s.busyLocked() && !s.timedOut && now-s.sentAt > r.cfg.Timeout {
 				s.timedOut = true
 				r.stats.addError(ErrClassTimeout)
 				if r.cfg.Mode == ModePublish {
@@ -331,7 +351,7 @@ func (r *run) settled(established []*session) bool {
 	}
 	for _, s := range established {
 		s.mu.Lock()
-		busy := s.open && s.inflight
+		busy := s.open && s.busyLocked()
 		s.mu.Unlock()
 		if busy {
 			return false
@@ -351,7 +371,7 @@ func (r *run) countUnanswered(established []*session) {
 	}
 	for _, s := range established {
 		s.mu.Lock()
-		if s.open && s.inflight && !s.timedOut {
+		if s.open && s.busyLocked() && !s.timedOut {
 			s.timedOut = true
 			r.stats.addError(ErrClassTimeout)
 		}
@@ -365,7 +385,9 @@ func (r *run) backlog() int64 {
 	var n int64
 	for _, s := range r.sessions {
 		s.mu.Lock()
-		n += s.owed
+		if s.traffic != nil {
+			n += s.owed
+		}
 		s.mu.Unlock()
 	}
 	return n

@@ -23,7 +23,14 @@ type wire interface {
 // The reader side (onFrame) runs on whatever goroutine the wire delivers
 // frames on, one frame at a time per session; the pacers, the reaper and the
 // run's shutdown call in from other goroutines. mu guards every field below
-// it and serialises writes on w.
+// it and serialises writes on w, except fragOp, which only the reader side
+// touches.
+//
+// A session holds only what an open connection needs; the message state of
+// a session that sends and measures is its *traffic, which is nil in
+// connect-only mode (set once by newRun, before any goroutine sees the
+// session), so a held idle connection costs one small object here and one
+// pollWire.
 type session struct {
 	id  int
 	run *run
@@ -34,6 +41,24 @@ type session struct {
 	closing    bool // we sent a close frame
 	peerClosed bool // the server sent a close frame (already counted)
 
+	// fragOp is the opcode of the fragmented message being received; 0
+	// when none. Reader side only.
+	fragOp ws.OpCode
+
+	*traffic // nil in connect-only mode
+
+	// A session is one cache line: sessions lie side by side in one array
+	// (newRun) and neighbours belong to different loops, which would
+	// otherwise write the same line whenever either takes its mu.
+	_ [cacheLine - 56]byte
+}
+
+// cacheLine is the size sessions and pollWires are padded to.
+const cacheLine = 64
+
+// traffic is the message state of a session that sends (every mode but
+// connect-only). Guarded by the session's mu, except frag (reader side).
+type traffic struct {
 	// One message in flight at most (wrk2's model): seq, when it was meant
 	// to go and when it went.
 	inflight bool
@@ -54,9 +79,11 @@ type session struct {
 	out  []byte // frame being built
 	want []byte // expected reply to the message in flight
 	frag []byte // fragmented message being reassembled
-	// fragOp is the opcode of the fragmented message; 0 when none.
-	fragOp ws.OpCode
 }
+
+// busyLocked reports whether s has a message in flight. The caller holds
+// s.mu.
+func (s *session) busyLocked() bool { return s.traffic != nil && s.inflight }
 
 // attach makes s open on w.
 func (s *session) attach(w wire) {
@@ -79,8 +106,16 @@ func (s *session) writeLocked(op ws.OpCode, payload []byte) bool {
 	if !s.open || s.w == nil {
 		return false
 	}
-	s.out = appendFrame(s.out[:0], op, payload)
-	if err := s.w.write(s.out); err != nil {
+	var frame []byte
+	if s.traffic != nil {
+		s.out = appendFrame(s.out[:0], op, payload)
+		frame = s.out
+	} else {
+		// A held connection writes only pongs and its close: too rare to
+		// keep a buffer for.
+		frame = appendFrame(nil, op, payload)
+	}
+	if err := s.w.write(frame); err != nil {
 		if !s.peerClosed && !s.closing {
 			s.run.stats.addError(ErrClassWrite)
 		}
@@ -98,7 +133,9 @@ func (s *session) goneLocked(counted bool) {
 		return
 	}
 	s.open = false
-	s.inflight = false
+	if s.traffic != nil {
+		s.inflight = false
+	}
 	if !s.closing {
 		s.run.stats.dropped.Add(1)
 		if !counted {
@@ -220,6 +257,13 @@ func (s *session) onFrame(h ws.Header, payload []byte, now time.Duration) {
 			s.protocolError()
 			return
 		}
+		if s.traffic == nil {
+			// Connect-only ignores messages: only the framing is checked.
+			if h.Fin {
+				s.fragOp = 0
+			}
+			return
+		}
 		s.frag = append(s.frag, payload...)
 		if len(s.frag) > MaxSize {
 			s.protocolError()
@@ -239,7 +283,9 @@ func (s *session) onFrame(h ws.Header, payload []byte, now time.Duration) {
 		}
 		if !h.Fin {
 			s.fragOp = h.OpCode
-			s.frag = append(s.frag[:0], payload...)
+			if s.traffic != nil {
+				s.frag = append(s.frag[:0], payload...)
+			}
 			return
 		}
 		s.onMessage(h.OpCode, payload, now)

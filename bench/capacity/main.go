@@ -5,7 +5,8 @@
 //
 // Scenarios, each against a freshly started server:
 //
-//	idle    connect-only, -idle-conns connections held: server RSS per connection
+//	idle    connect-only, -idle-conns connections held: server RSS per connection,
+//	        and the load generator's own RSS at the hold
 //	closed  closed loop, 100 connections, 64-byte binary: messages/s and server CPU per message
 //	open    open model at half of sockmon's median closed-loop rate, -open-conns
 //	        connections: corrected p50/p99/p99.9
@@ -74,6 +75,8 @@ type result struct {
 	idleRSSPerConn float64 // bytes
 	idleRSSBefore  int64
 	idleRSSHeld    int64
+	idleLoadRSS    int64 // the generator's own VmRSS while it holds the connections
+	idleLoadHWM    int64 // the generator's VmHWM (peak, the ramp included) at the hold
 
 	closedRate    float64 // replies per second
 	closedCPUUS   float64 // server CPU per message, µs
@@ -392,6 +395,15 @@ func (r *running) stop() {
 // during, when not nil, runs while the generator does; finished is closed
 // when the generator has exited.
 func loadRun(ctx context.Context, o options, tag string, args []string, during func(finished <-chan struct{})) (*loadtest.Report, error) {
+	var d func(int, <-chan struct{})
+	if during != nil {
+		d = func(_ int, finished <-chan struct{}) { during(finished) }
+	}
+	return loadRunProc(ctx, o, tag, args, d)
+}
+
+// loadRunProc is loadRun whose during is also given the generator's PID.
+func loadRunProc(ctx context.Context, o options, tag string, args []string, during func(pid int, finished <-chan struct{})) (*loadtest.Report, error) {
 	full := append(append(slices.Clone(o.load[1:]), args...), "--json")
 	cmd := exec.CommandContext(ctx, o.load[0], full...)
 	var stdout bytes.Buffer
@@ -408,7 +420,7 @@ func loadRun(ctx context.Context, o options, tag string, args []string, during f
 	finished := make(chan struct{})
 	go func() { err = cmd.Wait(); close(finished) }()
 	if during != nil {
-		during(finished)
+		during(cmd.Process.Pid, finished)
 	}
 	<-finished
 	_ = os.WriteFile(filepath.Join(o.logs, tag+".report.json"), stdout.Bytes(), 0o644)
@@ -480,7 +492,8 @@ func scenario(ctx context.Context, o options, s server, sc string, rate float64,
 
 // idle holds o.idleConns connections and reads the server's RSS while they
 // are all held: the median of the samples taken while the server's open
-// descriptors are at their plateau.
+// descriptors are at their plateau. The generator's own RSS is sampled with
+// it (the median over the same plateau) and its VmHWM at the last of them.
 func idle(ctx context.Context, o options, srv *running, tag, url, dur string) result {
 	pid := srv.pid()
 	before, err := rssBytes(pid)
@@ -489,12 +502,13 @@ func idle(ctx context.Context, o options, srv *running, tag, url, dur string) re
 	}
 	baseFDs := openFDs(pid)
 	type sample struct {
-		fds int
-		rss int64
+		fds              int
+		rss              int64
+		loadRSS, loadHWM int64 // 0 when unread
 	}
 	var samples []sample
-	rp, err := loadRun(ctx, o, tag, []string{"--url", url, "--conns", strconv.Itoa(o.idleConns), "--ramp", strconv.Itoa(o.ramp),
-		"--duration", dur, "--mode", "connect-only", "--sources", o.sources}, func(finished <-chan struct{}) {
+	rp, err := loadRunProc(ctx, o, tag, []string{"--url", url, "--conns", strconv.Itoa(o.idleConns), "--ramp", strconv.Itoa(o.ramp),
+		"--duration", dur, "--mode", "connect-only", "--sources", o.sources}, func(loadPID int, finished <-chan struct{}) {
 		tick := time.NewTicker(250 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -504,7 +518,9 @@ func idle(ctx context.Context, o options, srv *running, tag, url, dur string) re
 			case <-tick.C:
 				fds := openFDs(pid)
 				if rss, err := rssBytes(pid); err == nil {
-					samples = append(samples, sample{fds, rss})
+					lr, _ := rssBytes(loadPID)
+					lh, _ := statusBytes(loadPID, "VmHWM")
+					samples = append(samples, sample{fds, rss, lr, lh})
 				}
 			}
 		}
@@ -516,10 +532,15 @@ func idle(ctx context.Context, o options, srv *running, tag, url, dur string) re
 	for _, s := range samples {
 		peak = max(peak, s.fds)
 	}
-	var plateau []float64
+	var plateau, loadPlateau []float64
+	var loadHWM int64
 	for _, s := range samples {
 		if s.fds >= peak-peak/200 && s.fds > baseFDs {
 			plateau = append(plateau, float64(s.rss))
+			if s.loadRSS > 0 {
+				loadPlateau = append(loadPlateau, float64(s.loadRSS))
+				loadHWM = s.loadHWM
+			}
 		}
 	}
 	held := peak - baseFDs
@@ -528,6 +549,10 @@ func idle(ctx context.Context, o options, srv *running, tag, url, dur string) re
 			rp.Connections.Established, rp.Errors.ByClass)}
 	}
 	heldRSS := median(plateau)
-	return result{idleConns: held, idleRSSBefore: before, idleRSSHeld: int64(heldRSS),
-		idleRSSPerConn: (heldRSS - float64(before)) / float64(held)}
+	r := result{idleConns: held, idleRSSBefore: before, idleRSSHeld: int64(heldRSS),
+		idleRSSPerConn: (heldRSS - float64(before)) / float64(held), idleLoadHWM: loadHWM}
+	if len(loadPlateau) > 0 {
+		r.idleLoadRSS = int64(median(loadPlateau))
+	}
+	return r
 }

@@ -40,10 +40,15 @@ type resultsInfo struct {
 	metricsOn  bool
 }
 
+// loadRSSTarget is issue 18's bound on the generator's RSS while it holds
+// the idle scenario's connections: 64 MB.
+const loadRSSTarget = 64e6
+
 // row is the medians of one server.
 type row struct {
 	name, kind                 string
 	rssPerConn, held           float64
+	loadRSS, loadHWM           float64 // the generator's own VmRSS at the idle hold, and its peak
 	rate, cpuUS                float64
 	p50, p99, p999, achieved   float64
 	closedLoadCPU, openLoadCPU float64
@@ -61,6 +66,8 @@ func summarizeRows(servers []server, res map[string]map[string][]result) []row {
 		idle, closed, open := res["idle"][s.name], res["closed"][s.name], res["open"][s.name]
 		r.rssPerConn = median(values(idle, func(x result) float64 { return x.idleRSSPerConn }))
 		r.held = median(values(idle, func(x result) float64 { return float64(x.idleConns) }))
+		r.loadRSS = median(values(idle, func(x result) float64 { return float64(x.idleLoadRSS) }))
+		r.loadHWM = median(values(idle, func(x result) float64 { return float64(x.idleLoadHWM) }))
 		r.rate = median(values(closed, func(x result) float64 { return x.closedRate }))
 		r.cpuUS = median(values(closed, func(x result) float64 { return x.closedCPUUS }))
 		r.closedLoadCPU = median(values(closed, func(x result) float64 { return x.closedLoadCPU }))
@@ -131,7 +138,7 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 		p("# against sockmon every load run below also has --metrics-url http://127.0.0.1:PORT2/metrics\n")
 	}
 	d := o.duration.String()
-	p("# 1. idle: server RSS (VmRSS) before, and while all connections are held\n")
+	p("# 1. idle: server RSS (VmRSS) before, and while all connections are held; the generator's own VmRSS then, and its VmHWM\n")
 	p("sockmon load --url ws://127.0.0.1:PORT/echo --mode connect-only --conns %d --ramp %d --duration %s --sources %s --json\n",
 		o.idleConns, o.ramp, d, o.sources)
 	p("# 2. closed loop: replies/s and server CPU (utime+stime) per message\n")
@@ -153,11 +160,11 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 	p("```\n\n")
 
 	p("## Results\n\n")
-	p("| server | idle RSS per conn (KiB) | conns held | closed-loop msg/s | server CPU per msg (µs) | open p50 (ms) | open p99 (ms) | open p99.9 (ms) | open rate achieved |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| server | idle RSS per conn (KiB) | conns held | generator RSS at the hold (MiB) | closed-loop msg/s | server CPU per msg (µs) | open p50 (ms) | open p99 (ms) | open p99.9 (ms) | open rate achieved |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
-		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name,
-			num(r.rssPerConn/1024, "%.1f"), num(r.held, "%.0f"), num(r.rate, "%.0f"), num(r.cpuUS, "%.1f"),
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name,
+			num(r.rssPerConn/1024, "%.1f"), num(r.held, "%.0f"), num(r.loadRSS/(1<<20), "%.1f"), num(r.rate, "%.0f"), num(r.cpuUS, "%.1f"),
 			num(r.p50, "%.3f"), num(r.p99, "%.3f"), num(r.p999, "%.3f"), num(r.achieved*100, "%.1f%%"))
 	}
 	p("\nCorrected latency: measured from each message's intended send time on the constant-rate schedule " +
@@ -255,6 +262,10 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 		if o.steadyRate > 0 {
 			p("- The same at %.0f msg/s, the steady rate: %s ms: %s.\n", o.steadyRate, num(sm.sP99, "%.3f"), check(sm.sP99 <= 1))
 		}
+		if !math.IsNaN(sm.loadRSS) {
+			p("- The load generator holding %s connect-only connections in at most 64 MB (%.1f MiB) of RSS: %s MiB: %s.\n",
+				num(sm.held, "%.0f"), loadRSSTarget/(1<<20), num(sm.loadRSS/(1<<20), "%.1f"), check(sm.loadRSS <= loadRSSTarget))
+		}
 		if !info.metricsOn {
 			p("- The throughput targets ask for sockmon with metrics on; this run had them off (see above).\n")
 		}
@@ -278,6 +289,13 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 			p(" / %s", num(r.sLoadCPU*100, "%.0f%%"))
 		}
 		p("\n")
+	}
+	p("\nIts own memory while it holds the idle scenario's connections (connect-only, VmRSS from /proc/PID/status, " +
+		"the median over the hold; per connection is the whole RSS, the binary's pages included, over the connections " +
+		"held), and its peak (VmHWM, the ramp included):\n\n")
+	for _, r := range rows {
+		p("- %s: %s MiB, %s KiB per connection, peak %s MiB\n", r.name, num(r.loadRSS/(1<<20), "%.1f"),
+			num(r.loadRSS/r.held/1024, "%.2f"), num(r.loadHWM/(1<<20), "%.1f"))
 	}
 	var problems []string
 	for _, r := range rows {
@@ -303,8 +321,9 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 				case x.err != nil:
 					cells = append(cells, "failed")
 				case sc == "idle":
-					cells = append(cells, fmt.Sprintf("%.1f KiB/conn (%d conns, %.0f → %.0f MiB)",
-						x.idleRSSPerConn/1024, x.idleConns, float64(x.idleRSSBefore)/(1<<20), float64(x.idleRSSHeld)/(1<<20)))
+					cells = append(cells, fmt.Sprintf("%.1f KiB/conn (%d conns, %.0f → %.0f MiB; generator %.1f MiB, peak %.1f)",
+						x.idleRSSPerConn/1024, x.idleConns, float64(x.idleRSSBefore)/(1<<20), float64(x.idleRSSHeld)/(1<<20),
+						float64(x.idleLoadRSS)/(1<<20), float64(x.idleLoadHWM)/(1<<20)))
 				case sc == "closed":
 					cells = append(cells, fmt.Sprintf("%.0f msg/s, %.1f µs", x.closedRate, x.closedCPUUS))
 				case sc == "fanout":

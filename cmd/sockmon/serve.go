@@ -43,6 +43,7 @@ type serveFlags struct {
 	controlAddr     string
 	agentAddr       string
 	clientHealth    bool
+	pprof           bool
 	dataDir         string
 	memoryLimit     int64
 	upstreams       upstreamFlags
@@ -122,6 +123,7 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.historyInterval, "history-interval", metrics.DefaultHistoryInterval, "metrics history sampling period")
 	fs.StringVar(&f.controlAddr, "control-addr", control.DefaultAddr, "control listen address: health, readiness, /metrics and the admin API (admin secret from $SOCKMON_ADMIN_SECRET)")
 	fs.BoolVar(&f.clientHealth, "client-port-health", true, "also answer GET/HEAD /api/health/socket, /livez and /readyz on the WebSocket port (never the admin API or /metrics), so a load balancer can check the listener it balances")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve the Go runtime's profiles (net/http/pprof) under "+control.PathPprof+"/ on the control port, to ADMIN tokens only (never on the WebSocket port)")
 	fs.StringVar(&f.agentAddr, "agent-addr", "", "HAProxy agent-check listen address, e.g. 127.0.0.1:8082: answers up ready NN%, drain, down#reason or maint (off when empty)")
 	fs.StringVar(&f.dataDir, "data-dir", control.DefaultDataDir, "directory of the control store: audit log, alert rules, rate-limit overrides, maintenance state")
 	fs.Int64Var(&f.memoryLimit, "memory-limit", 0, "process memory (bytes) over which health reports unhealthy (degraded over 90%); 0: GOMEMLIMIT when set, else the container's cgroup limit, else no check; negative: no check")
@@ -475,6 +477,9 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		Version: version, Logger: logger})
 	if err == nil {
 		err = ctl.Mount(dash.Prefix(), dash.Handler)
+	}
+	if err == nil && f.pprof {
+		err = ctl.EnableProfiling()
 	}
 	if err != nil {
 		return fail(2, "%v", err)
