@@ -321,7 +321,11 @@ func (n *Node) heartbeat() {
 	now := time.Now()
 	b, _ := json.Marshal(n.info(now))
 	ttl := ttlFactor * n.o.Interval
+	registering := !n.registered.Load()
 	err := n.call(n.ctx, func(ctx context.Context) error {
+		if registering {
+			n.checkDuplicate(ctx)
+		}
 		p := n.rdb.Pipeline()
 		p.Set(ctx, keyPrefix+n.o.ID, b, ttl)
 		p.ZAdd(ctx, keyNodes, redis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: n.o.ID})
@@ -348,6 +352,19 @@ func (n *Node) heartbeat() {
 	if !n.registered.Swap(true) {
 		n.log.Info("node registered in Redis", "ttl", ttl.String())
 		n.loadShared()
+	}
+}
+
+// checkDuplicate logs an error when another process holds this node's id:
+// both would overwrite one key and ignore each other's commands.
+func (n *Node) checkDuplicate(ctx context.Context) {
+	b, err := n.rdb.Get(ctx, keyPrefix+n.o.ID).Bytes()
+	if err != nil {
+		return
+	}
+	var other NodeInfo
+	if json.Unmarshal(b, &other) == nil && !other.StartedAt.Equal(n.started.UTC()) {
+		n.log.Error("another node is registered with this node id: give each node its own --node-id", "other_address", other.Address, "other_started_at", other.StartedAt)
 	}
 }
 

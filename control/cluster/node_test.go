@@ -372,3 +372,51 @@ func TestStartWithRedisDown(t *testing.T) {
 		return ""
 	})
 }
+
+// syncBuffer is a log sink safe for the node's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A second process with a node's id says so in its log when it registers.
+func TestDuplicateNodeIDIsLogged(t *testing.T) {
+	rs := redistest.Start(t)
+	a := newNode(t, rs, "a")
+	a.Start()
+	waitUntil(t, 5*time.Second, func() string {
+		nodes, _ := a.Nodes(context.Background())
+		return map[bool]string{true: "", false: "a not registered"}[len(nodes) == 1]
+	})
+	rdb, _ := backplane.NewClient(rs.URL())
+	defer rdb.Close()
+	logs := &syncBuffer{}
+	twin, err := New(Options{Client: rdb, ID: "a", Address: "elsewhere", Interval: testInterval, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin.Start()
+	defer twin.Close()
+	waitUntil(t, 5*time.Second, func() string {
+		if !strings.Contains(logs.String(), "another node is registered with this node id") {
+			return "no warning: " + logs.String()
+		}
+		return ""
+	})
+	// A node that registers again after an outage is not its own twin.
+	if n := strings.Count(logs.String(), "another node"); n != 1 {
+		t.Fatalf("%d warnings", n)
+	}
+}
