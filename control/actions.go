@@ -78,6 +78,7 @@ var actions = map[string]action{
 	ActionGetSilences:           (*Server).doGetSilences,
 	ActionExpireSilence:         (*Server).doExpireSilence,
 	ActionTestAlertChannel:      (*Server).doTestAlertChannel,
+	ActionGetCluster:            (*Server).doGetCluster,
 }
 
 // Actions lists the valid actions of POST /api/admin/socket, sorted.
@@ -96,6 +97,8 @@ type Actor struct {
 	Sub  string
 	IP   string
 	Role string
+	// Via is the node a cluster command came from (empty: this one).
+	Via string
 }
 
 // op is one command being run: its audit record and whether that record
@@ -176,11 +179,18 @@ func (s *Server) Read(actor Actor, action string, data json.RawMessage) (any, er
 // refusal, and the hook to run once the reply is on its way.
 func (s *Server) run(actor Actor, name string, data json.RawMessage, do action) (any, func(), *Error) {
 	start := time.Now()
-	rec := &AuditRecord{Time: start, Actor: actor.Sub, SourceIP: actor.IP, Action: clip(name, 64), Data: s.redactor.data(name, data)}
+	rec := &AuditRecord{Time: start, Actor: actor.Sub, SourceIP: actor.IP, Via: actor.Via, Action: clip(name, 64), Data: s.redactor.data(name, data)}
 	o := &op{s: s, actor: actor, rec: rec, start: start}
 	if _, known := actions[name]; known && actor.Role != "" && actor.Role != AdminRole && !ReadOnlyAction(name) {
 		do = func(*Server, *op, json.RawMessage) (any, *Error) { return nil, viewerRefusal(name) }
 	}
+	return s.runOp(o, data, do)
+}
+
+// runOp is run once the actor may run the action: it runs do and records
+// o's audit record.
+func (s *Server) runOp(o *op, data json.RawMessage, do action) (any, func(), *Error) {
+	rec, start := o.rec, o.start
 	res, e := do(s, o, data)
 	if o.committed {
 		s.logAudit(rec, nil)
@@ -211,6 +221,8 @@ type MaintenanceRequest struct {
 	Reason  string `json:"reason"`
 	// Drain closes connected clients with 1012 in staggered batches.
 	Drain bool `json:"drain"`
+	// Scope is "node" (default) or "cluster" (clusterops.go).
+	Scope string `json:"scope"`
 }
 
 // MaintenanceStatus is maintenance mode as the admin API shows it.
@@ -232,6 +244,11 @@ func (s *Server) doSetMaintenanceMode(o *op, data json.RawMessage) (any, *Error)
 	}
 	if e := checkReason("data.reason", r.Reason); e != nil {
 		return nil, e
+	}
+	if scope, e := s.scope("data.scope", r.Scope, ScopeNode); e != nil {
+		return nil, e
+	} else if scope == ScopeCluster {
+		return s.fanOut(o, ActionSetMaintenanceMode, (*Server).doSetMaintenanceMode, data, "", map[string]any{"enabled": *r.Enabled})
 	}
 	m := MaintenanceRecord{Enabled: *r.Enabled, By: o.actor.Sub}
 	if m.Enabled {
@@ -258,6 +275,8 @@ func (s *Server) doSetMaintenanceMode(o *op, data json.RawMessage) (any, *Error)
 type DisconnectUserRequest struct {
 	UserID string `json:"userId"`
 	Reason string `json:"reason"`
+	// Scope is "cluster" (the default with a backplane) or "node".
+	Scope string `json:"scope"`
 }
 
 func (s *Server) doForceDisconnectUser(o *op, data json.RawMessage) (any, *Error) {
@@ -270,6 +289,11 @@ func (s *Server) doForceDisconnectUser(o *op, data json.RawMessage) (any, *Error
 	}
 	if e := checkReason("data.reason", r.Reason); e != nil {
 		return nil, e
+	}
+	if scope, e := s.scope("data.scope", r.Scope, s.defaultUserScope()); e != nil {
+		return nil, e
+	} else if scope == ScopeCluster {
+		return s.fanOut(o, ActionForceDisconnectUser, (*Server).doForceDisconnectUser, data, "disconnected", map[string]any{"userId": r.UserID})
 	}
 	if r.Reason == "" {
 		r.Reason = defaultAdminReason
@@ -333,6 +357,9 @@ type RateLimitView struct {
 	WindowMs  int64  `json:"windowMs"`
 	Persisted bool   `json:"persisted"`
 	Removed   bool   `json:"removed,omitempty"`
+	// NotShared says why a per-user limit set with a backplane reached
+	// this node only (Redis unreachable).
+	NotShared string `json:"notShared,omitempty"`
 }
 
 func (s *Server) doSetRateLimit(o *op, data json.RawMessage) (any, *Error) {
@@ -385,6 +412,7 @@ func (s *Server) doSetRateLimit(o *op, data json.RawMessage) (any, *Error) {
 	if err := s.proto.SetRateLimit(rl); err != nil {
 		s.log.Error("engine refused a stored rate limit", "userId", r.UserID, "err", err)
 	}
+	view.NotShared = s.shareRateLimit(rl)
 	view.Persisted = true
 	return view, nil
 }
@@ -405,6 +433,9 @@ type ConnectionsRequest struct {
 	Order  string `json:"order"`
 	Limit  *int   `json:"limit"`
 	Offset int    `json:"offset"`
+	// Scope "cluster" merges the first page of every node (clusterops.go);
+	// default "node".
+	Scope string `json:"scope"`
 }
 
 // query checks r and turns it into a netcore query; prefix is the field
@@ -453,6 +484,8 @@ type ConnectionView struct {
 	Errors        uint64    `json:"errors"`
 	Compressed    bool      `json:"compressed"`
 	Rooms         []string  `json:"rooms"`
+	// Node is the node the connection is on (scope cluster only).
+	Node string `json:"node,omitempty"`
 }
 
 // ConnectionsPage is one page of connections and how many matched.
@@ -461,6 +494,10 @@ type ConnectionsPage struct {
 	Limit       int              `json:"limit"`
 	Offset      int              `json:"offset"`
 	Connections []ConnectionView `json:"connections"`
+	// Scope and Nodes are set with scope cluster: each node's status and
+	// total.
+	Scope string     `json:"scope,omitempty"`
+	Nodes []NodePage `json:"nodes,omitempty"`
 }
 
 // Connections returns the page of connections q selects (the Go side of
@@ -495,6 +532,11 @@ func (s *Server) doGetConnections(o *op, data json.RawMessage) (any, *Error) {
 	q, e := r.query("data")
 	if e != nil {
 		return nil, e
+	}
+	if scope, e := s.scope("data.scope", r.Scope, ScopeNode); e != nil {
+		return nil, e
+	} else if scope == ScopeCluster {
+		return s.clusterConnections(r, q, data)
 	}
 	page, err := s.Connections(q)
 	if err != nil {
@@ -692,6 +734,9 @@ type ExecuteRequest struct {
 	BatchSize  *int            `json:"batchSize"`
 	IntervalMs *int64          `json:"intervalMs"`
 	Confirm    string          `json:"confirm"`
+	// Scope is "node" (default) or "cluster" for broadcast and
+	// disconnect_all (clusterops.go).
+	Scope string `json:"scope"`
 }
 
 var executeCommands = []string{CommandBroadcast, CommandDisconnectAll, CommandEmergencyShutdown}
@@ -700,6 +745,20 @@ func (s *Server) doExecuteCommand(o *op, data json.RawMessage) (any, *Error) {
 	var r ExecuteRequest
 	if e := decodeObject("data", data, &r); e != nil {
 		return nil, e
+	}
+	scope, e := s.scope("data.scope", r.Scope, ScopeNode)
+	if e != nil {
+		return nil, e
+	}
+	if scope == ScopeCluster {
+		switch r.Command {
+		case CommandBroadcast:
+			return s.fanOut(o, ActionExecuteCommand, (*Server).doExecuteCommand, data, "recipients", map[string]any{"command": r.Command, "room": r.Room})
+		case CommandDisconnectAll:
+			return s.fanOut(o, ActionExecuteCommand, (*Server).doExecuteCommand, data, "disconnecting", map[string]any{"command": r.Command})
+		case CommandEmergencyShutdown:
+			return nil, invalidField("data.scope", "emergency_shutdown stops one node: scope cluster is refused")
+		}
 	}
 	switch r.Command {
 	case CommandBroadcast:

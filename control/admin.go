@@ -78,6 +78,8 @@ type AdminStatus struct {
 	RateLimits      []RateLimitView            `json:"rateLimits"`
 	// Agent is the HAProxy agent-check state (agent.go).
 	Agent AgentStatus `json:"agent"`
+	// Cluster adds up the nodes of the cluster, with a backplane only.
+	Cluster *ClusterTotals `json:"cluster,omitempty"`
 }
 
 // ShedStatus is load shedding (an alert's shed_load remediation) while it
@@ -137,6 +139,7 @@ func (s *Server) AdminStatus() (*AdminStatus, error) {
 		CircuitBreakers: breakerDetails(ups),
 		RateLimits:      rls,
 		Agent:           s.AgentStatus(),
+		Cluster:         s.clusterTotals(),
 	}, nil
 }
 

@@ -62,6 +62,13 @@ type AuditRecord struct {
 	// ends.
 	LockedOut  bool    `json:"lockedOut,omitempty"`
 	DurationMs float64 `json:"durationMs"`
+	// Via is the node a cluster command came from, on the nodes that ran
+	// it for another.
+	Via string `json:"via,omitempty"`
+	// Scope and Nodes are a cluster command's, on the node that took it:
+	// each node's outcome (clusterops.go).
+	Scope string        `json:"scope,omitempty"`
+	Nodes []NodeOutcome `json:"nodes,omitempty"`
 }
 
 // Audit results.

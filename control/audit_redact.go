@@ -59,6 +59,7 @@ var actionRequests = map[string]reflect.Type{
 	ActionExpireSilence:         reflect.TypeFor[ExpireSilenceRequest](),
 	ActionTestAlertChannel:      reflect.TypeFor[TestChannelRequest](),
 	ActionAlertRemediation:      reflect.TypeFor[remediationRecord](),
+	ActionGetCluster:            reflect.TypeFor[struct{}](),
 }
 
 // freeJSON marks a json.RawMessage field of free content in rawFields.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sockmon/sockmon/control/alerts"
+	"github.com/sockmon/sockmon/control/cluster"
 )
 
 // Defaults, in one place.
@@ -72,6 +73,12 @@ type Config struct {
 	// *upstream.Set), shown in health with their circuit breakers and reset
 	// by reset_circuit_breaker. Nil: no upstreams, no breakers.
 	Upstreams Upstreams
+	// Cluster is this node in the cluster of the Redis backplane
+	// (--redis-url): get_cluster, the scope of the fleet-wide actions,
+	// per-user rate limits shared by every node. New sets its Handler and
+	// OnRateLimit; the caller starts it after New and closes it before
+	// Shutdown. Nil: a node on its own.
+	Cluster *cluster.Node
 	// Logger receives structured logs (audit records included). Default: a
 	// JSON handler on standard error.
 	Logger *slog.Logger

@@ -125,6 +125,10 @@ func New(cfg Config) (*Server, error) {
 		maintRules: map[string]bool{},
 	}
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
+	if c := cfg.Cluster; c != nil {
+		c.Handle(s.runRemote)
+		c.OnRateLimit(s.applySharedRateLimit)
+	}
 	if err := s.restore(); err != nil {
 		_ = st.close()
 		return nil, err

@@ -16,11 +16,14 @@ import (
 	"time"
 
 	"github.com/cloudwego/netpoll"
+	"github.com/redis/go-redis/v9"
 	"github.com/sockmon/sockmon/control"
+	"github.com/sockmon/sockmon/control/cluster"
 	"github.com/sockmon/sockmon/control/dashboard"
 	"github.com/sockmon/sockmon/control/logs"
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/backplane"
 	"github.com/sockmon/sockmon/netcore/protocol"
 	"github.com/sockmon/sockmon/netcore/upstream"
 )
@@ -61,6 +64,10 @@ type serveFlags struct {
 	statsLogInterval time.Duration
 	closeLogRate     int
 	alerts           alertFlags
+
+	redisURL      string
+	nodeID        string
+	nodeHeartbeat time.Duration
 }
 
 func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
@@ -134,6 +141,9 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.closeLogRate, "close-log-rate", logs.DefaultCloseLogRate, "connection-closed log lines per second at most (the rest are counted in connection_stats); 0: no limit")
 	fs.DurationVar(&f.dashboardInterval, "dashboard-interval", dashboard.DefaultInterval, "how often an open dashboard ("+dashboard.DefaultPrefix+" on the control port) gets the status; at most "+dashboard.MaxInterval.String())
 	fs.IntVar(&f.dashboardMaxClients, "dashboard-max-clients", dashboard.DefaultMaxClients, "live dashboard streams at once; more get 503")
+	fs.StringVar(&f.redisURL, "redis-url", "", "Redis backplane joining several nodes: redis://, rediss://, Sentinel (?master_name=) or redis+cluster:// (password from $SOCKMON_REDIS_PASSWORD); off when empty")
+	fs.StringVar(&f.nodeID, "node-id", "", "this node's name in the cluster (get_cluster); default hostname:port of --addr")
+	fs.DurationVar(&f.nodeHeartbeat, "node-heartbeat", cluster.DefaultInterval, "how often a node refreshes its registration in Redis; a node that stops refreshing leaves get_cluster after 3 times this")
 	fs.BoolVar(&f.dev, "dev", false, "development set-up (make run): without $SOCKMON_ADMIN_SECRET, generate an admin secret into --data-dir (reused next time) and print an admin token and the URLs")
 	return fs, f
 }
@@ -394,8 +404,30 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		opened = append(opened, aln)
 	}
+	// The Redis backplane: one client for the whole process.
+	var (
+		rdb  redis.UniversalClient
+		node *cluster.Node
+	)
+	if f.redisURL != "" {
+		if rdb, err = backplane.NewClient(f.redisURL); err != nil {
+			return fail(2, "--redis-url: %v", err)
+		}
+		// go-redis's own lines (a failed dial, per attempt) go to the log
+		// as JSON at debug: the node logs Redis failures itself, once.
+		redis.SetLogger(redisLogger{logger.With("component", "go-redis")})
+		defer rdb.Close()
+		if node, err = newClusterNode(f, rdb, srv, ln.Addr().String(), cln.Addr().String(), logger); err != nil {
+			return fail(2, "%v", err)
+		}
+		// Bans of this node are shared; those of the others are kept here.
+		proto.SetBanShare(node)
+		node.OnBan(proto.ImportBan)
+		logger.Info("redis backplane", "url", backplane.Redact(f.redisURL), "node_id", node.ID())
+	}
 	emergency := make(chan string, 1)
 	ctl, err := control.New(control.Config{
+		Cluster:        node,
 		Alerts:         alertsCfg,
 		Addr:           f.controlAddr,
 		DataDir:        f.dataDir,
@@ -428,6 +460,13 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		defer cancel()
 		_ = ctl.Shutdown(ctx)
 	}()
+	if node != nil {
+		// Registered once control handles other nodes' commands; gone
+		// from the cluster before control stops (deferred calls run last
+		// first).
+		node.Start()
+		defer node.Close()
+	}
 	// The rules file wins at start; a bad one stops the start, and at
 	// SIGHUP keeps the rules in force.
 	if f.alerts.file != "" {
@@ -554,4 +593,34 @@ wait:
 		return 1
 	}
 	return exit
+}
+
+// newClusterNode is this process in the cluster of --redis-url: its id
+// (--node-id, or hostname:port), what it reports at each heartbeat.
+func newClusterNode(f *serveFlags, rdb redis.UniversalClient, srv *netcore.Server, addr, ctlAddr string, logger *slog.Logger) (*cluster.Node, error) {
+	id := f.nodeID
+	if id == "" {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(addr)
+		id = host + ":" + port
+	}
+	return cluster.New(cluster.Options{Client: rdb, ID: id, Address: addr, ControlAddress: ctlAddr, Version: version,
+		Interval: f.nodeHeartbeat, Logger: logger, Local: func() cluster.Local {
+			st := srv.Stats()
+			l := cluster.Local{Connections: st.Open, Status: cluster.StatusHealthy}
+			switch {
+			case st.Draining:
+				l.Status = cluster.StatusDraining
+			case srv.Maintenance() != nil:
+				l.Status = cluster.StatusMaintenance
+			}
+			return l
+		}})
+}
+
+// redisLogger hands go-redis's log lines to slog at debug.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, fmt.Sprintf(format, v...))
 }

@@ -3,6 +3,7 @@ package protocol
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -68,6 +69,53 @@ func (l *ipLimiter) expire(cutoff int64) {
 type bans struct {
 	mu sync.Mutex
 	m  map[string]*ban
+	// share, when set, is told of every ban that begins or doubles.
+	share atomic.Pointer[BanShare]
+}
+
+// BanShare shares this node's bans with other nodes (the cluster
+// backplane: control/cluster.Node). ShareBan is called on the goroutine
+// of the offence, after the ban is in force here, when an offence bans key
+// for d at level (a new ban or a doubled one; an offence during a ban is
+// not one). It must not block.
+type BanShare interface {
+	ShareBan(key string, d time.Duration, level int)
+}
+
+// SetBanShare sets where the bans of this node are shared (nil: nowhere,
+// the default). Admission never waits on it: a ban from elsewhere arrives
+// through ImportBan and is checked locally like one of this node.
+func (svc *Service) SetBanShare(b BanShare) {
+	if b == nil {
+		svc.bans.share.Store(nil)
+		return
+	}
+	svc.bans.share.Store(&b)
+}
+
+// ImportBan applies a ban of another node: key ("ip:..." or "user:...")
+// banned for d from now, at escalation level. A ban in force here that
+// ends later is kept; the higher level is kept. It is not shared again.
+func (svc *Service) ImportBan(key string, d time.Duration, level int) {
+	if d <= 0 {
+		return
+	}
+	svc.bans.impose(key, svc.mono()+int64(d), level)
+}
+
+func (b *bans) impose(key string, until int64, level int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = make(map[string]*ban)
+	}
+	e := b.m[key]
+	if e == nil {
+		e = &ban{}
+		b.m[key] = e
+	}
+	e.until = max(e.until, until)
+	e.level = max(e.level, level)
 }
 
 // ban is one key's escalation: banned until until (unix nanoseconds), for
@@ -93,6 +141,15 @@ type banPolicy struct {
 // repeat after the ban has run out doubles it (up to p.max), less one
 // doubling per p.decay of quiet time since the ban ended.
 func (b *bans) offend(key string, now int64, p banPolicy) time.Duration {
+	d, level, fresh := b.escalate(key, now, p)
+	if sh := b.share.Load(); sh != nil && fresh {
+		(*sh).ShareBan(key, d, level)
+	}
+	return d
+}
+
+// escalate is offend under the lock; fresh says the ban began or doubled.
+func (b *bans) escalate(key string, now int64, p banPolicy) (time.Duration, int, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.m == nil {
@@ -104,7 +161,7 @@ func (b *bans) offend(key string, now int64, p banPolicy) time.Duration {
 		e = &ban{}
 		b.m[key] = e
 	case now < e.until:
-		return time.Duration(e.until - now)
+		return time.Duration(e.until - now), e.level, false
 	default:
 		e.level = decayedLevel(e, now, p)
 		e.level++
@@ -114,7 +171,7 @@ func (b *bans) offend(key string, now int64, p banPolicy) time.Duration {
 		d = p.max
 	}
 	e.until = now + int64(d)
-	return d
+	return d, e.level, true
 }
 
 // decayedLevel lowers the level by one for every decay period of quiet time

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -120,5 +121,43 @@ func TestIPLimiter(t *testing.T) {
 	}
 	if ok, _ := l.allow(a, 0, time.Second, 2); !ok {
 		t.Fatal("limit 0 refused")
+	}
+}
+
+// sharedBans records what a BanShare is told.
+type sharedBans struct{ got []string }
+
+func (s *sharedBans) ShareBan(key string, d time.Duration, level int) {
+	s.got = append(s.got, key+" "+d.String()+" "+string(rune('0'+level)))
+}
+
+// A ban that begins or doubles is shared once; an offence during it is
+// not. An imported ban is checked like a local one, keeps a longer ban in
+// force and the higher level, and is not shared again.
+func TestBansShareAndImport(t *testing.T) {
+	p := banPolicy{base: time.Minute, max: time.Hour, decay: time.Hour}
+	var b bans
+	sh := &sharedBans{}
+	var bs BanShare = sh
+	b.share.Store(&bs)
+	b.offend("user:ann", 0, p)
+	b.offend("user:ann", int64(time.Second), p) // during the ban
+	b.offend("user:ann", int64(time.Minute), p) // after it: doubles
+	if want := []string{"user:ann 1m0s 0", "user:ann 2m0s 1"}; !slices.Equal(sh.got, want) {
+		t.Fatalf("shared %q, want %q", sh.got, want)
+	}
+	b.impose("user:bob", int64(5*time.Minute), 2)
+	if banned, left := b.banned("user:bob", int64(time.Minute)); !banned || left != 4*time.Minute {
+		t.Fatalf("imported ban: banned %v for %v", banned, left)
+	}
+	b.impose("user:bob", int64(2*time.Minute), 0) // shorter: the longer stays
+	if banned, left := b.banned("user:bob", int64(4*time.Minute)); !banned || left != time.Minute {
+		t.Fatalf("a shorter import cut the ban: banned %v for %v", banned, left)
+	}
+	if b.m["user:bob"].level != 2 {
+		t.Fatalf("level %d, want 2", b.m["user:bob"].level)
+	}
+	if len(sh.got) != 2 {
+		t.Fatalf("an import was shared: %q", sh.got)
 	}
 }
