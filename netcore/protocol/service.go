@@ -175,7 +175,12 @@ func (svc *Service) Broadcast(data []byte, room string) (int, error) {
 	b = append(b, data...)
 	b = append(b, '}')
 	*buf = b
-	return fanOut(members, conns, b), nil
+	n := fanOut(members, conns, b)
+	rb := netcore.AcquireBuffer() // the room's bytes without a conversion that would escape
+	*rb = append((*rb)[:0], room...)
+	svc.hub.broker.Publish(*rb, b)
+	netcore.ReleaseBuffer(rb)
+	return n, nil
 }
 
 // Publish sends {"type":"message","room":room,"from":"server","data":data}
@@ -188,7 +193,10 @@ func (svc *Service) Publish(room string, data []byte) (int, error) {
 	if err := checkJSON(data); err != nil {
 		return 0, err
 	}
-	return svc.publish([]byte(room), nil, data), nil
+	rb := netcore.AcquireBuffer() // the room's bytes without a conversion that would escape
+	defer netcore.ReleaseBuffer(rb)
+	*rb = append((*rb)[:0], room...)
+	return svc.publish(*rb, nil, data), nil
 }
 
 // System sends {"type":"system","event":event,"message":message} to every
@@ -207,7 +215,8 @@ func (svc *Service) System(event, message string) int {
 }
 
 // publish encodes one message frame for the room and writes it to every
-// member. from is the publishing session, or nil for the server.
+// member, then hands it to the broker for the other nodes. from is the
+// publishing session, or nil for the server.
 func (svc *Service) publish(room []byte, from *session, data []byte) int {
 	members := connSlices.Get().(*[]*netcore.Conn)
 	conns := svc.hub.members(room, (*members)[:0])
@@ -225,8 +234,34 @@ func (svc *Service) publish(room []byte, from *session, data []byte) int {
 	b = append(b, '}')
 	*buf = b
 	n := fanOut(members, conns, b)
+	svc.hub.broker.Publish(room, b)
 	netcore.ReleaseBuffer(buf)
 	return n
+}
+
+// UseBroker makes b carry this node's room messages and broadcasts to the
+// other nodes (after local delivery, see netcore.Broker) and tells it of
+// each room's first join and last leave. It returns the function b must
+// give the other nodes' messages to. Call it once, after New and before the
+// engine serves; without it the Service uses netcore.LocalBroker (one
+// node). System messages (maintenance, shutdown) stay on the node.
+func (svc *Service) UseBroker(b netcore.Broker) netcore.Deliver {
+	svc.hub.broker = b
+	return svc.deliver
+}
+
+// deliver writes a message from another node to this node's members of
+// room, or every client of the protocol path when room is empty: framed
+// once, never sent back to the broker.
+func (svc *Service) deliver(room string, payload []byte) int {
+	members := connSlices.Get().(*[]*netcore.Conn)
+	var conns []*netcore.Conn
+	if room != "" {
+		conns = svc.hub.members([]byte(room), (*members)[:0])
+	} else {
+		conns = svc.appendProtocolConns((*members)[:0])
+	}
+	return fanOut(members, conns, payload)
 }
 
 // ErrNoSuchSocket is returned by SetRateLimit for a socket id that is not
