@@ -72,6 +72,9 @@ type Config struct {
 	// *upstream.Set), shown in health with their circuit breakers and reset
 	// by reset_circuit_breaker. Nil: no upstreams, no breakers.
 	Upstreams Upstreams
+	// Dependencies are checked by health: each degraded one makes the node
+	// "degraded" with its reason. Nil: none.
+	Dependencies []Dependency
 	// Logger receives structured logs (audit records included). Default: a
 	// JSON handler on standard error.
 	Logger *slog.Logger

@@ -21,6 +21,7 @@ import (
 	"github.com/sockmon/sockmon/control/logs"
 	"github.com/sockmon/sockmon/metrics"
 	"github.com/sockmon/sockmon/netcore"
+	"github.com/sockmon/sockmon/netcore/backplane"
 	"github.com/sockmon/sockmon/netcore/protocol"
 	"github.com/sockmon/sockmon/netcore/upstream"
 )
@@ -46,6 +47,8 @@ type serveFlags struct {
 	upstreamsFile   string
 	maxRPCInFlight  int
 	dev             bool
+	redisURL        string
+	redisQueueSize  int
 
 	dashboardInterval   time.Duration
 	dashboardMaxClients int
@@ -112,6 +115,8 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.Var(&f.upstreams, "upstream", "an upstream service for the rpc envelope, NAME=URL (repeatable; defaults for its timeout, pool and breaker)")
 	fs.StringVar(&f.upstreamsFile, "upstreams-file", "", "YAML or JSON file of upstream services with their settings; re-read on SIGHUP")
 	fs.IntVar(&p.MaxRPCInFlight, "max-rpc-in-flight", protocol.DefaultMaxRPCInFlight, "rpc calls one connection may have open; more get too_many_requests")
+	fs.StringVar(&f.redisURL, "redis-url", "", "Redis backplane joining several nodes (rooms and broadcasts): redis://host:port, rediss://, redis://host:port?master_name=NAME (Sentinel) or redis+cluster://; password from $"+backplane.PasswordEnv+"; off when empty")
+	fs.IntVar(&f.redisQueueSize, "redis-queue-size", backplane.DefaultQueueSize, "publishes waiting for Redis at most; past it the newest are dropped and counted")
 	fs.DurationVar(&f.historyInterval, "history-interval", metrics.DefaultHistoryInterval, "metrics history sampling period")
 	fs.StringVar(&f.controlAddr, "control-addr", control.DefaultAddr, "control listen address: health, readiness, /metrics and the admin API (admin secret from $SOCKMON_ADMIN_SECRET)")
 	fs.BoolVar(&f.clientHealth, "client-port-health", true, "also answer GET/HEAD /api/health/socket, /livez and /readyz on the WebSocket port (never the admin API or /metrics), so a load balancer can check the listener it balances")
@@ -278,7 +283,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	lopts, err := f.logOptions(level, stderr, os.Getenv("SOCKMON_JWT_SECRET"), adminSecret)
+	lopts, err := f.logOptions(level, stderr, os.Getenv("SOCKMON_JWT_SECRET"), adminSecret, os.Getenv(backplane.PasswordEnv))
 	if err != nil {
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
 		return 2
@@ -347,6 +352,27 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
 		return 2
 	}
+	// The backplane: a bad URL stops the start; an unreachable Redis does
+	// not (the node is degraded and retries). Its goroutines stop when
+	// serve returns, after the drain.
+	var deps []control.Dependency
+	if f.redisURL != "" {
+		rdb, err := backplane.NewClient(f.redisURL)
+		if err != nil {
+			fmt.Fprintf(stderr, "sockmon serve: --redis-url: %v\n", err)
+			return 2
+		}
+		defer rdb.Close()
+		bp, err := backplane.NewRooms(rdb, backplane.Options{QueueSize: f.redisQueueSize, Metrics: cfg.Metrics, Logger: logger})
+		if err != nil {
+			fmt.Fprintf(stderr, "sockmon serve: --redis-queue-size: %v\n", err)
+			return 2
+		}
+		bp.Start(proto.UseBroker(bp))
+		defer bp.Close()
+		deps = append(deps, bp)
+		logger.Info("backplane", "redis", backplane.Redact(f.redisURL), "node", bp.ID())
+	}
 	closeRate := f.closeLogRate
 	offWhenZero(nil, []*int{&closeRate})
 	closes := logs.NewCloseLog(logger, closeRate)
@@ -393,6 +419,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		Engine:         srv,
 		Protocol:       proto,
 		Upstreams:      ups,
+		Dependencies:   deps,
 		Logger:         logger,
 		MemoryLimit:    f.memoryLimit,
 		TrustedProxies: controlTrusted,
