@@ -34,13 +34,13 @@ func startBackplaneNodes(t *testing.T, redisURL string, n int, args ...string) [
 
 // roomClient is a WebSocket client that keeps every frame it receives.
 type roomClient struct {
-	t    *testing.T
+	t    testing.TB
 	c    *websocket.Conn
 	mu   sync.Mutex
 	msgs []map[string]any
 }
 
-func dialRoomClient(t *testing.T, wsAddr string) *roomClient {
+func dialRoomClient(t testing.TB, wsAddr string) *roomClient {
 	t.Helper()
 	c, _, err := websocket.DefaultDialer.Dial("ws://"+wsAddr+"/ws", nil)
 	if err != nil {
@@ -146,7 +146,7 @@ func health(t *testing.T, ctl string) (string, []string) {
 }
 
 // metricValue returns a series' value on a node's /metrics, or -1.
-func metricValue(t *testing.T, ctl, series string) float64 {
+func metricValue(t testing.TB, ctl, series string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + ctl + "/metrics")
 	if err != nil {
