@@ -39,8 +39,8 @@ type room struct {
 	pub   gcra       // the room's publish rate (Config.RoomPublishRate)
 }
 
-// init readies the hub with the in-process broker; New replaces it with
-// Config.Broker before anyone joins.
+// init readies the hub with the in-process broker (Service.UseBroker
+// replaces it before anyone joins).
 func (h *hub) init() {
 	h.seed = maphash.MakeSeed()
 	h.broker = netcore.LocalBroker{}

@@ -158,12 +158,7 @@ func (svc *Service) Broadcast(data []byte, room string) (int, error) {
 		return 0, err
 	}
 	members := connSlices.Get().(*[]*netcore.Conn)
-	var conns []*netcore.Conn
-	if room != "" {
-		conns = svc.hub.members([]byte(room), (*members)[:0])
-	} else {
-		conns = svc.appendProtocolConns((*members)[:0])
-	}
+	conns := svc.audience(room, (*members)[:0])
 	buf := netcore.AcquireBuffer()
 	defer netcore.ReleaseBuffer(buf)
 	b := append((*buf)[:0], `{"type":"broadcast"`...)
@@ -197,6 +192,15 @@ func (svc *Service) Publish(room string, data []byte) (int, error) {
 	defer netcore.ReleaseBuffer(rb)
 	*rb = append((*rb)[:0], room...)
 	return svc.publish(*rb, nil, data), nil
+}
+
+// audience appends the members of room, or every client of the protocol
+// path when room is empty, to dst.
+func (svc *Service) audience(room string, dst []*netcore.Conn) []*netcore.Conn {
+	if room != "" {
+		return svc.hub.members([]byte(room), dst)
+	}
+	return svc.appendProtocolConns(dst)
 }
 
 // System sends {"type":"system","event":event,"message":message} to every
@@ -255,12 +259,7 @@ func (svc *Service) UseBroker(b netcore.Broker) netcore.Deliver {
 // once, never sent back to the broker.
 func (svc *Service) deliver(room string, payload []byte) int {
 	members := connSlices.Get().(*[]*netcore.Conn)
-	var conns []*netcore.Conn
-	if room != "" {
-		conns = svc.hub.members([]byte(room), (*members)[:0])
-	} else {
-		conns = svc.appendProtocolConns((*members)[:0])
-	}
+	conns := svc.audience(room, (*members)[:0])
 	return fanOut(members, conns, payload)
 }
 
