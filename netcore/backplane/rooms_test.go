@@ -3,6 +3,7 @@ package backplane
 import (
 	"bytes"
 	"fmt"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"sync"
@@ -149,6 +150,13 @@ func TestRoomsRecoverAfterRedisRestart(t *testing.T) {
 	m.WritePrometheus(&buf)
 	if !bytes.Contains(buf.Bytes(), []byte(`sockmon_backplane_messages_total{direction="out",result="dropped"}`)) {
 		t.Fatalf("no dropped series in:\n%s", buf.String())
+	}
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = &buf
+		if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+			t.Fatalf("promtool check metrics: %v\n%s", err, out)
+		}
 	}
 
 	srv.Restart()
