@@ -225,3 +225,53 @@ func TestRoomsCloseLeavesNoGoroutines(t *testing.T) {
 		return !bytes.Contains(buf[:n], []byte("backplane.(*Rooms)"))
 	})
 }
+
+// Other channels share the PubSub connection and the queue: Send reaches
+// every node's handler, the sender's too, with the sender's id.
+func TestRoomsHandleSend(t *testing.T) {
+	srv := redistest.Start(t)
+	type got struct{ origin, payload string }
+	var mu sync.Mutex
+	seen := map[string][]got{}
+	mk := func(name string) *Rooms {
+		rdb, err := NewClient(srv.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewRooms(rdb, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Handle(RoomPrefix+"x", nil); err == nil {
+			t.Fatal("Handle took a room's channel")
+		}
+		if err := r.Handle("sockmon:test", func(origin string, p []byte) {
+			mu.Lock()
+			seen[name] = append(seen[name], got{origin, string(p)})
+			mu.Unlock()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		r.Start(func(string, []byte) int { return 0 })
+		t.Cleanup(func() { _ = r.Close(); _ = rdb.Close() })
+		if err := r.Handle("sockmon:late", func(string, []byte) {}); err == nil {
+			t.Fatal("Handle after Start succeeded")
+		}
+		return r
+	}
+	a, _ := mk("a"), mk("b")
+	wstest.WaitFor(t, "both nodes subscribed", func() bool { return numsub(t, srv, "sockmon:test") == 2 })
+	a.Send("sockmon:test", []byte("hello"))
+	wstest.WaitFor(t, "both handlers to get it", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen["a"]) == 1 && len(seen["b"]) == 1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, n := range []string{"a", "b"} {
+		if g := seen[n][0]; g.origin != a.ID() || g.payload != "hello" {
+			t.Fatalf("%s got %+v, want origin %s payload hello", n, g, a.ID())
+		}
+	}
+}
