@@ -436,7 +436,7 @@ func runFanOut(b *testing.B, pubAddr string, memberAddrs []string, room string) 
 // same 2 cores as the nodes: the figures are the ratio, not the absolute
 // numbers.
 //
-//	go test ./cmd/sockmon -run '^$' -bench BackplaneRoomFanOut -benchtime 2x -timeout 20m
+//	go test ./cmd/sockmon -run '^$' -bench BackplaneRoomFanOut -benchtime 3x -timeout 30m
 func BenchmarkBackplaneRoomFanOut(b *testing.B) {
 	redis := redistest.Start(b)
 	url := "--redis-url=" + redis.URL()

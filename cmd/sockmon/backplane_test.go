@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -268,4 +269,38 @@ func TestServeBackplaneThreeNodes(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		return slices.Contains(far.of("message"), `"back"`)
 	})
+}
+
+// A --redis-url that does not parse stops the start with exit 2 and says
+// why, never repeating the password; an unreachable Redis does not stop it:
+// the node serves, degraded, and its logs never show the password.
+func TestServeRedisURL(t *testing.T) {
+	const password = "hunter2-redis-password"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--redis-url", "http://127.0.0.1:6379"}, `--redis-url: redis url http://127.0.0.1:6379: scheme "http"`},
+		{[]string{"--redis-url", "redis://:" + password + "@127.0.0.1:6379/notadb"}, "--redis-url: redis url redis://:xxxxx@127.0.0.1:6379/notadb"},
+		{[]string{"--redis-url", "redis://127.0.0.1:6379", "--redis-queue-size", "-1"}, "--redis-queue-size: backplane: queue size -1"},
+	} {
+		var stderr strings.Builder
+		code := serveCommand(append([]string{"--data-dir", t.TempDir()}, tc.args...), io.Discard, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), tc.want) || strings.Contains(stderr.String(), password) {
+			t.Errorf("serve %v: exit %d, stderr %q, want 2 and %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+
+	addr := freeAddr(t)
+	_, _, ctl, logs := startServeLogs(t, nil, "--redis-url", "redis://:"+password+"@"+addr+"?dial_timeout=100ms")
+	wstest.WaitFor(t, "health degraded by the unreachable backplane", func() bool {
+		status, reasons := health(t, ctl)
+		return status == "degraded" && slices.Contains(reasons, backplane.ReasonUnavailable)
+	})
+	if strings.Contains(logs.String(), password) {
+		t.Fatalf("the logs show the Redis password:\n%s", logs)
+	}
+	if !strings.Contains(logs.String(), "@"+addr+"?dial_timeout") {
+		t.Fatalf("the logs do not name the Redis URL (redacted):\n%s", logs)
+	}
 }
