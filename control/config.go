@@ -79,6 +79,9 @@ type Config struct {
 	// OnRateLimit; the caller starts it after New and closes it before
 	// Shutdown. Nil: a node on its own.
 	Cluster *cluster.Node
+	// Dependencies are checked by health: each degraded one makes the node
+	// "degraded" with its reason. Nil: none.
+	Dependencies []Dependency
 	// Logger receives structured logs (audit records included). Default: a
 	// JSON handler on standard error.
 	Logger *slog.Logger

@@ -58,3 +58,12 @@ var (
 	_ Protocol  = (*protocol.Service)(nil)
 	_ Upstreams = (*upstream.Set)(nil)
 )
+
+// Dependency is something the node relies on that can fail without the
+// node failing (the Redis backplane): while it is degraded, health says
+// "degraded" (200) and lists its reason. Degraded must be cheap and must
+// not block: it reads state the dependency keeps.
+type Dependency interface {
+	Name() string
+	Degraded() (reason string, degraded bool)
+}

@@ -177,6 +177,12 @@ func (s *Server) evaluate(snap *metrics.Snapshot, ups []upstream.Status, now tim
 			v.reasons = appendOnce(v.reasons, ReasonUpstream)
 		}
 	}
+	for _, d := range s.cfg.Dependencies {
+		if reason, down := d.Degraded(); down {
+			degraded = true
+			v.reasons = appendOnce(v.reasons, reason)
+		}
+	}
 	w := &snap.Windows[metrics.Window1m]
 	if float64(w.Latency.Count) >= float64(s.cfg.DegradedMinMessages) {
 		if w.ErrorRate > s.cfg.DegradedErrorRate {

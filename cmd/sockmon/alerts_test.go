@@ -84,7 +84,7 @@ func (l *logBuffer) String() string {
 // startServeLogs starts `sockmon serve` on free ports with extra
 // environment variables and returns the process, its WebSocket and control
 // addresses and its log lines so far (kept while it runs).
-func startServeLogs(t *testing.T, env []string, args ...string) (*exec.Cmd, string, string, *logBuffer) {
+func startServeLogs(t testing.TB, env []string, args ...string) (*exec.Cmd, string, string, *logBuffer) {
 	t.Helper()
 	bin, err := buildSockmon()
 	if err != nil {

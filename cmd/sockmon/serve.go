@@ -51,6 +51,8 @@ type serveFlags struct {
 	upstreamsFile   string
 	maxRPCInFlight  int
 	dev             bool
+	redisURL        string
+	redisQueueSize  int
 
 	dashboardInterval   time.Duration
 	dashboardMaxClients int
@@ -65,7 +67,6 @@ type serveFlags struct {
 	closeLogRate     int
 	alerts           alertFlags
 
-	redisURL      string
 	nodeID        string
 	nodeHeartbeat time.Duration
 }
@@ -122,6 +123,7 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.Var(&f.upstreams, "upstream", "an upstream service for the rpc envelope, NAME=URL (repeatable; defaults for its timeout, pool and breaker)")
 	fs.StringVar(&f.upstreamsFile, "upstreams-file", "", "YAML or JSON file of upstream services with their settings; re-read on SIGHUP")
 	fs.IntVar(&p.MaxRPCInFlight, "max-rpc-in-flight", protocol.DefaultMaxRPCInFlight, "rpc calls one connection may have open; more get too_many_requests")
+	fs.IntVar(&f.redisQueueSize, "redis-queue-size", backplane.DefaultQueueSize, "publishes waiting for Redis at most; past it the newest are dropped and counted")
 	fs.DurationVar(&f.historyInterval, "history-interval", metrics.DefaultHistoryInterval, "metrics history sampling period")
 	fs.StringVar(&f.controlAddr, "control-addr", control.DefaultAddr, "control listen address: health, readiness, /metrics and the admin API (admin secret from $SOCKMON_ADMIN_SECRET)")
 	fs.BoolVar(&f.clientHealth, "client-port-health", true, "also answer GET/HEAD /api/health/socket, /livez and /readyz on the WebSocket port (never the admin API or /metrics), so a load balancer can check the listener it balances")
@@ -141,7 +143,7 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.closeLogRate, "close-log-rate", logs.DefaultCloseLogRate, "connection-closed log lines per second at most (the rest are counted in connection_stats); 0: no limit")
 	fs.DurationVar(&f.dashboardInterval, "dashboard-interval", dashboard.DefaultInterval, "how often an open dashboard ("+dashboard.DefaultPrefix+" on the control port) gets the status; at most "+dashboard.MaxInterval.String())
 	fs.IntVar(&f.dashboardMaxClients, "dashboard-max-clients", dashboard.DefaultMaxClients, "live dashboard streams at once; more get 503")
-	fs.StringVar(&f.redisURL, "redis-url", "", "Redis backplane joining several nodes: redis://, rediss://, Sentinel (?master_name=) or redis+cluster:// (password from $SOCKMON_REDIS_PASSWORD); off when empty")
+	fs.StringVar(&f.redisURL, "redis-url", "", "Redis backplane joining several nodes (rooms, broadcasts, admin commands, bans): redis://host:port, rediss://, redis://host:port?master_name=NAME (Sentinel) or redis+cluster://; password from $"+backplane.PasswordEnv+"; off when empty")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's name in the cluster (get_cluster); default hostname:port of --addr")
 	fs.DurationVar(&f.nodeHeartbeat, "node-heartbeat", cluster.DefaultInterval, "how often a node refreshes its registration in Redis; a node that stops refreshing leaves get_cluster after 3 times this")
 	fs.BoolVar(&f.dev, "dev", false, "development set-up (make run): without $SOCKMON_ADMIN_SECRET, generate an admin secret into --data-dir (reused next time) and print an admin token and the URLs")
@@ -299,7 +301,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	lopts, err := f.logOptions(level, stderr, os.Getenv("SOCKMON_JWT_SECRET"), adminSecret)
+	lopts, err := f.logOptions(level, stderr, os.Getenv("SOCKMON_JWT_SECRET"), adminSecret, os.Getenv(backplane.PasswordEnv))
 	if err != nil {
 		fmt.Fprintf(stderr, "sockmon serve: %v\n", err)
 		return 2
@@ -404,10 +406,13 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		opened = append(opened, aln)
 	}
-	// The Redis backplane: one client for the whole process.
+	// The Redis backplane: one client for the whole process. A bad URL
+	// stops the start; an unreachable Redis does not (the node is degraded
+	// and retries). Its goroutines stop when serve returns, after the drain.
 	var (
 		rdb  redis.UniversalClient
 		node *cluster.Node
+		deps []control.Dependency
 	)
 	if f.redisURL != "" {
 		if rdb, err = backplane.NewClient(f.redisURL); err != nil {
@@ -417,13 +422,20 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		// as JSON at debug: the node logs Redis failures itself, once.
 		redis.SetLogger(redisLogger{logger.With("component", "go-redis")})
 		defer rdb.Close()
+		bp, err := backplane.NewRooms(rdb, backplane.Options{QueueSize: f.redisQueueSize, Metrics: cfg.Metrics, Logger: logger})
+		if err != nil {
+			return fail(2, "--redis-queue-size: %v", err)
+		}
+		bp.Start(proto.UseBroker(bp))
+		defer bp.Close()
 		if node, err = newClusterNode(f, rdb, srv, ln.Addr().String(), cln.Addr().String(), logger); err != nil {
 			return fail(2, "%v", err)
 		}
 		// Bans of this node are shared; those of the others are kept here.
 		proto.SetBanShare(node)
 		node.OnBan(proto.ImportBan)
-		logger.Info("redis backplane", "url", backplane.Redact(f.redisURL), "node_id", node.ID())
+		deps = append(deps, bp, node)
+		logger.Info("redis backplane", "url", backplane.Redact(f.redisURL), "node_id", node.ID(), "instance", bp.ID())
 	}
 	emergency := make(chan string, 1)
 	ctl, err := control.New(control.Config{
@@ -436,6 +448,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		Engine:         srv,
 		Protocol:       proto,
 		Upstreams:      ups,
+		Dependencies:   deps,
 		Logger:         logger,
 		MemoryLimit:    f.memoryLimit,
 		TrustedProxies: controlTrusted,

@@ -14,12 +14,16 @@ import (
 //
 // Lock order: session.mu, then hubShard.mu, then room.mu. No engine lock is
 // held with any of them (a fan-out writes after the member list is copied).
+// The broker's Subscribe and Unsubscribe run under hubShard.mu when a room
+// is created and deleted, so they see a room's first join and last leave
+// in order; they take only the broker's leaf lock.
 
 const hubShards = 64
 
 type hub struct {
 	seed   maphash.Seed
 	shards [hubShards]hubShard
+	broker netcore.Broker // told of each room's first join and last leave
 }
 
 type hubShard struct {
@@ -35,8 +39,11 @@ type room struct {
 	pub   gcra       // the room's publish rate (Config.RoomPublishRate)
 }
 
+// init readies the hub with the in-process broker (Service.UseBroker
+// replaces it before anyone joins).
 func (h *hub) init() {
 	h.seed = maphash.MakeSeed()
+	h.broker = netcore.LocalBroker{}
 	for i := range h.shards {
 		h.shards[i].rooms = make(map[string]*room)
 	}
@@ -55,6 +62,7 @@ func (h *hub) join(name string, c *netcore.Conn) bool {
 	if r == nil {
 		r = &room{members: make(map[*netcore.Conn]struct{})}
 		s.rooms[name] = r
+		h.broker.Subscribe(name)
 	}
 	r.mu.Lock()
 	_, had := r.members[c]
@@ -80,6 +88,7 @@ func (h *hub) leave(name string, c *netcore.Conn) bool {
 	r.mu.Unlock()
 	if empty {
 		delete(s.rooms, name)
+		h.broker.Unsubscribe(name)
 	}
 	return had
 }

@@ -151,19 +151,16 @@ func (svc *Service) maybeExpire(now int64) {
 
 // Broadcast sends {"type":"broadcast","data":data} to every client of the
 // protocol path, or {"type":"broadcast","room":room,"data":data} to the
-// members of room when room is not empty. data must be valid JSON. It
-// returns the number of clients written to.
+// members of room when room is not empty, on this node only: the admin
+// API's broadcast with scope "cluster" runs it on every node through
+// control/cluster, so that each node reports its own count. data must be
+// valid JSON. It returns the number of clients written to.
 func (svc *Service) Broadcast(data []byte, room string) (int, error) {
 	if err := checkJSON(data); err != nil {
 		return 0, err
 	}
 	members := connSlices.Get().(*[]*netcore.Conn)
-	var conns []*netcore.Conn
-	if room != "" {
-		conns = svc.hub.members([]byte(room), (*members)[:0])
-	} else {
-		conns = svc.appendProtocolConns((*members)[:0])
-	}
+	conns := svc.audience(room, (*members)[:0])
 	buf := netcore.AcquireBuffer()
 	defer netcore.ReleaseBuffer(buf)
 	b := append((*buf)[:0], `{"type":"broadcast"`...)
@@ -188,7 +185,19 @@ func (svc *Service) Publish(room string, data []byte) (int, error) {
 	if err := checkJSON(data); err != nil {
 		return 0, err
 	}
-	return svc.publish([]byte(room), nil, data), nil
+	rb := netcore.AcquireBuffer() // the room's bytes without a conversion that would escape
+	defer netcore.ReleaseBuffer(rb)
+	*rb = append((*rb)[:0], room...)
+	return svc.publish(*rb, nil, data), nil
+}
+
+// audience appends the members of room, or every client of the protocol
+// path when room is empty, to dst.
+func (svc *Service) audience(room string, dst []*netcore.Conn) []*netcore.Conn {
+	if room != "" {
+		return svc.hub.members([]byte(room), dst)
+	}
+	return svc.appendProtocolConns(dst)
 }
 
 // System sends {"type":"system","event":event,"message":message} to every
@@ -207,7 +216,8 @@ func (svc *Service) System(event, message string) int {
 }
 
 // publish encodes one message frame for the room and writes it to every
-// member. from is the publishing session, or nil for the server.
+// member, then hands it to the broker for the other nodes. from is the
+// publishing session, or nil for the server.
 func (svc *Service) publish(room []byte, from *session, data []byte) int {
 	members := connSlices.Get().(*[]*netcore.Conn)
 	conns := svc.hub.members(room, (*members)[:0])
@@ -225,8 +235,29 @@ func (svc *Service) publish(room []byte, from *session, data []byte) int {
 	b = append(b, '}')
 	*buf = b
 	n := fanOut(members, conns, b)
+	svc.hub.broker.Publish(room, b)
 	netcore.ReleaseBuffer(buf)
 	return n
+}
+
+// UseBroker makes b carry this node's room messages and broadcasts to the
+// other nodes (after local delivery, see netcore.Broker) and tells it of
+// each room's first join and last leave. It returns the function b must
+// give the other nodes' messages to. Call it once, after New and before the
+// engine serves; without it the Service uses netcore.LocalBroker (one
+// node). System messages (maintenance, shutdown) stay on the node.
+func (svc *Service) UseBroker(b netcore.Broker) netcore.Deliver {
+	svc.hub.broker = b
+	return svc.deliver
+}
+
+// deliver writes a message from another node to this node's members of
+// room, or every client of the protocol path when room is empty: framed
+// once, never sent back to the broker.
+func (svc *Service) deliver(room string, payload []byte) int {
+	members := connSlices.Get().(*[]*netcore.Conn)
+	conns := svc.audience(room, (*members)[:0])
+	return fanOut(members, conns, payload)
 }
 
 // ErrNoSuchSocket is returned by SetRateLimit for a socket id that is not
