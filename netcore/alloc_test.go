@@ -23,8 +23,10 @@ func TestEchoAllocs(t *testing.T) {
 		for i := 0; i < 1000; i++ {
 			r.RoundTrip(t)
 		}
-		if n := testing.AllocsPerRun(2000, func() { r.RoundTrip(t) }); n > 1 {
-			t.Fatalf("%.2f allocations per binary echo, want at most netpoll's 1 per wake-up", n)
+		// netpoll's wake-up hands the worker the connection itself
+		// (third_party/netpoll patch 5): no closure per input event.
+		if n := testing.AllocsPerRun(2000, func() { r.RoundTrip(t) }); n > 0.05 {
+			t.Fatalf("%.2f allocations per binary echo, want 0 (one here is a closure per input event)", n)
 		}
 	})
 	t.Run("messages in flight", func(t *testing.T) {

@@ -3,6 +3,8 @@ package netcore
 import (
 	"context"
 	"time"
+
+	"github.com/cloudwego/netpoll"
 )
 
 // runner runs netpoll's per-connection tasks (and our asynchronous flushes)
@@ -16,40 +18,56 @@ import (
 // netpoll's runner is process-wide, so there is one runner per process. Its
 // goroutines only exist while there is work or shortly after: an idle
 // connection holds none.
+//
+// Tasks are netpoll.Tasks: a connection's processing of its input is the
+// connection itself (patch 5 in third_party/netpoll/PATCHES.md), so an
+// input event hands a worker a pointer and allocates nothing; a func is a
+// funcTask, which is pointer-shaped and does not allocate either.
 type runner struct {
-	tasks chan func() // unbuffered: a send succeeds only to an idle worker
+	tasks chan netpoll.Task // unbuffered: a send succeeds only to an idle worker
 }
 
 const workerKeepAlive = 10 * time.Second
 
-var taskRunner = &runner{tasks: make(chan func())}
+var taskRunner = &runner{tasks: make(chan netpoll.Task)}
 
 // runTask is netpoll's Runner signature.
 func runTask(_ context.Context, f func()) { taskRunner.run(f) }
 
+// runConnTask is netpoll's TaskRunner signature.
+func runConnTask(_ context.Context, t netpoll.Task) { taskRunner.runT(t) }
+
+// funcTask runs a func as a netpoll.Task.
+type funcTask func()
+
+func (f funcTask) Run() { f() }
+
 // run runs f on an idle worker, or on a new one.
-func (r *runner) run(f func()) {
+func (r *runner) run(f func()) { r.runT(funcTask(f)) }
+
+// runT runs t on an idle worker, or on a new one.
+func (r *runner) runT(t netpoll.Task) {
 	select {
-	case r.tasks <- f:
+	case r.tasks <- t:
 	default:
-		go r.worker(f)
+		go r.worker(t)
 	}
 }
 
-// worker runs f, then tasks from r.tasks until a whole workerKeepAlive
+// worker runs t, then tasks from r.tasks until a whole workerKeepAlive
 // passes without one. The idle timer is not re-armed per task (that costs
 // more than a small task): a counter says whether there was work since the
 // timer last fired, so a worker exits between one and two keep-alives after
 // its last task.
-func (r *runner) worker(f func()) {
-	f()
+func (r *runner) worker(t netpoll.Task) {
+	t.Run()
 	done, seen := 0, 0
 	idle := time.NewTimer(workerKeepAlive)
 	defer idle.Stop()
 	for {
 		select {
-		case f = <-r.tasks:
-			f()
+		case t = <-r.tasks:
+			t.Run()
 			done++
 		case <-idle.C:
 			if done == seen {

@@ -121,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 			BufferSize:   netpollBufferSize,
 			LoggerOutput: netpollLog{},
 			Runner:       runTask,
+			TaskRunner:   runConnTask,
 		})
 	})
 	if netpollSetup.err != nil {

@@ -183,84 +183,101 @@ func (c *connection) onProcess(onConnect OnConnect, onRequest OnRequest) (proces
 		return false
 	}
 
-	task := func() {
-		panicked := true
-		defer func() {
-			if !panicked {
-				return
-			}
-			// cannot use recover() here, since we don't want to break the panic stack
-			c.unlock(processing)
-			if c.IsActive() {
-				c.Close()
-			} else {
-				c.closeCallback(false, false)
-			}
-		}()
-		// trigger onConnect first
-		if onConnect != nil && c.changeState(connStateNone, connStateConnected) {
-			c.ctx = onConnect(c.ctx, c)
-			if !c.IsActive() && c.changeState(connStateConnected, connStateDisconnected) {
-				// since we hold connecting lock, so we should help to call onDisconnect here
-				onDisconnect, _ := c.onDisconnectCallback.Load().(OnDisconnect)
-				if onDisconnect != nil {
-					onDisconnect(c.ctx, c)
-				}
-			}
-			c.unlock(connecting)
-		}
-	START:
-		// The `onRequest` must be executed at least once if conn have any readable data,
-		// which is in order to cover the `send & close by peer` case.
-		if onRequest != nil && c.Reader().Len() > 0 {
-			_ = onRequest(c.ctx, c)
-		}
-		// The processing loop must ensure that the connection meets `IsActive`.
-		// `onRequest` must either eventually read all the input data or actively Close the connection,
-		// otherwise the goroutine will fall into a dead loop.
-		var closedBy who
-		for {
-			closedBy = c.status(closing)
-			// close by user or not processable
-			if closedBy == user || onRequest == nil || c.Reader().Len() == 0 {
-				break
-			}
-			_ = onRequest(c.ctx, c)
-		}
-		// handling callback if connection has been closed.
-		if closedBy != none {
-			//  if closed by user when processing, it "may" needs detach
-			needDetach := closedBy == user
-			// Here is a conor case that operator will be detached twice:
-			//   If server closed the connection(client OnHup will detach op first and closeBy=poller),
-			//   and then client's OnRequest function also closed the connection(closeBy=user).
-			// But operator already prevent that detach twice will not cause any problem
-			c.closeCallback(false, needDetach)
-			panicked = false
-			return
-		}
-		c.unlock(processing)
-		// Note: Poller's closeCallback call will try to get processing lock failed but here already neer to unlock processing.
-		//       So here we need to check connection state again, to avoid connection leak
-		// double check close state
-		if c.status(closing) != 0 && c.lock(processing) {
-			// poller will get the processing lock failed, here help poller do closeCallback
-			// fd must already detach by poller
-			c.closeCallback(false, false)
-			panicked = false
-			return
-		}
-		// double check is processable
-		if onRequest != nil && c.Reader().Len() > 0 && c.lock(processing) {
-			goto START
-		}
-		// task exits
-		panicked = false
-	} // end of task closure func
-
-	// add new task
-	runner.RunTask(c.ctx, task)
+	// sockmon patch: the processing of input alone runs as a Task (the
+	// connection itself), so an input event allocates no closure; only the
+	// first one of a connection with an OnConnect callback does.
+	if onConnect == nil {
+		runner.RunT(c.ctx, (*requestTask)(c))
+	} else {
+		runner.RunTask(c.ctx, func() { c.process(onConnect, onRequest) })
+	}
 	return true
+}
+
+// requestTask is a connection's processing of its input, as a Task.
+type requestTask connection
+
+func (t *requestTask) Run() {
+	c := (*connection)(t)
+	onRequest, _ := c.onRequestCallback.Load().(OnRequest)
+	c.process(nil, onRequest)
+}
+
+// process runs onConnect (when not nil) and onRequest serially while the
+// connection holds the processing lock (the task of onProcess).
+func (c *connection) process(onConnect OnConnect, onRequest OnRequest) {
+	panicked := true
+	defer func() {
+		if !panicked {
+			return
+		}
+		// cannot use recover() here, since we don't want to break the panic stack
+		c.unlock(processing)
+		if c.IsActive() {
+			c.Close()
+		} else {
+			c.closeCallback(false, false)
+		}
+	}()
+	// trigger onConnect first
+	if onConnect != nil && c.changeState(connStateNone, connStateConnected) {
+		c.ctx = onConnect(c.ctx, c)
+		if !c.IsActive() && c.changeState(connStateConnected, connStateDisconnected) {
+			// since we hold connecting lock, so we should help to call onDisconnect here
+			onDisconnect, _ := c.onDisconnectCallback.Load().(OnDisconnect)
+			if onDisconnect != nil {
+				onDisconnect(c.ctx, c)
+			}
+		}
+		c.unlock(connecting)
+	}
+START:
+	// The `onRequest` must be executed at least once if conn have any readable data,
+	// which is in order to cover the `send & close by peer` case.
+	if onRequest != nil && c.Reader().Len() > 0 {
+		_ = onRequest(c.ctx, c)
+	}
+	// The processing loop must ensure that the connection meets `IsActive`.
+	// `onRequest` must either eventually read all the input data or actively Close the connection,
+	// otherwise the goroutine will fall into a dead loop.
+	var closedBy who
+	for {
+		closedBy = c.status(closing)
+		// close by user or not processable
+		if closedBy == user || onRequest == nil || c.Reader().Len() == 0 {
+			break
+		}
+		_ = onRequest(c.ctx, c)
+	}
+	// handling callback if connection has been closed.
+	if closedBy != none {
+		//  if closed by user when processing, it "may" needs detach
+		needDetach := closedBy == user
+		// Here is a conor case that operator will be detached twice:
+		//   If server closed the connection(client OnHup will detach op first and closeBy=poller),
+		//   and then client's OnRequest function also closed the connection(closeBy=user).
+		// But operator already prevent that detach twice will not cause any problem
+		c.closeCallback(false, needDetach)
+		panicked = false
+		return
+	}
+	c.unlock(processing)
+	// Note: Poller's closeCallback call will try to get processing lock failed but here already neer to unlock processing.
+	//       So here we need to check connection state again, to avoid connection leak
+	// double check close state
+	if c.status(closing) != 0 && c.lock(processing) {
+		// poller will get the processing lock failed, here help poller do closeCallback
+		// fd must already detach by poller
+		c.closeCallback(false, false)
+		panicked = false
+		return
+	}
+	// double check is processable
+	if onRequest != nil && c.Reader().Len() > 0 && c.lock(processing) {
+		goto START
+	}
+	// task exits
+	panicked = false
 }
 
 // closeCallback .

@@ -15,9 +15,14 @@
 package netpoll
 
 import (
+	"github.com/cloudwego/netpoll/internal/runner"
+
 	"context"
 	"io"
 )
+
+// Task is work for Config.TaskRunner (sockmon patch).
+type Task = runner.Task
 
 // global config
 var (
@@ -31,6 +36,7 @@ type Config struct {
 	PollerNum    int                                 // number of pollers
 	BufferSize   int                                 // default size of a new connection's LinkBuffer
 	Runner       func(ctx context.Context, f func()) // runner for event handler, most of the time use a goroutine pool.
+	TaskRunner   func(ctx context.Context, t Task)   // sockmon patch: runner for a connection's input processing, with no closure; default: Runner(ctx, t.Run)
 	LoggerOutput io.Writer                           // logger output
 	LoadBalance  LoadBalance                         // load balance for poller picker
 	Feature                                          // define all features that not enable by default

@@ -56,6 +56,9 @@ func Configure(config Config) (err error) {
 	if config.Runner != nil {
 		runner.RunTask = config.Runner
 	}
+	if config.TaskRunner != nil {
+		runner.RunT = config.TaskRunner
+	}
 	if config.LoggerOutput != nil {
 		logger = log.New(config.LoggerOutput, "", log.LstdFlags)
 	}

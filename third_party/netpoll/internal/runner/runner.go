@@ -29,6 +29,14 @@ import (
 // `ctx` is used to pass to underlying implementation
 var RunTask func(ctx context.Context, f func())
 
+// Task is work for the runner that needs no closure (sockmon patch): a
+// connection's processing of its input is one, so an input event costs no
+// allocation.
+type Task interface{ Run() }
+
+// RunT runs t in background. By default it hands t.Run to RunTask.
+var RunT = func(ctx context.Context, t Task) { RunTask(ctx, t.Run) }
+
 func goRunTask(ctx context.Context, f func()) {
 	go f()
 }
