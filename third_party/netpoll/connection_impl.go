@@ -41,12 +41,12 @@ type connection struct {
 	readTimeout   time.Duration
 	readDeadline  int64 // UnixNano(). it overwrites readTimeout. 0 if not set.
 	readTimer     *time.Timer
-	readTrigger   chan error
+	readTrigger   lazyTrigger
 	waitReadSize  int64
 	writeTimeout  time.Duration
 	writeDeadline int64 // UnixNano(). it overwrites writeTimeout. 0 if not set.
 	writeTimer    *time.Timer
-	writeTrigger  chan error
+	writeTrigger  lazyTrigger
 	inputBuffer   *LinkBuffer
 	outputBuffer  *LinkBuffer
 	maxSize       int       // The maximum size of data between two Release().
@@ -172,9 +172,12 @@ func (c *connection) Release() (err error) {
 		if maxSize > c.maxSize {
 			c.maxSize = maxSize
 		}
-		// Double check length to reset tail node
+		// Double check length, then give every node back (sockmon patch):
+		// a connection with nothing to read holds no input buffer, and the
+		// poller, excluded by operator.do, books a new node when bytes
+		// arrive. (Upstream only replaced a tail node over 8 KiB.)
 		if c.inputBuffer.Len() == 0 {
-			c.inputBuffer.resetTail(c.maxSize)
+			c.inputBuffer.dropNodes()
 		}
 		c.operator.done()
 	}
@@ -302,7 +305,11 @@ func (c *connection) FlushNoWait() (complete bool, err error) {
 			return false, Exception(err, "when flush")
 		}
 	}
-	return c.outputBuffer.IsEmpty(), nil
+	if c.outputBuffer.IsEmpty() {
+		c.outputBuffer.dropNodes() // as in flush
+		return true, nil
+	}
+	return false, nil
 }
 
 // MallocAck implements Connection.
@@ -400,15 +407,14 @@ var barrierPool = sync.Pool{
 // init initializes the connection with options
 func (c *connection) init(conn Conn, opts *options) (err error) {
 	// init buffer, barrier, finalizer
-	c.readTrigger = make(chan error, 1)
-	c.writeTrigger = make(chan error, 1)
 	c.bookSize, c.maxSize = defaultLinkBufferSize, defaultLinkBufferSize
-	c.inputBuffer, c.outputBuffer = NewLinkBuffer(defaultLinkBufferSize), NewLinkBuffer()
+	// sockmon patch: both buffers start empty, without a node buffer; the
+	// first bytes read or written allocate one (see dropNodes).
+	c.inputBuffer, c.outputBuffer = NewLinkBuffer(), NewLinkBuffer()
 	c.state = connStateNone
 
 	c.initNetFD(conn) // conn must be *netFD{}
 	c.initFDOperator()
-	c.initFinalizer()
 
 	syscall.SetNonblock(c.fd, true)
 	// enable TCP_NODELAY by default
@@ -437,34 +443,62 @@ func (c *connection) initFDOperator() {
 	poll := pollmanager.Pick()
 	op := poll.Alloc()
 	op.FD = c.fd
-	op.OnRead, op.OnWrite, op.OnHup = nil, nil, c.onHup
-	op.Inputs, op.InputAck = c.inputs, c.inputAck
-	op.Outputs, op.OutputAck = c.outputs, c.outputAck
+	op.OnRead, op.OnWrite, op.OnHup = nil, nil, nil
+	op.Inputs, op.InputAck = nil, nil
+	op.Outputs, op.OutputAck = nil, nil
+	op.conn = c // sockmon patch: in place of the five method values
 	c.operator = op
 }
 
-func (c *connection) initFinalizer() {
-	c.AddCloseCallback(func(connection Connection) (err error) {
-		c.stop(flushing)
-		c.operator.Free()
-		if err = c.netFD.Close(); err != nil {
-			logger.Printf("NETPOLL: netFD close failed: %v", err)
-		}
-		c.closeBuffer()
-		return nil
-	})
+// finalize releases what the connection holds once it is closed: the last
+// step of closeCallback (sockmon patch: it was a close callback, added
+// first so that it ran last).
+func (c *connection) finalize() {
+	c.stop(flushing)
+	c.operator.Free()
+	if err := c.netFD.Close(); err != nil {
+		logger.Printf("NETPOLL: netFD close failed: %v", err)
+	}
+	c.closeBuffer()
 }
 
 func (c *connection) triggerRead(err error) {
-	select {
-	case c.readTrigger <- err:
-	default:
-	}
+	c.readTrigger.trigger(err)
 }
 
 func (c *connection) triggerWrite(err error) {
+	c.writeTrigger.trigger(err)
+}
+
+// lazyTrigger (sockmon patch) is a channel with room for one error, made by
+// the first waiter rather than for every connection: most connections never
+// wait for input or for a flush, and two channels cost 256 bytes each
+// connection. A waiter calls get before it checks the condition it waits
+// for (buffer length, closed state); a trigger after the change that makes
+// the condition true then finds the channel, and one before it is seen by
+// the waiter's check.
+type lazyTrigger struct {
+	p atomic.Pointer[chan error]
+}
+
+func (t *lazyTrigger) get() chan error {
+	if p := t.p.Load(); p != nil {
+		return *p
+	}
+	ch := make(chan error, 1)
+	if t.p.CompareAndSwap(nil, &ch) {
+		return ch
+	}
+	return *t.p.Load()
+}
+
+func (t *lazyTrigger) trigger(err error) {
+	p := t.p.Load()
+	if p == nil {
+		return // no waiter yet: it will see the change itself
+	}
 	select {
-	case c.writeTrigger <- err:
+	case *p <- err:
 	default:
 	}
 }
@@ -476,14 +510,15 @@ func (c *connection) waitRead(n int) (err error) {
 	}
 	atomic.StoreInt64(&c.waitReadSize, int64(n))
 	defer atomic.StoreInt64(&c.waitReadSize, 0)
+	trigger := c.readTrigger.get() // before the length and state checks below
 	if dl := c.readDeadline; dl > 0 {
 		timeout := time.Duration(dl - time.Now().UnixNano())
 		if timeout <= 0 {
 			return Exception(ErrReadTimeout, c.remoteAddr.String())
 		}
-		return c.waitReadWithTimeout(n, timeout)
+		return c.waitReadWithTimeout(n, timeout, trigger)
 	} else if c.readTimeout > 0 {
-		return c.waitReadWithTimeout(n, c.readTimeout)
+		return c.waitReadWithTimeout(n, c.readTimeout, trigger)
 	}
 	// wait full n
 	for c.inputBuffer.Len() < n {
@@ -493,7 +528,7 @@ func (c *connection) waitRead(n int) (err error) {
 		case user:
 			return Exception(ErrConnClosed, "wait read")
 		default:
-			err = <-c.readTrigger
+			err = <-trigger
 			if err != nil {
 				return err
 			}
@@ -503,7 +538,7 @@ func (c *connection) waitRead(n int) (err error) {
 }
 
 // waitReadWithTimeout will wait full n bytes or until timeout.
-func (c *connection) waitReadWithTimeout(n int, timeout time.Duration) (err error) {
+func (c *connection) waitReadWithTimeout(n int, timeout time.Duration, trigger chan error) (err error) {
 	if c.readTimer == nil {
 		c.readTimer = time.NewTimer(timeout)
 	} else {
@@ -528,7 +563,7 @@ func (c *connection) waitReadWithTimeout(n int, timeout time.Duration) (err erro
 					return nil
 				}
 				return Exception(ErrReadTimeout, c.remoteAddr.String())
-			case err = <-c.readTrigger:
+			case err = <-trigger:
 				if err != nil {
 					goto RET
 				}
@@ -568,7 +603,17 @@ func (c *connection) flush() error {
 	}
 	// return if write all buffer.
 	if c.outputBuffer.IsEmpty() {
+		// sockmon patch: an output buffer with nothing to send holds no
+		// node buffer (the writer owns it here; the poller only touches it
+		// after PollR2RW below).
+		c.outputBuffer.dropNodes()
 		return nil
+	}
+	// The trigger exists before the poller can fire it, and a close before
+	// it existed is seen here (lazyTrigger).
+	c.writeTrigger.get()
+	if !c.IsActive() {
+		return Exception(ErrConnClosed, "when flush")
 	}
 	err = c.operator.Control(PollR2RW)
 	if err != nil {
@@ -587,7 +632,7 @@ func (c *connection) waitFlush() (err error) {
 		}
 	}
 	if timeout == 0 {
-		return <-c.writeTrigger
+		return <-c.writeTrigger.get()
 	}
 
 	// set write timeout
@@ -598,7 +643,7 @@ func (c *connection) waitFlush() (err error) {
 	}
 
 	select {
-	case err = <-c.writeTrigger:
+	case err = <-c.writeTrigger.get():
 		if !c.writeTimer.Stop() { // clean timer
 			<-c.writeTimer.C
 		}
@@ -606,7 +651,7 @@ func (c *connection) waitFlush() (err error) {
 	case <-c.writeTimer.C:
 		select {
 		// try fetch writeTrigger if both cases fires
-		case err = <-c.writeTrigger:
+		case err = <-c.writeTrigger.get():
 			return err
 		default:
 		}

@@ -276,13 +276,14 @@ func (c *connection) closeCallback(needLock, needDetach bool) (err error) {
 			logger.Printf("NETPOLL: closeCallback[%v,%v] detach operator failed: %v", needLock, needDetach, err)
 		}
 	}
-	latest := c.closeCallbacks.Load()
-	if latest == nil {
-		return nil
+	if latest := c.closeCallbacks.Load(); latest != nil {
+		for callback := latest.(*callbackNode); callback != nil; callback = callback.pre {
+			callback.fn(c)
+		}
 	}
-	for callback := latest.(*callbackNode); callback != nil; callback = callback.pre {
-		callback.fn(c)
-	}
+	// sockmon patch: the finalizer runs after every callback, as the
+	// first callback added it used to (a closure and a node per connection).
+	c.finalize()
 	return nil
 }
 

@@ -40,6 +40,12 @@ type FDOperator struct {
 	Outputs   func(vs [][]byte) (rs [][]byte, supportZeroCopy bool)
 	OutputAck func(n int) (err error)
 
+	// conn (sockmon patch), when set, is the connection whose inputs,
+	// inputAck, outputs, outputAck and onHup the poller calls in place of
+	// the function fields above: five method values would cost every
+	// connection 80 bytes. Pollers go through the methods below.
+	conn *connection
+
 	// poll is the registered location of the file descriptor.
 	poll Poll
 
@@ -98,6 +104,49 @@ func (op *FDOperator) reset() {
 	op.OnRead, op.OnWrite, op.OnHup = nil, nil, nil
 	op.Inputs, op.InputAck = nil, nil
 	op.Outputs, op.OutputAck = nil, nil
+	op.conn = nil
 	op.poll = nil
 	op.detached = 0
+}
+
+// The calls a poller makes, to the connection or the function fields
+// (sockmon patch, see FDOperator.conn).
+
+func (op *FDOperator) hasInputs() bool  { return op.conn != nil || op.Inputs != nil }
+func (op *FDOperator) hasOutputs() bool { return op.conn != nil || op.Outputs != nil }
+
+func (op *FDOperator) inputs(vs [][]byte) [][]byte {
+	if op.conn != nil {
+		return op.conn.inputs(vs)
+	}
+	return op.Inputs(vs)
+}
+
+func (op *FDOperator) inputAck(n int) error {
+	if op.conn != nil {
+		return op.conn.inputAck(n)
+	}
+	return op.InputAck(n)
+}
+
+func (op *FDOperator) outputs(vs [][]byte) ([][]byte, bool) {
+	if op.conn != nil {
+		return op.conn.outputs(vs)
+	}
+	return op.Outputs(vs)
+}
+
+func (op *FDOperator) outputAck(n int) error {
+	if op.conn != nil {
+		return op.conn.outputAck(n)
+	}
+	return op.OutputAck(n)
+}
+
+// hupFunc returns the function to call when the descriptor hangs up.
+func (op *FDOperator) hupFunc() func(p Poll) error {
+	if op.conn != nil {
+		return op.conn.onHup
+	}
+	return op.OnHup
 }
