@@ -38,10 +38,10 @@ func newServer(ln Listener, opts *options, onQuit func(err error)) *server {
 }
 
 type server struct {
-	operator    FDOperator
-	ln          Listener
-	opts        *options
-	onQuit      func(err error)
+	operator FDOperator
+	ln       Listener
+	opts     *options
+	onQuit   func(err error)
 	// sockmon patch: the open connections by fd, in a slice rather than a
 	// sync.Map (about 110 bytes an entry, plus a closure and the boxed fd
 	// for the close callback): 8 bytes a connection. removeFn is s.remove,
