@@ -47,11 +47,13 @@ type connection struct {
 	writeDeadline int64 // UnixNano(). it overwrites writeTimeout. 0 if not set.
 	writeTimer    *time.Timer
 	writeTrigger  lazyTrigger
-	inputBuffer   *LinkBuffer
-	outputBuffer  *LinkBuffer
-	maxSize       int       // The maximum size of data between two Release().
-	bookSize      int       // The size of data that can be read at once.
-	state         connState // Connection state should be changed sequentially.
+	// sockmon patch: the buffers are idleBuffer while empty; see in, out
+	// and outw.
+	inputBuffer  atomic.Pointer[LinkBuffer]
+	outputBuffer atomic.Pointer[LinkBuffer]
+	maxSize      int       // The maximum size of data between two Release().
+	bookSize     int       // The size of data that can be read at once.
+	state        connState // Connection state should be changed sequentially.
 }
 
 var (
@@ -139,7 +141,7 @@ func (c *connection) Next(n int) (p []byte, err error) {
 	if err = c.waitRead(n); err != nil {
 		return p, err
 	}
-	return c.inputBuffer.Next(n)
+	return c.in().Next(n)
 }
 
 // Peek implements Connection.
@@ -147,7 +149,7 @@ func (c *connection) Peek(n int) (buf []byte, err error) {
 	if err = c.waitRead(n); err != nil {
 		return buf, err
 	}
-	return c.inputBuffer.Peek(n)
+	return c.in().Peek(n)
 }
 
 // Skip implements Connection.
@@ -155,15 +157,15 @@ func (c *connection) Skip(n int) (err error) {
 	if err = c.waitRead(n); err != nil {
 		return err
 	}
-	return c.inputBuffer.Skip(n)
+	return c.in().Skip(n)
 }
 
 // Release implements Connection.
 func (c *connection) Release() (err error) {
 	// Check inputBuffer length first to reduce contention in mux situation.
 	// c.operator.do competes with c.inputs/c.inputAck
-	if c.inputBuffer.Len() == 0 && c.operator.do() {
-		maxSize := c.inputBuffer.calcMaxSize()
+	if c.in().Len() == 0 && c.operator.do() {
+		maxSize := c.in().calcMaxSize()
 		// Set the maximum value of maxsize equal to mallocMax to prevent GC pressure.
 		if maxSize > mallocMax {
 			maxSize = mallocMax
@@ -172,16 +174,20 @@ func (c *connection) Release() (err error) {
 		if maxSize > c.maxSize {
 			c.maxSize = maxSize
 		}
-		// Double check length, then give every node back (sockmon patch):
-		// a connection with nothing to read holds no input buffer, and the
-		// poller, excluded by operator.do, books a new node when bytes
-		// arrive. (Upstream only replaced a tail node over 8 KiB.)
-		if c.inputBuffer.Len() == 0 {
-			c.inputBuffer.dropNodes()
+		// Double check length, then pool the buffer (sockmon patch): a
+		// connection with nothing to read holds none, and the poller,
+		// excluded by operator.do, takes one when bytes arrive (inputs).
+		// Upstream only replaced a tail node over 8 KiB (resetTail).
+		if b := c.in(); b != idleBuffer && b.Len() == 0 {
+			c.inputBuffer.Store(idleBuffer)
+			putLinkBuffer(b)
 		}
 		c.operator.done()
 	}
-	return c.inputBuffer.Release()
+	if b := c.in(); b != idleBuffer {
+		return b.Release()
+	}
+	return nil
 }
 
 // Slice implements Connection.
@@ -189,12 +195,12 @@ func (c *connection) Slice(n int) (r Reader, err error) {
 	if err = c.waitRead(n); err != nil {
 		return nil, err
 	}
-	return c.inputBuffer.Slice(n)
+	return c.in().Slice(n)
 }
 
 // Len implements Connection.
 func (c *connection) Len() (length int) {
-	return c.inputBuffer.Len()
+	return c.in().Len()
 }
 
 // Until implements Connection.
@@ -203,12 +209,12 @@ func (c *connection) Until(delim byte) (line []byte, err error) {
 	for {
 		if err = c.waitRead(n + 1); err != nil {
 			// return all the data in the buffer
-			line, _ = c.inputBuffer.Next(c.inputBuffer.Len())
+			line, _ = c.in().Next(c.in().Len())
 			return
 		}
 
-		l = c.inputBuffer.Len()
-		i := c.inputBuffer.indexByte(delim, n)
+		l = c.in().Len()
+		i := c.in().indexByte(delim, n)
 		if i < 0 {
 			n = l // skip all exists bytes
 			continue
@@ -222,7 +228,7 @@ func (c *connection) ReadString(n int) (s string, err error) {
 	if err = c.waitRead(n); err != nil {
 		return s, err
 	}
-	return c.inputBuffer.ReadString(n)
+	return c.in().ReadString(n)
 }
 
 // ReadBinary implements Connection.
@@ -230,7 +236,7 @@ func (c *connection) ReadBinary(n int) (p []byte, err error) {
 	if err = c.waitRead(n); err != nil {
 		return p, err
 	}
-	return c.inputBuffer.ReadBinary(n)
+	return c.in().ReadBinary(n)
 }
 
 // ReadByte implements Connection.
@@ -238,19 +244,19 @@ func (c *connection) ReadByte() (b byte, err error) {
 	if err = c.waitRead(1); err != nil {
 		return b, err
 	}
-	return c.inputBuffer.ReadByte()
+	return c.in().ReadByte()
 }
 
 // ------------------------------------------ implement zero-copy writer ------------------------------------------
 
 // Malloc implements Connection.
 func (c *connection) Malloc(n int) (buf []byte, err error) {
-	return c.outputBuffer.Malloc(n)
+	return c.outw().Malloc(n)
 }
 
 // MallocLen implements Connection.
 func (c *connection) MallocLen() (length int) {
-	return c.outputBuffer.MallocLen()
+	return c.out().MallocLen()
 }
 
 // Flush will send all malloc data to the peer,
@@ -269,7 +275,9 @@ func (c *connection) Flush() error {
 	}
 	defer c.unlock(flushing)
 
-	c.outputBuffer.Flush()
+	if b := c.out(); b != idleBuffer {
+		b.Flush()
+	}
 	return c.flush()
 }
 
@@ -286,12 +294,16 @@ func (c *connection) FlushNoWait() (complete bool, err error) {
 		return false, Exception(ErrConcurrentAccess, "when flush")
 	}
 	defer c.unlock(flushing)
-	c.outputBuffer.Flush()
-	if c.outputBuffer.IsEmpty() {
+	if c.out() == idleBuffer {
+		return true, nil
+	}
+	c.out().Flush()
+	if c.out().IsEmpty() {
+		c.dropOutput() // as in flush
 		return true, nil
 	}
 	barrier := barrierPool.Get().(*barrier)
-	bs := c.outputBuffer.GetBytes(barrier.bs)
+	bs := c.out().GetBytes(barrier.bs)
 	n, err := sendmsg(c.fd, bs, barrier.ivs, false)
 	clear(barrier.bs)
 	barrierPool.Put(barrier)
@@ -299,14 +311,14 @@ func (c *connection) FlushNoWait() (complete bool, err error) {
 		return false, Exception(err, "when flush")
 	}
 	if n > 0 {
-		err = c.outputBuffer.Skip(n)
-		c.outputBuffer.Release()
+		err = c.out().Skip(n)
+		c.out().Release()
 		if err != nil {
 			return false, Exception(err, "when flush")
 		}
 	}
-	if c.outputBuffer.IsEmpty() {
-		c.outputBuffer.dropNodes() // as in flush
+	if c.out().IsEmpty() {
+		c.dropOutput() // as in flush
 		return true, nil
 	}
 	return false, nil
@@ -314,32 +326,32 @@ func (c *connection) FlushNoWait() (complete bool, err error) {
 
 // MallocAck implements Connection.
 func (c *connection) MallocAck(n int) (err error) {
-	return c.outputBuffer.MallocAck(n)
+	return c.outw().MallocAck(n)
 }
 
 // Append implements Connection.
 func (c *connection) Append(w Writer) (err error) {
-	return c.outputBuffer.Append(w)
+	return c.outw().Append(w)
 }
 
 // WriteString implements Connection.
 func (c *connection) WriteString(s string) (n int, err error) {
-	return c.outputBuffer.WriteString(s)
+	return c.outw().WriteString(s)
 }
 
 // WriteBinary implements Connection.
 func (c *connection) WriteBinary(b []byte) (n int, err error) {
-	return c.outputBuffer.WriteBinary(b)
+	return c.outw().WriteBinary(b)
 }
 
 // WriteDirect implements Connection.
 func (c *connection) WriteDirect(p []byte, remainCap int) (err error) {
-	return c.outputBuffer.WriteDirect(p, remainCap)
+	return c.outw().WriteDirect(p, remainCap)
 }
 
 // WriteByte implements Connection.
 func (c *connection) WriteByte(b byte) (err error) {
-	return c.outputBuffer.WriteByte(b)
+	return c.outw().WriteByte(b)
 }
 
 // ------------------------------------------ implement net.Conn ------------------------------------------
@@ -353,13 +365,13 @@ func (c *connection) Read(p []byte) (n int, err error) {
 	if err = c.waitRead(1); err != nil {
 		return 0, err
 	}
-	if has := c.inputBuffer.Len(); has < l {
+	if has := c.in().Len(); has < l {
 		l = has
 	}
-	src, err := c.inputBuffer.Next(l)
+	src, err := c.in().Next(l)
 	n = copy(p, src)
 	if err == nil {
-		err = c.inputBuffer.Release()
+		err = c.in().Release()
 	}
 	return n, err
 }
@@ -375,9 +387,9 @@ func (c *connection) Write(p []byte) (n int, err error) {
 	}
 	defer c.unlock(flushing)
 
-	dst, _ := c.outputBuffer.Malloc(len(p))
+	dst, _ := c.outw().Malloc(len(p))
 	n = copy(dst, p)
-	c.outputBuffer.Flush()
+	c.out().Flush()
 	err = c.flush()
 	return n, err
 }
@@ -408,9 +420,10 @@ var barrierPool = sync.Pool{
 func (c *connection) init(conn Conn, opts *options) (err error) {
 	// init buffer, barrier, finalizer
 	c.bookSize, c.maxSize = defaultLinkBufferSize, defaultLinkBufferSize
-	// sockmon patch: both buffers start empty, without a node buffer; the
-	// first bytes read or written allocate one (see dropNodes).
-	c.inputBuffer, c.outputBuffer = NewLinkBuffer(), NewLinkBuffer()
+	// sockmon patch: both buffers start as idleBuffer; the first bytes
+	// read or written take a LinkBuffer from the pool.
+	c.inputBuffer.Store(idleBuffer)
+	c.outputBuffer.Store(idleBuffer)
 	c.state = connStateNone
 
 	c.initNetFD(conn) // conn must be *netFD{}
@@ -444,8 +457,6 @@ func (c *connection) initFDOperator() {
 	op := poll.Alloc()
 	op.FD = c.fd
 	op.OnRead, op.OnWrite, op.OnHup = nil, nil, nil
-	op.Inputs, op.InputAck = nil, nil
-	op.Outputs, op.OutputAck = nil, nil
 	op.conn = c // sockmon patch: in place of the five method values
 	c.operator = op
 }
@@ -468,6 +479,58 @@ func (c *connection) triggerRead(err error) {
 
 func (c *connection) triggerWrite(err error) {
 	c.writeTrigger.trigger(err)
+}
+
+// idleBuffer (sockmon patch) stands for the input or output buffer of every
+// connection while that buffer is empty, so that an idle connection holds no
+// LinkBuffer, node or memory for either. It is never written: a reader finds
+// it empty (Len 0) and waits as for any empty buffer; the poller (inputs)
+// and a writer (outw) swap in a LinkBuffer from the pool before they write;
+// Release (input, under operator.do, which excludes the poller) and a flush
+// that empties the output (under the flushing lock) give it back.
+var idleBuffer = NewLinkBuffer()
+
+var linkBufferPool = sync.Pool{New: func() any { return new(LinkBuffer) }}
+
+// getLinkBuffer returns an empty LinkBuffer whose first node holds size
+// bytes (none if size is 0).
+func getLinkBuffer(size int) *LinkBuffer {
+	b := linkBufferPool.Get().(*LinkBuffer)
+	node := newLinkBufferNode(size)
+	b.head, b.read, b.flush, b.write = node, node, node, node
+	return b
+}
+
+// putLinkBuffer releases b's nodes and pools it. Nothing may use b after.
+func putLinkBuffer(b *LinkBuffer) {
+	b.Close()
+	linkBufferPool.Put(b)
+}
+
+// in returns the input buffer (idleBuffer when empty).
+func (c *connection) in() *LinkBuffer { return c.inputBuffer.Load() }
+
+// out returns the output buffer (idleBuffer when empty), for reading.
+func (c *connection) out() *LinkBuffer { return c.outputBuffer.Load() }
+
+// outw returns the output buffer for writing: a pooled LinkBuffer in place
+// of idleBuffer. Only the one writer calls it.
+func (c *connection) outw() *LinkBuffer {
+	b := c.outputBuffer.Load()
+	if b == idleBuffer {
+		b = getLinkBuffer(0)
+		c.outputBuffer.Store(b)
+	}
+	return b
+}
+
+// dropOutput pools an emptied output buffer. The caller holds the flushing
+// lock and the buffer holds nothing, malloced bytes included.
+func (c *connection) dropOutput() {
+	if b := c.out(); b != idleBuffer {
+		c.outputBuffer.Store(idleBuffer)
+		putLinkBuffer(b)
+	}
 }
 
 // lazyTrigger (sockmon patch) is a channel with room for one error, made by
@@ -505,7 +568,7 @@ func (t *lazyTrigger) trigger(err error) {
 
 // waitRead will wait full n bytes.
 func (c *connection) waitRead(n int) (err error) {
-	if n <= c.inputBuffer.Len() {
+	if n <= c.in().Len() {
 		return nil
 	}
 	atomic.StoreInt64(&c.waitReadSize, int64(n))
@@ -521,7 +584,7 @@ func (c *connection) waitRead(n int) (err error) {
 		return c.waitReadWithTimeout(n, c.readTimeout, trigger)
 	}
 	// wait full n
-	for c.inputBuffer.Len() < n {
+	for c.in().Len() < n {
 		switch c.status(closing) {
 		case poller:
 			return Exception(ErrEOF, "wait read")
@@ -545,7 +608,7 @@ func (c *connection) waitReadWithTimeout(n int, timeout time.Duration, trigger c
 		c.readTimer.Reset(timeout)
 	}
 
-	for c.inputBuffer.Len() < n {
+	for c.in().Len() < n {
 		switch c.status(closing) {
 		case poller:
 			// cannot return directly, stop timer first!
@@ -559,7 +622,7 @@ func (c *connection) waitReadWithTimeout(n int, timeout time.Duration, trigger c
 			select {
 			case <-c.readTimer.C:
 				// double check if there is enough data to be read
-				if c.inputBuffer.Len() >= n {
+				if c.in().Len() >= n {
 					return nil
 				}
 				return Exception(ErrReadTimeout, c.remoteAddr.String())
@@ -581,13 +644,13 @@ RET:
 
 // flush writes data directly.
 func (c *connection) flush() error {
-	if c.outputBuffer.IsEmpty() {
+	if c.out().IsEmpty() {
 		return nil
 	}
 	// sockmon patch: borrow the iovec barrier for this write only, instead
 	// of holding one (~1.3 KiB) per connection for its whole life.
 	barrier := barrierPool.Get().(*barrier)
-	bs := c.outputBuffer.GetBytes(barrier.bs)
+	bs := c.out().GetBytes(barrier.bs)
 	n, err := sendmsg(c.fd, bs, barrier.ivs, false)
 	clear(barrier.bs)
 	barrierPool.Put(barrier)
@@ -595,18 +658,18 @@ func (c *connection) flush() error {
 		return Exception(err, "when flush")
 	}
 	if n > 0 {
-		err = c.outputBuffer.Skip(n)
-		c.outputBuffer.Release()
+		err = c.out().Skip(n)
+		c.out().Release()
 		if err != nil {
 			return Exception(err, "when flush")
 		}
 	}
 	// return if write all buffer.
-	if c.outputBuffer.IsEmpty() {
-		// sockmon patch: an output buffer with nothing to send holds no
-		// node buffer (the writer owns it here; the poller only touches it
-		// after PollR2RW below).
-		c.outputBuffer.dropNodes()
+	if c.out().IsEmpty() {
+		// sockmon patch: an output buffer with nothing to send goes back
+		// to the pool (the writer owns it here, under the flushing lock;
+		// the poller only touches it after PollR2RW below).
+		c.dropOutput()
 		return nil
 	}
 	// The trigger exists before the poller can fire it, and a close before

@@ -689,36 +689,6 @@ func (b *UnsafeLinkBuffer) resetTail(maxSize int) {
 	b.flush = b.write
 }
 
-// dropNodes (sockmon patch) gives every node and its memory back to the
-// pools and leaves one empty read-only node, which holds no buffer: the next
-// book or Malloc allocates a node for the bytes that then arrive. So an
-// empty LinkBuffer costs one node struct, not a buffer. The caller must have
-// the buffer to itself (no reader or writer in another goroutine, the
-// poller excluded), with nothing unread and nothing malloced: Len() == 0 and
-// MallocLen() == 0. Slices from earlier reads are invalid afterwards, as
-// after Release.
-func (b *UnsafeLinkBuffer) dropNodes() {
-	if b.head == b.write && b.head.next == nil && cap(b.head.buf) == 0 {
-		return // already empty
-	}
-	for node := b.head; node != nil; {
-		nd := node
-		node = node.next
-		nd.Release()
-	}
-	for i := range b.caches {
-		free(b.caches[i])
-		b.caches[i] = nil
-	}
-	b.caches = b.caches[:0]
-	if b.cachePeek != nil {
-		free(b.cachePeek)
-		b.cachePeek = nil
-	}
-	node := newLinkBufferNode(0)
-	b.head, b.read, b.flush, b.write = node, node, node, node
-}
-
 // indexByte returns the index of the first instance of c in buffer, or -1 if c is not present in buffer.
 func (b *UnsafeLinkBuffer) indexByte(c byte, skip int) int {
 	size := b.Len()

@@ -217,12 +217,6 @@ func (b *SafeLinkBuffer) calcMaxSize() (sum int) {
 	return b.UnsafeLinkBuffer.calcMaxSize()
 }
 
-func (b *SafeLinkBuffer) dropNodes() {
-	b.Lock()
-	defer b.Unlock()
-	b.UnsafeLinkBuffer.dropNodes()
-}
-
 func (b *SafeLinkBuffer) resetTail(maxSize int) {
 	b.Lock()
 	defer b.Unlock()
