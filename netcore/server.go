@@ -312,6 +312,23 @@ func (s *Server) Serve(ln net.Listener) error {
 
 type connKey struct{}
 
+// connContext is the Conn as the context netpoll hands back to onRequest:
+// a conversion of the pointer, where context.WithValue would cost every
+// connection 48 bytes. It carries no deadline and is never done.
+type connContext Conn
+
+func (*connContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*connContext) Done() <-chan struct{}       { return nil }
+func (*connContext) Err() error                  { return nil }
+
+// Value returns the Conn for connKey{}, nil for any other key.
+func (c *connContext) Value(key any) any {
+	if key == (connKey{}) {
+		return (*Conn)(c)
+	}
+	return nil
+}
+
 // onPrepare runs on netpoll's poller for each accepted socket: it creates the
 // Conn and registers it. It must not block.
 func (s *Server) onPrepare(nc netpoll.Connection) context.Context {
@@ -325,29 +342,28 @@ func (s *Server) onPrepare(nc netpoll.Connection) context.Context {
 	}
 	now := s.mono()
 	c := &Conn{
-		id:         s.reg.newID(),
-		srv:        s,
-		nc:         nc,
-		remote:     remoteString(nc.RemoteAddr()),
-		acceptedAt: now,
+		id:  s.reg.newID(),
+		srv: s,
+		nc:  nc,
 	}
+	c.connectedAt.Store(now) // the accept time until the upgrade
 	if !s.admitPending(c, addrIP(nc.RemoteAddr())) {
 		s.refusePending()
 		_ = nc.Close()
 		return context.Background()
 	}
-	c.flushFn = c.flushBlocking
 	c.shard = s.metrics.Shard(c.id)
 	c.lastActivity.Store(now)
 	_ = nc.SetWriteTimeout(s.cfg.WriteTimeout)
 	_ = nc.AddCloseCallback(c.onSocketClosed)
 	s.reg.add(c)
-	return context.WithValue(context.Background(), connKey{}, c)
+	return (*connContext)(c)
 }
 
 // onRequest runs on a pooled goroutine whenever the connection has input.
 func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) error {
-	c, _ := ctx.Value(connKey{}).(*Conn)
+	cc, _ := ctx.(*connContext)
+	c := (*Conn)(cc)
 	if c == nil {
 		return nc.Close()
 	}
