@@ -70,12 +70,11 @@ type Conn struct {
 	wmu sync.Mutex
 
 	// bufMu guards netpoll's output buffer against its release. netpoll
-	// frees the buffer in a close callback on whichever goroutine saw the
-	// close; the token owner may be another goroutine (a fan-out, the
-	// flusher) in the middle of a Malloc. onSocketClosed, which netpoll
-	// runs before the callback that frees the buffer, sets bufGone under
-	// bufMu; every Malloc and the copy into it happen under bufMu after
-	// checking bufGone (lockBuf).
+	// frees the buffer after the close callbacks, on whichever goroutine
+	// saw the close; the token owner may be another goroutine (a fan-out,
+	// the flusher) in the middle of a Malloc. onSocketClosed, a close
+	// callback, sets bufGone under bufMu; every Malloc and the copy into it
+	// happen under bufMu after checking bufGone (lockBuf).
 	bufMu sync.Mutex
 
 	state        atomic.Uint32 // connState

@@ -94,11 +94,13 @@ var netpollSetup struct {
 	log  atomic.Pointer[slog.Logger]
 }
 
-// netpoll buffer sizing. netpoll keeps one input and one output buffer node
-// per connection even when it is idle, and by default no node is smaller
-// than 4 KiB, which alone costs an idle connection 8 KiB. The first input
-// node is netpollBufferSize (netpoll doubles it for connections that fill
-// it) and no node is smaller than netpollMinNode.
+// netpoll buffer sizing. sockmon's netpoll holds no buffer for an idle
+// connection (third_party/netpoll/PATCHES.md, patch 4): it takes one from a
+// pool when bytes arrive or a frame is written and pools it once drained.
+// By default no node is smaller than 4 KiB; here the first input node is
+// netpollBufferSize (netpoll doubles it for connections that fill it) and
+// no node is smaller than netpollMinNode, so a busy connection's buffers
+// stay small too.
 const (
 	netpollBufferSize = 256
 	netpollMinNode    = 256
@@ -390,9 +392,9 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) error {
 // closed it.
 func (c *Conn) onSocketClosed(netpoll.Connection) error {
 	s := c.srv
-	// netpoll runs close callbacks newest first, so this runs before its
-	// own, which frees the output buffer: no Malloc may start after this
-	// (and one in progress ends first).
+	// netpoll runs the close callbacks, then frees the output buffer
+	// (connection.finalize): no Malloc may start after this (and one in
+	// progress ends first).
 	c.bufMu.Lock()
 	c.bufGone = true
 	c.bufMu.Unlock()
