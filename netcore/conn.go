@@ -25,75 +25,102 @@ import (
 // Lock order: Conn.wmu and Conn.bufMu are leaf locks; nothing is acquired
 // while holding either.
 type Conn struct {
+	// The fields are ordered by size so that the struct packs into 256
+	// bytes, a Go size class: an idle connection costs its Conn, so every
+	// word counts. State that few connections need lives in rd.
+
 	id  uint64
 	srv *Server
 	nc  netpoll.Connection
 
-	remote      string
-	acceptedAt  int64 // mono nanoseconds (Server.mono), as every time of a Conn
-	connectedAt atomic.Int64
-
-	state        atomic.Uint32 // connState
-	lastActivity atomic.Int64  // coarse mono nanoseconds of the last frame read
+	// connectedAt is when the upgrade completed; before it, when the TCP
+	// connection was accepted (the handshake deadline, pending.go). Like
+	// every time of a Conn, mono nanoseconds (Server.mono).
+	connectedAt  atomic.Int64
+	lastActivity atomic.Int64 // coarse mono nanoseconds of the last frame read
 	lastPing     atomic.Int64
 	closeBy      atomic.Int64 // deadline for the peer's close frame or our flush, 0 if none
-	closeCode    atomic.Uint32
-	closedByPeer atomic.Bool // the peer started the closing handshake
-	closeSeen    atomic.Bool // the peer's close frame arrived: it sends nothing more
 
 	msgsIn, msgsOut, bytesIn, bytesOut, errs atomic.Uint64
 
-	sess    Session // from the route's Handler at upgrade; read-only after
-	deflate bool    // permessage-deflate negotiated; read-only after upgrade
+	sess Session // from the route's Handler at upgrade; read-only after
 
 	// Identity, from the route's Admitter at upgrade and read-only after.
-	userID        string
-	authenticated bool
-	ip            netip.Addr // the client's address: the peer's, or the admitter's
-	shard         *metrics.Shard
+	userID string
+	ip     netip.Addr // the client's address: the peer's, or the admitter's
+	shard  *metrics.Shard
 
 	closeReason atomic.Pointer[string]
-	endReason   atomic.Uint32 // a metrics.DisconnectReason for ends a close code does not tell
 
 	// Reader state: touched only by the goroutine inside onRequest, which
 	// netpoll runs for one connection at a time.
-	inBatch    bool // the reader holds the writer token for this batch
-	readDone   bool // stop handling input: discard it
-	msgOp      ws.OpCode
-	msgDeflate bool
-	msgBuf     []byte
-	utf8       wsproto.UTF8State
-	kind       metrics.Kind // what the message being handled is, for the latency histogram
-	clock      int64        // metrics nanotime at the start of the message being handled
-	dropped    int          // input bytes dropped since reading stopped (the lingering bound)
-	proxyDone  bool         // the PROXY header, if any, is read (proxy.go)
-	// pendingByIP: counted in the per-IP pending cap under the peer's
-	// address (pending.go); set at accept, read once when the handshake
-	// ends.
-	pendingByIP bool
-	proxyIP     netip.Addr // the client address of the PROXY header; zero without one
+	clock int64     // metrics nanotime at the start of the message being handled
+	rd    *connRare // nil until the reader needs it (Conn.rare)
 
 	// Writer state, guarded by wmu. The goroutine that sets writing owns
 	// netpoll's output buffer until it clears it; everyone else appends
 	// whole frames to pending, which the owner drains before letting go.
-	wmu             sync.Mutex
-	writing         bool
-	closeAfterFlush bool
-	pending         *[]byte // from getPending; nil when nothing is queued
+	pending *[]byte // from getPending; nil when nothing is queued
+
+	// flushFn is c.flushBlocking, bound on the first flush handed to the
+	// runner (flushTask) so that later ones do not allocate a method value,
+	// and idle connections that never needed one hold none.
+	flushFn func()
+
+	wmu sync.Mutex
 
 	// bufMu guards netpoll's output buffer against its release. netpoll
-	// frees the buffer in a close callback on whichever goroutine saw the
-	// close; the token owner may be another goroutine (a fan-out, the
-	// flusher) in the middle of a Malloc. onSocketClosed, which netpoll
-	// runs before the callback that frees the buffer, sets bufGone under
-	// bufMu; every Malloc and the copy into it happen under bufMu after
-	// checking bufGone (lockBuf).
-	bufMu   sync.Mutex
-	bufGone bool
+	// frees the buffer after the close callbacks, on whichever goroutine
+	// saw the close; the token owner may be another goroutine (a fan-out,
+	// the flusher) in the middle of a Malloc. onSocketClosed, a close
+	// callback, sets bufGone under bufMu; every Malloc and the copy into it
+	// happen under bufMu after checking bufGone (lockBuf).
+	bufMu sync.Mutex
 
-	// flushFn is c.flushBlocking, bound once so that handing a flush to
-	// the runner does not allocate a method value per write.
-	flushFn func()
+	state        atomic.Uint32 // connState
+	closeCode    atomic.Uint32
+	endReason    atomic.Uint32 // a metrics.DisconnectReason for ends a close code does not tell
+	closedByPeer atomic.Bool   // the peer started the closing handshake
+	closeSeen    atomic.Bool   // the peer's close frame arrived: it sends nothing more
+
+	deflate       bool // permessage-deflate negotiated; read-only after upgrade
+	authenticated bool // identity, as userID
+
+	// Reader state (see clock).
+	inBatch   bool         // the reader holds the writer token for this batch
+	readDone  bool         // stop handling input: discard it
+	kind      metrics.Kind // what the message being handled is, for the latency histogram
+	proxyDone bool         // the PROXY header, if any, is read (proxy.go)
+	// pendingByIP: counted in the per-IP pending cap under the peer's
+	// address (pending.go); set at accept, read once when the handshake
+	// ends.
+	pendingByIP bool
+
+	// Writer state (see pending), guarded by wmu.
+	writing         bool
+	closeAfterFlush bool
+
+	bufGone bool // guarded by bufMu
+}
+
+// connRare is reader state that most connections never need: a fragmented
+// message being reassembled, the bytes dropped while lingering, the client
+// address of a PROXY header. The reader allocates it on first use.
+type connRare struct {
+	msgOp      ws.OpCode
+	msgDeflate bool
+	msgBuf     []byte
+	utf8       wsproto.UTF8State
+	dropped    int        // input bytes dropped since reading stopped (the lingering bound)
+	proxyIP    netip.Addr // the client address of the PROXY header; zero without one
+}
+
+// rare returns the reader's rarely used state, allocating it. Reader only.
+func (c *Conn) rare() *connRare {
+	if c.rd == nil {
+		c.rd = new(connRare)
+	}
+	return c.rd
 }
 
 type connState = uint32
@@ -109,8 +136,9 @@ const (
 // ID returns the connection's process-unique socket id.
 func (c *Conn) ID() uint64 { return c.id }
 
-// RemoteAddr returns the peer's address as seen by the server.
-func (c *Conn) RemoteAddr() string { return c.remote }
+// RemoteAddr returns the peer's address as seen by the server. It is
+// formatted on each call (a Conn does not keep the string).
+func (c *Conn) RemoteAddr() string { return remoteString(c.nc.RemoteAddr()) }
 
 // Compressed reports whether permessage-deflate was negotiated.
 func (c *Conn) Compressed() bool { return c.deflate }
@@ -143,7 +171,7 @@ func (c *Conn) Info() ConnInfo {
 	connected := c.connectedAt.Load()
 	return ConnInfo{
 		ID:            c.id,
-		RemoteAddr:    c.remote,
+		RemoteAddr:    c.RemoteAddr(),
 		ConnectedAt:   c.srv.wall(connected),
 		LastActivity:  c.srv.wall(max(c.lastActivity.Load(), connected)),
 		MessagesIn:    c.msgsIn.Load(),
@@ -206,4 +234,14 @@ func remoteString(a net.Addr) string {
 		return ""
 	}
 	return a.String()
+}
+
+// flushTask returns c.flushBlocking as a func, bound once. Only the writer
+// token's owner calls it (the token's handover, under wmu, orders the
+// binding before any later owner's read).
+func (c *Conn) flushTask() func() {
+	if c.flushFn == nil {
+		c.flushFn = c.flushBlocking
+	}
+	return c.flushFn
 }

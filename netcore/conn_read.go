@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -88,7 +89,10 @@ func (c *Conn) upgrade(head []byte) {
 		c.refuse(&HandshakeError{Status: http.StatusNotFound, Reason: "no WebSocket endpoint at " + strconv.Quote(req.Path), RejectReason: metrics.RejectHandshake})
 		return
 	}
-	peer := c.proxyIP // the client, as the balancer's PROXY header names it
+	var peer netip.Addr // the client, as the balancer's PROXY header names it
+	if c.rd != nil {
+		peer = c.rd.proxyIP
+	}
 	if !peer.IsValid() {
 		peer = addrIP(c.nc.RemoteAddr())
 	}
@@ -142,7 +146,7 @@ func (c *Conn) upgrade(head []byte) {
 		return
 	}
 	now := s.mono()
-	c.connectedAt.Store(now)
+	acceptedAt := c.connectedAt.Swap(now)
 	c.lastActivity.Store(now)
 	c.lastPing.Store(now)
 	// The session exists before the state says open, so that the close
@@ -158,7 +162,7 @@ func (c *Conn) upgrade(head []byte) {
 	}
 	s.stats.accepted.Add(1)
 	s.metrics.ConnectionOpened(c.auth())
-	c.shard.ObserveHandshake(time.Duration(now - c.acceptedAt))
+	c.shard.ObserveHandshake(time.Duration(now - acceptedAt))
 	for _, f := range s.hooks.connect {
 		f(ConnectEvent{Conn: c, Request: &req})
 	}
@@ -193,10 +197,10 @@ func (c *Conn) discardInput() {
 	r := c.nc.Reader()
 	if n := r.Len(); n > 0 {
 		_ = r.Skip(n)
-		c.dropped += n
+		c.rare().dropped += n
 	}
 	_ = r.Release()
-	if c.dropped > c.srv.cfg.LingerBytes && c.state.Load() == stateLingering {
+	if c.rd != nil && c.rd.dropped > c.srv.cfg.LingerBytes && c.state.Load() == stateLingering {
 		_ = c.nc.Close()
 	}
 }
@@ -311,13 +315,18 @@ func (c *Conn) checkHeader(h ws.Header) error {
 		}
 		return nil
 	}
-	if h.OpCode == ws.OpContinuation && c.msgOp == 0 {
+	var msgOp ws.OpCode
+	var msgLen int
+	if c.rd != nil {
+		msgOp, msgLen = c.rd.msgOp, len(c.rd.msgBuf)
+	}
+	if h.OpCode == ws.OpContinuation && msgOp == 0 {
 		return closeErr(CloseProtocolError, "continuation frame without a message in progress")
 	}
-	if h.OpCode != ws.OpContinuation && c.msgOp != 0 {
+	if h.OpCode != ws.OpContinuation && msgOp != 0 {
 		return closeErr(CloseProtocolError, "new data frame while a fragmented message is in progress")
 	}
-	if h.Length > int64(c.srv.cfg.MaxMessageSize-len(c.msgBuf)) {
+	if h.Length > int64(c.srv.cfg.MaxMessageSize-msgLen) {
 		return closeErr(CloseTooBig, "message over "+strconv.Itoa(c.srv.cfg.MaxMessageSize)+" bytes")
 	}
 	return nil
@@ -347,27 +356,29 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte) error {
 			// place in netpoll's buffer.
 			return c.dispatch(h.OpCode, h.Rsv1(), payload)
 		}
-		c.msgOp = h.OpCode
-		c.msgDeflate = h.Rsv1()
-		if c.msgBuf == nil {
-			c.msgBuf = (*getBuffer())[:0]
+		rd := c.rare()
+		rd.msgOp = h.OpCode
+		rd.msgDeflate = h.Rsv1()
+		if rd.msgBuf == nil {
+			rd.msgBuf = (*getBuffer())[:0]
 		}
 	}
-	if c.msgOp == ws.OpText && !c.msgDeflate && !c.utf8.Feed(payload) {
+	rd := c.rd // set: checkHeader let a continuation through only with a message in progress
+	if rd.msgOp == ws.OpText && !rd.msgDeflate && !rd.utf8.Feed(payload) {
 		return closeErr(CloseInvalidPayload, "invalid UTF-8 in text message")
 	}
-	c.msgBuf = append(c.msgBuf, payload...)
+	rd.msgBuf = append(rd.msgBuf, payload...)
 	if !h.Fin {
 		return nil
 	}
-	op, deflated, msg := c.msgOp, c.msgDeflate, c.msgBuf
-	c.msgOp, c.msgDeflate = 0, false
-	if op == ws.OpText && !deflated && !c.utf8.Done() {
+	op, deflated, msg := rd.msgOp, rd.msgDeflate, rd.msgBuf
+	rd.msgOp, rd.msgDeflate = 0, false
+	if op == ws.OpText && !deflated && !rd.utf8.Done() {
 		return closeErr(CloseInvalidPayload, "text message ends inside a UTF-8 sequence")
 	}
 	err := c.dispatch(op, deflated, msg)
-	b := c.msgBuf[:0]
-	c.msgBuf = nil
+	b := rd.msgBuf[:0]
+	rd.msgBuf = nil
 	putBuffer(&b)
 	return err
 }
@@ -387,7 +398,7 @@ func (c *Conn) dispatch(op ws.OpCode, deflated bool, msg []byte) error {
 		}
 		msg = out
 	}
-	if op == ws.OpText && (deflated || c.msgBuf == nil) && !utf8.Valid(msg) {
+	if op == ws.OpText && (deflated || c.rd == nil || c.rd.msgBuf == nil) && !utf8.Valid(msg) {
 		return closeErr(CloseInvalidPayload, "invalid UTF-8 in text message")
 	}
 	c.msgsIn.Add(1)

@@ -270,7 +270,7 @@ func (c *Conn) flushOwned() {
 			return
 		}
 		if !complete {
-			taskRunner.run(c.flushFn)
+			taskRunner.run(c.flushTask())
 			return
 		}
 		c.wmu.Lock()

@@ -126,7 +126,7 @@ func fdLimit() uint64 {
 // 80 % of the descriptor limit. It runs on the sweeper once the count
 // passed 90 %.
 func (s *Server) shedPending(pending []*Conn) int {
-	slices.SortFunc(pending, func(a, b *Conn) int { return int(a.acceptedAt - b.acceptedAt) })
+	slices.SortFunc(pending, func(a, b *Conn) int { return int(a.connectedAt.Load() - b.connectedAt.Load()) })
 	target := s.fdBudget() * 8 / 10
 	n := 0
 	for _, c := range pending {

@@ -93,7 +93,7 @@ func (c *Conn) readProxyHeader(r netpoll.Reader) bool {
 	if !h.Command.IsLocal() { // LOCAL: the balancer's own health check
 		if src, _, ok := h.IPs(); ok {
 			if ip, ok := netip.AddrFromSlice(src); ok {
-				c.proxyIP = ip.Unmap()
+				c.rare().proxyIP = ip.Unmap()
 			}
 		}
 	}
@@ -161,7 +161,7 @@ func (c *Conn) refuseProxy(reason string) {
 	s := c.srv
 	s.stats.rejected.Add(1)
 	s.metrics.ConnectionRejected(metrics.RejectProxy)
-	s.log.Debug("connection refused", "peer", c.remote, "reason", reason)
+	s.log.Debug("connection refused", "peer", c.RemoteAddr(), "reason", reason)
 	c.readDone = true
 	_ = c.nc.Close()
 }

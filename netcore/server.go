@@ -94,11 +94,13 @@ var netpollSetup struct {
 	log  atomic.Pointer[slog.Logger]
 }
 
-// netpoll buffer sizing. netpoll keeps one input and one output buffer node
-// per connection even when it is idle, and by default no node is smaller
-// than 4 KiB, which alone costs an idle connection 8 KiB. The first input
-// node is netpollBufferSize (netpoll doubles it for connections that fill
-// it) and no node is smaller than netpollMinNode.
+// netpoll buffer sizing. sockmon's netpoll holds no buffer for an idle
+// connection (third_party/netpoll/PATCHES.md, patch 4): it takes one from a
+// pool when bytes arrive or a frame is written and pools it once drained.
+// By default no node is smaller than 4 KiB; here the first input node is
+// netpollBufferSize (netpoll doubles it for connections that fill it) and
+// no node is smaller than netpollMinNode, so a busy connection's buffers
+// stay small too.
 const (
 	netpollBufferSize = 256
 	netpollMinNode    = 256
@@ -313,6 +315,23 @@ func (s *Server) Serve(ln net.Listener) error {
 
 type connKey struct{}
 
+// connContext is the Conn as the context netpoll hands back to onRequest:
+// a conversion of the pointer, where context.WithValue would cost every
+// connection 48 bytes. It carries no deadline and is never done.
+type connContext Conn
+
+func (*connContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*connContext) Done() <-chan struct{}       { return nil }
+func (*connContext) Err() error                  { return nil }
+
+// Value returns the Conn for connKey{}, nil for any other key.
+func (c *connContext) Value(key any) any {
+	if key == (connKey{}) {
+		return (*Conn)(c)
+	}
+	return nil
+}
+
 // onPrepare runs on netpoll's poller for each accepted socket: it creates the
 // Conn and registers it. It must not block.
 func (s *Server) onPrepare(nc netpoll.Connection) context.Context {
@@ -326,29 +345,28 @@ func (s *Server) onPrepare(nc netpoll.Connection) context.Context {
 	}
 	now := s.mono()
 	c := &Conn{
-		id:         s.reg.newID(),
-		srv:        s,
-		nc:         nc,
-		remote:     remoteString(nc.RemoteAddr()),
-		acceptedAt: now,
+		id:  s.reg.newID(),
+		srv: s,
+		nc:  nc,
 	}
+	c.connectedAt.Store(now) // the accept time until the upgrade
 	if !s.admitPending(c, addrIP(nc.RemoteAddr())) {
 		s.refusePending()
 		_ = nc.Close()
 		return context.Background()
 	}
-	c.flushFn = c.flushBlocking
 	c.shard = s.metrics.Shard(c.id)
 	c.lastActivity.Store(now)
 	_ = nc.SetWriteTimeout(s.cfg.WriteTimeout)
 	_ = nc.AddCloseCallback(c.onSocketClosed)
 	s.reg.add(c)
-	return context.WithValue(context.Background(), connKey{}, c)
+	return (*connContext)(c)
 }
 
 // onRequest runs on a pooled goroutine whenever the connection has input.
 func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) error {
-	c, _ := ctx.Value(connKey{}).(*Conn)
+	cc, _ := ctx.(*connContext)
+	c := (*Conn)(cc)
 	if c == nil {
 		return nc.Close()
 	}
@@ -375,9 +393,9 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) error {
 // closed it.
 func (c *Conn) onSocketClosed(netpoll.Connection) error {
 	s := c.srv
-	// netpoll runs close callbacks newest first, so this runs before its
-	// own, which frees the output buffer: no Malloc may start after this
-	// (and one in progress ends first).
+	// netpoll runs the close callbacks, then frees the output buffer
+	// (connection.finalize): no Malloc may start after this (and one in
+	// progress ends first).
 	c.bufMu.Lock()
 	c.bufGone = true
 	c.bufMu.Unlock()

@@ -69,7 +69,7 @@ func (s *Server) sweep() {
 func (s *Server) sweepConn(c *Conn, now int64) {
 	switch c.state.Load() {
 	case stateHandshake:
-		if now-c.acceptedAt > int64(s.cfg.HandshakeTimeout) {
+		if now-c.connectedAt.Load() > int64(s.cfg.HandshakeTimeout) { // accepted at
 			s.stats.rejected.Add(1)
 			s.metrics.ConnectionRejected(metrics.RejectHandshake)
 			_ = c.nc.Close()

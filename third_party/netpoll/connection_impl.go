@@ -41,17 +41,19 @@ type connection struct {
 	readTimeout   time.Duration
 	readDeadline  int64 // UnixNano(). it overwrites readTimeout. 0 if not set.
 	readTimer     *time.Timer
-	readTrigger   chan error
+	readTrigger   lazyTrigger
 	waitReadSize  int64
 	writeTimeout  time.Duration
 	writeDeadline int64 // UnixNano(). it overwrites writeTimeout. 0 if not set.
 	writeTimer    *time.Timer
-	writeTrigger  chan error
-	inputBuffer   *LinkBuffer
-	outputBuffer  *LinkBuffer
-	maxSize       int       // The maximum size of data between two Release().
-	bookSize      int       // The size of data that can be read at once.
-	state         connState // Connection state should be changed sequentially.
+	writeTrigger  lazyTrigger
+	// sockmon patch: the buffers are idleBuffer while empty; see in, out
+	// and outw.
+	inputBuffer  atomic.Pointer[LinkBuffer]
+	outputBuffer atomic.Pointer[LinkBuffer]
+	maxSize      int       // The maximum size of data between two Release().
+	bookSize     int       // The size of data that can be read at once.
+	state        connState // Connection state should be changed sequentially.
 }
 
 var (
@@ -139,7 +141,7 @@ func (c *connection) Next(n int) (p []byte, err error) {
 	if err = c.waitRead(n); err != nil {
 		return p, err
 	}
-	return c.inputBuffer.Next(n)
+	return c.in().Next(n)
 }
 
 // Peek implements Connection.
@@ -147,7 +149,7 @@ func (c *connection) Peek(n int) (buf []byte, err error) {
 	if err = c.waitRead(n); err != nil {
 		return buf, err
 	}
-	return c.inputBuffer.Peek(n)
+	return c.in().Peek(n)
 }
 
 // Skip implements Connection.
@@ -155,15 +157,15 @@ func (c *connection) Skip(n int) (err error) {
 	if err = c.waitRead(n); err != nil {
 		return err
 	}
-	return c.inputBuffer.Skip(n)
+	return c.in().Skip(n)
 }
 
 // Release implements Connection.
 func (c *connection) Release() (err error) {
 	// Check inputBuffer length first to reduce contention in mux situation.
 	// c.operator.do competes with c.inputs/c.inputAck
-	if c.inputBuffer.Len() == 0 && c.operator.do() {
-		maxSize := c.inputBuffer.calcMaxSize()
+	if c.in().Len() == 0 && c.operator.do() {
+		maxSize := c.in().calcMaxSize()
 		// Set the maximum value of maxsize equal to mallocMax to prevent GC pressure.
 		if maxSize > mallocMax {
 			maxSize = mallocMax
@@ -172,13 +174,20 @@ func (c *connection) Release() (err error) {
 		if maxSize > c.maxSize {
 			c.maxSize = maxSize
 		}
-		// Double check length to reset tail node
-		if c.inputBuffer.Len() == 0 {
-			c.inputBuffer.resetTail(c.maxSize)
+		// Double check length, then pool the buffer (sockmon patch): a
+		// connection with nothing to read holds none, and the poller,
+		// excluded by operator.do, takes one when bytes arrive (inputs).
+		// Upstream only replaced a tail node over 8 KiB (resetTail).
+		if b := c.in(); b != idleBuffer && b.Len() == 0 {
+			c.inputBuffer.Store(idleBuffer)
+			putLinkBuffer(b)
 		}
 		c.operator.done()
 	}
-	return c.inputBuffer.Release()
+	if b := c.in(); b != idleBuffer {
+		return b.Release()
+	}
+	return nil
 }
 
 // Slice implements Connection.
@@ -186,12 +195,12 @@ func (c *connection) Slice(n int) (r Reader, err error) {
 	if err = c.waitRead(n); err != nil {
 		return nil, err
 	}
-	return c.inputBuffer.Slice(n)
+	return c.in().Slice(n)
 }
 
 // Len implements Connection.
 func (c *connection) Len() (length int) {
-	return c.inputBuffer.Len()
+	return c.in().Len()
 }
 
 // Until implements Connection.
@@ -200,12 +209,12 @@ func (c *connection) Until(delim byte) (line []byte, err error) {
 	for {
 		if err = c.waitRead(n + 1); err != nil {
 			// return all the data in the buffer
-			line, _ = c.inputBuffer.Next(c.inputBuffer.Len())
+			line, _ = c.in().Next(c.in().Len())
 			return
 		}
 
-		l = c.inputBuffer.Len()
-		i := c.inputBuffer.indexByte(delim, n)
+		l = c.in().Len()
+		i := c.in().indexByte(delim, n)
 		if i < 0 {
 			n = l // skip all exists bytes
 			continue
@@ -219,7 +228,7 @@ func (c *connection) ReadString(n int) (s string, err error) {
 	if err = c.waitRead(n); err != nil {
 		return s, err
 	}
-	return c.inputBuffer.ReadString(n)
+	return c.in().ReadString(n)
 }
 
 // ReadBinary implements Connection.
@@ -227,7 +236,7 @@ func (c *connection) ReadBinary(n int) (p []byte, err error) {
 	if err = c.waitRead(n); err != nil {
 		return p, err
 	}
-	return c.inputBuffer.ReadBinary(n)
+	return c.in().ReadBinary(n)
 }
 
 // ReadByte implements Connection.
@@ -235,19 +244,19 @@ func (c *connection) ReadByte() (b byte, err error) {
 	if err = c.waitRead(1); err != nil {
 		return b, err
 	}
-	return c.inputBuffer.ReadByte()
+	return c.in().ReadByte()
 }
 
 // ------------------------------------------ implement zero-copy writer ------------------------------------------
 
 // Malloc implements Connection.
 func (c *connection) Malloc(n int) (buf []byte, err error) {
-	return c.outputBuffer.Malloc(n)
+	return c.outw().Malloc(n)
 }
 
 // MallocLen implements Connection.
 func (c *connection) MallocLen() (length int) {
-	return c.outputBuffer.MallocLen()
+	return c.out().MallocLen()
 }
 
 // Flush will send all malloc data to the peer,
@@ -266,7 +275,9 @@ func (c *connection) Flush() error {
 	}
 	defer c.unlock(flushing)
 
-	c.outputBuffer.Flush()
+	if b := c.out(); b != idleBuffer {
+		b.Flush()
+	}
 	return c.flush()
 }
 
@@ -283,12 +294,16 @@ func (c *connection) FlushNoWait() (complete bool, err error) {
 		return false, Exception(ErrConcurrentAccess, "when flush")
 	}
 	defer c.unlock(flushing)
-	c.outputBuffer.Flush()
-	if c.outputBuffer.IsEmpty() {
+	if c.out() == idleBuffer {
+		return true, nil
+	}
+	c.out().Flush()
+	if c.out().IsEmpty() {
+		c.dropOutput() // as in flush
 		return true, nil
 	}
 	barrier := barrierPool.Get().(*barrier)
-	bs := c.outputBuffer.GetBytes(barrier.bs)
+	bs := c.out().GetBytes(barrier.bs)
 	n, err := sendmsg(c.fd, bs, barrier.ivs, false)
 	clear(barrier.bs)
 	barrierPool.Put(barrier)
@@ -296,43 +311,47 @@ func (c *connection) FlushNoWait() (complete bool, err error) {
 		return false, Exception(err, "when flush")
 	}
 	if n > 0 {
-		err = c.outputBuffer.Skip(n)
-		c.outputBuffer.Release()
+		err = c.out().Skip(n)
+		c.out().Release()
 		if err != nil {
 			return false, Exception(err, "when flush")
 		}
 	}
-	return c.outputBuffer.IsEmpty(), nil
+	if c.out().IsEmpty() {
+		c.dropOutput() // as in flush
+		return true, nil
+	}
+	return false, nil
 }
 
 // MallocAck implements Connection.
 func (c *connection) MallocAck(n int) (err error) {
-	return c.outputBuffer.MallocAck(n)
+	return c.outw().MallocAck(n)
 }
 
 // Append implements Connection.
 func (c *connection) Append(w Writer) (err error) {
-	return c.outputBuffer.Append(w)
+	return c.outw().Append(w)
 }
 
 // WriteString implements Connection.
 func (c *connection) WriteString(s string) (n int, err error) {
-	return c.outputBuffer.WriteString(s)
+	return c.outw().WriteString(s)
 }
 
 // WriteBinary implements Connection.
 func (c *connection) WriteBinary(b []byte) (n int, err error) {
-	return c.outputBuffer.WriteBinary(b)
+	return c.outw().WriteBinary(b)
 }
 
 // WriteDirect implements Connection.
 func (c *connection) WriteDirect(p []byte, remainCap int) (err error) {
-	return c.outputBuffer.WriteDirect(p, remainCap)
+	return c.outw().WriteDirect(p, remainCap)
 }
 
 // WriteByte implements Connection.
 func (c *connection) WriteByte(b byte) (err error) {
-	return c.outputBuffer.WriteByte(b)
+	return c.outw().WriteByte(b)
 }
 
 // ------------------------------------------ implement net.Conn ------------------------------------------
@@ -346,13 +365,13 @@ func (c *connection) Read(p []byte) (n int, err error) {
 	if err = c.waitRead(1); err != nil {
 		return 0, err
 	}
-	if has := c.inputBuffer.Len(); has < l {
+	if has := c.in().Len(); has < l {
 		l = has
 	}
-	src, err := c.inputBuffer.Next(l)
+	src, err := c.in().Next(l)
 	n = copy(p, src)
 	if err == nil {
-		err = c.inputBuffer.Release()
+		err = c.in().Release()
 	}
 	return n, err
 }
@@ -368,9 +387,9 @@ func (c *connection) Write(p []byte) (n int, err error) {
 	}
 	defer c.unlock(flushing)
 
-	dst, _ := c.outputBuffer.Malloc(len(p))
+	dst, _ := c.outw().Malloc(len(p))
 	n = copy(dst, p)
-	c.outputBuffer.Flush()
+	c.out().Flush()
 	err = c.flush()
 	return n, err
 }
@@ -400,15 +419,15 @@ var barrierPool = sync.Pool{
 // init initializes the connection with options
 func (c *connection) init(conn Conn, opts *options) (err error) {
 	// init buffer, barrier, finalizer
-	c.readTrigger = make(chan error, 1)
-	c.writeTrigger = make(chan error, 1)
 	c.bookSize, c.maxSize = defaultLinkBufferSize, defaultLinkBufferSize
-	c.inputBuffer, c.outputBuffer = NewLinkBuffer(defaultLinkBufferSize), NewLinkBuffer()
+	// sockmon patch: both buffers start as idleBuffer; the first bytes
+	// read or written take a LinkBuffer from the pool.
+	c.inputBuffer.Store(idleBuffer)
+	c.outputBuffer.Store(idleBuffer)
 	c.state = connStateNone
 
 	c.initNetFD(conn) // conn must be *netFD{}
 	c.initFDOperator()
-	c.initFinalizer()
 
 	syscall.SetNonblock(c.fd, true)
 	// enable TCP_NODELAY by default
@@ -437,63 +456,142 @@ func (c *connection) initFDOperator() {
 	poll := pollmanager.Pick()
 	op := poll.Alloc()
 	op.FD = c.fd
-	op.OnRead, op.OnWrite, op.OnHup = nil, nil, c.onHup
-	op.Inputs, op.InputAck = c.inputs, c.inputAck
-	op.Outputs, op.OutputAck = c.outputs, c.outputAck
+	op.OnRead, op.OnWrite, op.OnHup = nil, nil, nil
+	op.conn = c // sockmon patch: in place of the five method values
 	c.operator = op
 }
 
-func (c *connection) initFinalizer() {
-	c.AddCloseCallback(func(connection Connection) (err error) {
-		c.stop(flushing)
-		c.operator.Free()
-		if err = c.netFD.Close(); err != nil {
-			logger.Printf("NETPOLL: netFD close failed: %v", err)
-		}
-		c.closeBuffer()
-		return nil
-	})
+// finalize releases what the connection holds once it is closed: the last
+// step of closeCallback (sockmon patch: it was a close callback, added
+// first so that it ran last).
+func (c *connection) finalize() {
+	c.stop(flushing)
+	c.operator.Free()
+	if err := c.netFD.Close(); err != nil {
+		logger.Printf("NETPOLL: netFD close failed: %v", err)
+	}
+	c.closeBuffer()
 }
 
 func (c *connection) triggerRead(err error) {
-	select {
-	case c.readTrigger <- err:
-	default:
-	}
+	c.readTrigger.trigger(err)
 }
 
 func (c *connection) triggerWrite(err error) {
+	c.writeTrigger.trigger(err)
+}
+
+// idleBuffer (sockmon patch) stands for the input or output buffer of every
+// connection while that buffer is empty, so that an idle connection holds no
+// LinkBuffer, node or memory for either. It is never written: a reader finds
+// it empty (Len 0) and waits as for any empty buffer; the poller (inputs)
+// and a writer (outw) swap in a LinkBuffer from the pool before they write;
+// Release (input, under operator.do, which excludes the poller) and a flush
+// that empties the output (under the flushing lock) give it back.
+var idleBuffer = NewLinkBuffer()
+
+var linkBufferPool = sync.Pool{New: func() any { return new(LinkBuffer) }}
+
+// getLinkBuffer returns an empty LinkBuffer whose first node holds size
+// bytes (none if size is 0).
+func getLinkBuffer(size int) *LinkBuffer {
+	b := linkBufferPool.Get().(*LinkBuffer)
+	node := newLinkBufferNode(size)
+	b.head, b.read, b.flush, b.write = node, node, node, node
+	return b
+}
+
+// putLinkBuffer releases b's nodes and pools it. Nothing may use b after.
+func putLinkBuffer(b *LinkBuffer) {
+	b.Close()
+	linkBufferPool.Put(b)
+}
+
+// in returns the input buffer (idleBuffer when empty).
+func (c *connection) in() *LinkBuffer { return c.inputBuffer.Load() }
+
+// out returns the output buffer (idleBuffer when empty), for reading.
+func (c *connection) out() *LinkBuffer { return c.outputBuffer.Load() }
+
+// outw returns the output buffer for writing: a pooled LinkBuffer in place
+// of idleBuffer. Only the one writer calls it.
+func (c *connection) outw() *LinkBuffer {
+	b := c.outputBuffer.Load()
+	if b == idleBuffer {
+		b = getLinkBuffer(0)
+		c.outputBuffer.Store(b)
+	}
+	return b
+}
+
+// dropOutput pools an emptied output buffer. The caller holds the flushing
+// lock and the buffer holds nothing, malloced bytes included.
+func (c *connection) dropOutput() {
+	if b := c.out(); b != idleBuffer {
+		c.outputBuffer.Store(idleBuffer)
+		putLinkBuffer(b)
+	}
+}
+
+// lazyTrigger (sockmon patch) is a channel with room for one error, made by
+// the first waiter rather than for every connection: most connections never
+// wait for input or for a flush, and two channels cost 256 bytes each
+// connection. A waiter calls get before it checks the condition it waits
+// for (buffer length, closed state); a trigger after the change that makes
+// the condition true then finds the channel, and one before it is seen by
+// the waiter's check.
+type lazyTrigger struct {
+	p atomic.Pointer[chan error]
+}
+
+func (t *lazyTrigger) get() chan error {
+	if p := t.p.Load(); p != nil {
+		return *p
+	}
+	ch := make(chan error, 1)
+	if t.p.CompareAndSwap(nil, &ch) {
+		return ch
+	}
+	return *t.p.Load()
+}
+
+func (t *lazyTrigger) trigger(err error) {
+	p := t.p.Load()
+	if p == nil {
+		return // no waiter yet: it will see the change itself
+	}
 	select {
-	case c.writeTrigger <- err:
+	case *p <- err:
 	default:
 	}
 }
 
 // waitRead will wait full n bytes.
 func (c *connection) waitRead(n int) (err error) {
-	if n <= c.inputBuffer.Len() {
+	if n <= c.in().Len() {
 		return nil
 	}
 	atomic.StoreInt64(&c.waitReadSize, int64(n))
 	defer atomic.StoreInt64(&c.waitReadSize, 0)
+	trigger := c.readTrigger.get() // before the length and state checks below
 	if dl := c.readDeadline; dl > 0 {
 		timeout := time.Duration(dl - time.Now().UnixNano())
 		if timeout <= 0 {
 			return Exception(ErrReadTimeout, c.remoteAddr.String())
 		}
-		return c.waitReadWithTimeout(n, timeout)
+		return c.waitReadWithTimeout(n, timeout, trigger)
 	} else if c.readTimeout > 0 {
-		return c.waitReadWithTimeout(n, c.readTimeout)
+		return c.waitReadWithTimeout(n, c.readTimeout, trigger)
 	}
 	// wait full n
-	for c.inputBuffer.Len() < n {
+	for c.in().Len() < n {
 		switch c.status(closing) {
 		case poller:
 			return Exception(ErrEOF, "wait read")
 		case user:
 			return Exception(ErrConnClosed, "wait read")
 		default:
-			err = <-c.readTrigger
+			err = <-trigger
 			if err != nil {
 				return err
 			}
@@ -503,14 +601,14 @@ func (c *connection) waitRead(n int) (err error) {
 }
 
 // waitReadWithTimeout will wait full n bytes or until timeout.
-func (c *connection) waitReadWithTimeout(n int, timeout time.Duration) (err error) {
+func (c *connection) waitReadWithTimeout(n int, timeout time.Duration, trigger chan error) (err error) {
 	if c.readTimer == nil {
 		c.readTimer = time.NewTimer(timeout)
 	} else {
 		c.readTimer.Reset(timeout)
 	}
 
-	for c.inputBuffer.Len() < n {
+	for c.in().Len() < n {
 		switch c.status(closing) {
 		case poller:
 			// cannot return directly, stop timer first!
@@ -524,11 +622,11 @@ func (c *connection) waitReadWithTimeout(n int, timeout time.Duration) (err erro
 			select {
 			case <-c.readTimer.C:
 				// double check if there is enough data to be read
-				if c.inputBuffer.Len() >= n {
+				if c.in().Len() >= n {
 					return nil
 				}
 				return Exception(ErrReadTimeout, c.remoteAddr.String())
-			case err = <-c.readTrigger:
+			case err = <-trigger:
 				if err != nil {
 					goto RET
 				}
@@ -546,13 +644,13 @@ RET:
 
 // flush writes data directly.
 func (c *connection) flush() error {
-	if c.outputBuffer.IsEmpty() {
+	if c.out().IsEmpty() {
 		return nil
 	}
 	// sockmon patch: borrow the iovec barrier for this write only, instead
 	// of holding one (~1.3 KiB) per connection for its whole life.
 	barrier := barrierPool.Get().(*barrier)
-	bs := c.outputBuffer.GetBytes(barrier.bs)
+	bs := c.out().GetBytes(barrier.bs)
 	n, err := sendmsg(c.fd, bs, barrier.ivs, false)
 	clear(barrier.bs)
 	barrierPool.Put(barrier)
@@ -560,15 +658,25 @@ func (c *connection) flush() error {
 		return Exception(err, "when flush")
 	}
 	if n > 0 {
-		err = c.outputBuffer.Skip(n)
-		c.outputBuffer.Release()
+		err = c.out().Skip(n)
+		c.out().Release()
 		if err != nil {
 			return Exception(err, "when flush")
 		}
 	}
 	// return if write all buffer.
-	if c.outputBuffer.IsEmpty() {
+	if c.out().IsEmpty() {
+		// sockmon patch: an output buffer with nothing to send goes back
+		// to the pool (the writer owns it here, under the flushing lock;
+		// the poller only touches it after PollR2RW below).
+		c.dropOutput()
 		return nil
+	}
+	// The trigger exists before the poller can fire it, and a close before
+	// it existed is seen here (lazyTrigger).
+	c.writeTrigger.get()
+	if !c.IsActive() {
+		return Exception(ErrConnClosed, "when flush")
 	}
 	err = c.operator.Control(PollR2RW)
 	if err != nil {
@@ -587,7 +695,7 @@ func (c *connection) waitFlush() (err error) {
 		}
 	}
 	if timeout == 0 {
-		return <-c.writeTrigger
+		return <-c.writeTrigger.get()
 	}
 
 	// set write timeout
@@ -598,7 +706,7 @@ func (c *connection) waitFlush() (err error) {
 	}
 
 	select {
-	case err = <-c.writeTrigger:
+	case err = <-c.writeTrigger.get():
 		if !c.writeTimer.Stop() { // clean timer
 			<-c.writeTimer.C
 		}
@@ -606,7 +714,7 @@ func (c *connection) waitFlush() (err error) {
 	case <-c.writeTimer.C:
 		select {
 		// try fetch writeTrigger if both cases fires
-		case err = <-c.writeTrigger:
+		case err = <-c.writeTrigger.get():
 			return err
 		default:
 		}

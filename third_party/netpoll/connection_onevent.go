@@ -35,11 +35,34 @@ type gracefulExit interface {
 // OnPrepare, OnRequest, CloseCallback share the lock processing,
 // which is a CAS lock and can only be cleared by OnRequest.
 type onEvent struct {
-	ctx                  context.Context
-	onConnectCallback    atomic.Value
-	onDisconnectCallback atomic.Value
-	onRequestCallback    atomic.Value
-	closeCallbacks       atomic.Value // value is latest *callbackNode
+	ctx context.Context
+	// sockmon patch: typed pointers (8 bytes each) in place of
+	// atomic.Value (16); a server's connections share the options' funcs.
+	onConnectCallback    atomic.Pointer[OnConnect]
+	onDisconnectCallback atomic.Pointer[OnDisconnect]
+	onRequestCallback    atomic.Pointer[OnRequest]
+	closeCallbacks       atomic.Pointer[callbackNode] // the latest
+}
+
+func (c *connection) loadOnConnect() OnConnect {
+	if p := c.onConnectCallback.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (c *connection) loadOnDisconnect() OnDisconnect {
+	if p := c.onDisconnectCallback.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (c *connection) loadOnRequest() OnRequest {
+	if p := c.onRequestCallback.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 type callbackNode struct {
@@ -50,7 +73,7 @@ type callbackNode struct {
 // SetOnConnect set the OnConnect callback.
 func (c *connection) SetOnConnect(onConnect OnConnect) error {
 	if onConnect != nil {
-		c.onConnectCallback.Store(onConnect)
+		c.onConnectCallback.Store(&onConnect)
 	}
 	return nil
 }
@@ -58,7 +81,7 @@ func (c *connection) SetOnConnect(onConnect OnConnect) error {
 // SetOnDisconnect set the OnDisconnect callback.
 func (c *connection) SetOnDisconnect(onDisconnect OnDisconnect) error {
 	if onDisconnect != nil {
-		c.onDisconnectCallback.Store(onDisconnect)
+		c.onDisconnectCallback.Store(&onDisconnect)
 	}
 	return nil
 }
@@ -68,9 +91,9 @@ func (c *connection) SetOnRequest(onRequest OnRequest) error {
 	if onRequest == nil {
 		return nil
 	}
-	c.onRequestCallback.Store(onRequest)
+	c.onRequestCallback.Store(&onRequest)
 	// fix: trigger OnRequest if there is already input data.
-	if !c.inputBuffer.IsEmpty() {
+	if !c.in().IsEmpty() {
 		c.onRequest()
 	}
 	return nil
@@ -83,9 +106,7 @@ func (c *connection) AddCloseCallback(callback CloseCallback) error {
 	}
 	cb := &callbackNode{}
 	cb.fn = callback
-	if pre := c.closeCallbacks.Load(); pre != nil {
-		cb.pre = pre.(*callbackNode)
-	}
+	cb.pre = c.closeCallbacks.Load()
 	c.closeCallbacks.Store(cb)
 	return nil
 }
@@ -94,9 +115,20 @@ func (c *connection) AddCloseCallback(callback CloseCallback) error {
 // connection will be registered by this call after preparing.
 func (c *connection) onPrepare(opts *options) (err error) {
 	if opts != nil {
-		c.SetOnConnect(opts.onConnect)
-		c.SetOnDisconnect(opts.onDisconnect)
-		c.SetOnRequest(opts.onRequest)
+		// sockmon patch: point at the options' funcs rather than copy
+		// them into an allocation per connection.
+		if opts.onConnect != nil {
+			c.onConnectCallback.Store(&opts.onConnect)
+		}
+		if opts.onDisconnect != nil {
+			c.onDisconnectCallback.Store(&opts.onDisconnect)
+		}
+		if opts.onRequest != nil {
+			c.onRequestCallback.Store(&opts.onRequest)
+			if !c.in().IsEmpty() {
+				c.onRequest()
+			}
+		}
 		c.SetReadTimeout(opts.readTimeout)
 		c.SetWriteTimeout(opts.writeTimeout)
 		c.SetIdleTimeout(opts.idleTimeout)
@@ -119,7 +151,7 @@ func (c *connection) onPrepare(opts *options) (err error) {
 
 // onConnect is responsible for executing onRequest if there is new data coming after onConnect callback finished.
 func (c *connection) onConnect() {
-	onConnect, _ := c.onConnectCallback.Load().(OnConnect)
+	onConnect := c.loadOnConnect()
 	if onConnect == nil {
 		c.changeState(connStateNone, connStateConnected)
 		return
@@ -128,17 +160,17 @@ func (c *connection) onConnect() {
 		// it never happens because onDisconnect will not lock connecting if c.connected == 0
 		return
 	}
-	onRequest, _ := c.onRequestCallback.Load().(OnRequest)
+	onRequest := c.loadOnRequest()
 	c.onProcess(onConnect, onRequest)
 }
 
 // when onDisconnect called, c.IsActive() must return false
 func (c *connection) onDisconnect() {
-	onDisconnect, _ := c.onDisconnectCallback.Load().(OnDisconnect)
+	onDisconnect := c.loadOnDisconnect()
 	if onDisconnect == nil {
 		return
 	}
-	onConnect, _ := c.onConnectCallback.Load().(OnConnect)
+	onConnect := c.loadOnConnect()
 	if onConnect == nil {
 		// no need lock if onConnect is nil
 		// it's ok to force set state to disconnected since onConnect is nil
@@ -161,8 +193,8 @@ func (c *connection) onDisconnect() {
 
 // onRequest is responsible for executing the closeCallbacks after the connection has been closed.
 func (c *connection) onRequest() (needTrigger bool) {
-	onRequest, ok := c.onRequestCallback.Load().(OnRequest)
-	if !ok {
+	onRequest := c.loadOnRequest()
+	if onRequest == nil {
 		return true
 	}
 	// wait onConnect finished first
@@ -199,8 +231,7 @@ type requestTask connection
 
 func (t *requestTask) Run() {
 	c := (*connection)(t)
-	onRequest, _ := c.onRequestCallback.Load().(OnRequest)
-	c.process(nil, onRequest)
+	c.process(nil, c.loadOnRequest())
 }
 
 // process runs onConnect (when not nil) and onRequest serially while the
@@ -224,7 +255,7 @@ func (c *connection) process(onConnect OnConnect, onRequest OnRequest) {
 		c.ctx = onConnect(c.ctx, c)
 		if !c.IsActive() && c.changeState(connStateConnected, connStateDisconnected) {
 			// since we hold connecting lock, so we should help to call onDisconnect here
-			onDisconnect, _ := c.onDisconnectCallback.Load().(OnDisconnect)
+			onDisconnect := c.loadOnDisconnect()
 			if onDisconnect != nil {
 				onDisconnect(c.ctx, c)
 			}
@@ -293,13 +324,12 @@ func (c *connection) closeCallback(needLock, needDetach bool) (err error) {
 			logger.Printf("NETPOLL: closeCallback[%v,%v] detach operator failed: %v", needLock, needDetach, err)
 		}
 	}
-	latest := c.closeCallbacks.Load()
-	if latest == nil {
-		return nil
-	}
-	for callback := latest.(*callbackNode); callback != nil; callback = callback.pre {
+	for callback := c.closeCallbacks.Load(); callback != nil; callback = callback.pre {
 		callback.fn(c)
 	}
+	// sockmon patch: the finalizer runs after every callback, as the
+	// first callback added it used to (a closure and a node per connection).
+	c.finalize()
 	return nil
 }
 
@@ -317,6 +347,6 @@ func (c *connection) register() (err error) {
 // isIdle implements gracefulExit.
 func (c *connection) isIdle() (yes bool) {
 	return c.isUnlock(processing) &&
-		c.inputBuffer.IsEmpty() &&
-		c.outputBuffer.IsEmpty()
+		c.in().IsEmpty() &&
+		c.out().IsEmpty()
 }

@@ -69,28 +69,34 @@ func (c *connection) onClose() error {
 
 // closeBuffer recycle input & output LinkBuffer.
 func (c *connection) closeBuffer() {
-	onConnect, _ := c.onConnectCallback.Load().(OnConnect)
-	onRequest, _ := c.onRequestCallback.Load().(OnRequest)
+	onConnect := c.loadOnConnect()
+	onRequest := c.loadOnRequest()
 	// if client close the connection, we cannot ensure that the poller is not process the buffer,
 	// so we need to check the buffer length, and if it's an "unclean" close operation, let's give up to reuse the buffer
-	if c.inputBuffer.Len() == 0 || onConnect != nil || onRequest != nil {
-		c.inputBuffer.Close()
+	// sockmon patch: idleBuffer is shared, never closed.
+	if in := c.in(); in != idleBuffer && (in.Len() == 0 || onConnect != nil || onRequest != nil) {
+		in.Close()
 	}
-	if c.outputBuffer.Len() == 0 || onConnect != nil || onRequest != nil {
-		c.outputBuffer.Close()
+	if out := c.out(); out != idleBuffer && (out.Len() == 0 || onConnect != nil || onRequest != nil) {
+		out.Close()
 	}
 }
 
 // inputs implements FDOperator.
 func (c *connection) inputs(vs [][]byte) (rs [][]byte) {
-	vs[0] = c.inputBuffer.book(c.bookSize, c.maxSize)
+	b := c.in()
+	if b == idleBuffer { // sockmon patch: a buffer for the bytes that arrived
+		b = getLinkBuffer(c.maxSize)
+		c.inputBuffer.Store(b)
+	}
+	vs[0] = b.book(c.bookSize, c.maxSize)
 	return vs[:1]
 }
 
 // inputAck implements FDOperator.
 func (c *connection) inputAck(n int) (err error) {
 	if n <= 0 {
-		c.inputBuffer.bookAck(0)
+		c.in().bookAck(0)
 		return nil
 	}
 
@@ -99,7 +105,7 @@ func (c *connection) inputAck(n int) (err error) {
 		c.bookSize <<= 1
 	}
 
-	length, _ := c.inputBuffer.bookAck(n)
+	length, _ := c.in().bookAck(n)
 	if c.maxSize < length {
 		c.maxSize = length
 	}
@@ -119,21 +125,21 @@ func (c *connection) inputAck(n int) (err error) {
 
 // outputs implements FDOperator.
 func (c *connection) outputs(vs [][]byte) (rs [][]byte, _ bool) {
-	if c.outputBuffer.IsEmpty() {
+	if c.out().IsEmpty() {
 		c.rw2r()
 		return rs, false
 	}
-	rs = c.outputBuffer.GetBytes(vs)
+	rs = c.out().GetBytes(vs)
 	return rs, false
 }
 
 // outputAck implements FDOperator.
 func (c *connection) outputAck(n int) (err error) {
 	if n > 0 {
-		c.outputBuffer.Skip(n)
-		c.outputBuffer.Release()
+		c.out().Skip(n)
+		c.out().Release()
 	}
-	if c.outputBuffer.IsEmpty() {
+	if c.out().IsEmpty() {
 		c.rw2r()
 	}
 	return nil

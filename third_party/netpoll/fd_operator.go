@@ -30,15 +30,13 @@ type FDOperator struct {
 	OnWrite func(p Poll) error
 	OnHup   func(p Poll) error
 
-	// The following is the required fn, which must exist when used, or directly panic.
-	// Fns are only called by the poll when handles connection events.
-	Inputs   func(vs [][]byte) (rs [][]byte)
-	InputAck func(n int) (err error)
-
-	// Outputs will locked if len(rs) > 0, which need unlocked by OutputAck.
-	// supportZeroCopy is not implemented, and it will be ignored
-	Outputs   func(vs [][]byte) (rs [][]byte, supportZeroCopy bool)
-	OutputAck func(n int) (err error)
+	// conn (sockmon patch), when set, is the connection whose inputs,
+	// inputAck, outputs, outputAck and onHup the poller calls. Upstream
+	// kept them as five method values in function fields (Inputs,
+	// InputAck, Outputs, OutputAck and OnHup), 80 bytes a connection plus
+	// 32 of FDOperator; only connections used the first four, so they are
+	// gone. Pollers go through the methods below.
+	conn *connection
 
 	// poll is the registered location of the file descriptor.
 	poll Poll
@@ -96,8 +94,26 @@ func (op *FDOperator) isUnused() bool {
 func (op *FDOperator) reset() {
 	op.FD = 0
 	op.OnRead, op.OnWrite, op.OnHup = nil, nil, nil
-	op.Inputs, op.InputAck = nil, nil
-	op.Outputs, op.OutputAck = nil, nil
+	op.conn = nil
 	op.poll = nil
 	op.detached = 0
+}
+
+// The calls a poller makes to a connection (sockmon patch, see
+// FDOperator.conn).
+
+func (op *FDOperator) hasInputs() bool  { return op.conn != nil }
+func (op *FDOperator) hasOutputs() bool { return op.conn != nil }
+
+func (op *FDOperator) inputs(vs [][]byte) [][]byte          { return op.conn.inputs(vs) }
+func (op *FDOperator) inputAck(n int) error                 { return op.conn.inputAck(n) }
+func (op *FDOperator) outputs(vs [][]byte) ([][]byte, bool) { return op.conn.outputs(vs) }
+func (op *FDOperator) outputAck(n int) error                { return op.conn.outputAck(n) }
+
+// hupFunc returns the function to call when the descriptor hangs up.
+func (op *FDOperator) hupFunc() func(p Poll) error {
+	if op.conn != nil {
+		return op.conn.onHup
+	}
+	return op.OnHup
 }

@@ -25,12 +25,19 @@ import (
 var noDeadline = time.Time{}
 
 type netFD struct {
+	// sockmon patch: the fields are ordered by size (88 bytes, not 104).
+
 	// file descriptor
 	fd int
 	// When calling netFD.dial(), fd will be registered into poll in some scenarios, such as dialing tcp socket,
 	// but not in other scenarios, such as dialing unix socket.
 	// This leads to a different behavior in register poller at after, so use this field to mark it.
-	pd *pollDesc
+	pd         *pollDesc
+	family     int    // AF_INET, AF_INET6, syscall.AF_UNIX
+	sotype     int    // syscall.SOCK_STREAM, syscall.SOCK_DGRAM, syscall.SOCK_RAW
+	network    string // tcp tcp4 tcp6, udp, udp4, udp6, ip, ip4, ip6, unix, unixgram, unixpacket
+	localAddr  net.Addr
+	remoteAddr net.Addr
 	// closed marks whether fd has expired
 	closed uint32
 	// Whether this is a streaming descriptor, as opposed to a
@@ -39,12 +46,7 @@ type netFD struct {
 	// Whether a zero byte read indicates EOF. This is false for a
 	// message based socket connection.
 	zeroReadIsEOF bool
-	family        int    // AF_INET, AF_INET6, syscall.AF_UNIX
-	sotype        int    // syscall.SOCK_STREAM, syscall.SOCK_DGRAM, syscall.SOCK_RAW
-	isConnected   bool   // handshake completed or use of association with peer
-	network       string // tcp tcp4 tcp6, udp, udp4, udp6, ip, ip4, ip6, unix, unixgram, unixpacket
-	localAddr     net.Addr
-	remoteAddr    net.Addr
+	isConnected   bool // handshake completed or use of association with peer
 	// for detaching conn from poller
 	detaching bool
 }

@@ -28,19 +28,63 @@ import (
 
 // newServer wrap listener into server, quit will be invoked when server exit.
 func newServer(ln Listener, opts *options, onQuit func(err error)) *server {
-	return &server{
+	s := &server{
 		ln:     ln,
 		opts:   opts,
 		onQuit: onQuit,
 	}
+	s.removeFn = s.remove
+	return s
 }
 
 type server struct {
-	operator    FDOperator
-	ln          Listener
-	opts        *options
-	onQuit      func(err error)
-	connections sync.Map // key=fd, value=connection
+	operator FDOperator
+	ln       Listener
+	opts     *options
+	onQuit   func(err error)
+	// sockmon patch: the open connections by fd, in a slice rather than a
+	// sync.Map (about 110 bytes an entry, plus a closure and the boxed fd
+	// for the close callback): 8 bytes a connection. removeFn is s.remove,
+	// bound once, the close callback of every connection.
+	mu          sync.Mutex
+	connections []*connection // index fd; nil if none
+	removeFn    CloseCallback
+}
+
+// add records c under its fd.
+func (s *server) add(c *connection) {
+	s.mu.Lock()
+	if c.fd >= len(s.connections) {
+		grown := make([]*connection, max(2*len(s.connections), c.fd+1, 64))
+		copy(grown, s.connections)
+		s.connections = grown
+	}
+	s.connections[c.fd] = c
+	s.mu.Unlock()
+}
+
+// remove is the close callback that forgets a connection.
+func (s *server) remove(conn Connection) error {
+	c := conn.(*connection)
+	s.mu.Lock()
+	if c.fd < len(s.connections) && s.connections[c.fd] == c {
+		s.connections[c.fd] = nil
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// snapshot copies the open connections.
+func (s *server) snapshot() []*connection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*connection, 0, 64)
+	for _, c := range s.connections {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Run this server.
@@ -65,15 +109,13 @@ func (s *server) Close(ctx context.Context) error {
 
 	for {
 		activeConn := 0
-		s.connections.Range(func(key, value interface{}) bool {
-			conn, ok := value.(gracefulExit)
-			if !ok || conn.isIdle() {
-				value.(Connection).Close()
+		for _, conn := range s.snapshot() {
+			if conn.isIdle() {
+				conn.Close()
 			} else {
 				activeConn++
 			}
-			return true
-		})
+		}
 		if activeConn == 0 { // all connections have been closed
 			return nil
 		}
@@ -167,12 +209,8 @@ func (s *server) onAccept(conn Conn) {
 	if !nconn.IsActive() {
 		return
 	}
-	fd := conn.Fd()
-	nconn.AddCloseCallback(func(connection Connection) error {
-		s.connections.Delete(fd)
-		return nil
-	})
-	s.connections.Store(fd, nconn)
+	nconn.AddCloseCallback(s.removeFn)
+	s.add(nconn)
 
 	// trigger onConnect asynchronously
 	nconn.onConnect()

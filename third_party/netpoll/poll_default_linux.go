@@ -156,12 +156,12 @@ func (p *defaultPoll) handler(events []epollevent) (closed bool) {
 			if operator.OnRead != nil {
 				// for non-connection
 				operator.OnRead(p)
-			} else if operator.Inputs != nil {
+			} else if operator.hasInputs() {
 				// for connection
-				bs := operator.Inputs(p.barriers[i].bs)
+				bs := operator.inputs(p.barriers[i].bs)
 				if len(bs) > 0 {
 					n, err := ioread(operator.FD, bs, p.barriers[i].ivs)
-					operator.InputAck(n)
+					operator.inputAck(n)
 					totalRead += n
 					if err != nil {
 						p.appendHup(operator)
@@ -173,7 +173,7 @@ func (p *defaultPoll) handler(events []epollevent) (closed bool) {
 			}
 		}
 		if triggerHup {
-			if triggerRead && operator.Inputs != nil {
+			if triggerRead && operator.hasInputs() {
 				// read all left data if peer send and close
 				var leftRead int
 				// read all left data if peer send and close
@@ -202,12 +202,12 @@ func (p *defaultPoll) handler(events []epollevent) (closed bool) {
 			if operator.OnWrite != nil {
 				// for non-connection
 				operator.OnWrite(p)
-			} else if operator.Outputs != nil {
+			} else if operator.hasOutputs() {
 				// for connection
-				bs, _ := operator.Outputs(p.barriers[i].bs)
+				bs, _ := operator.outputs(p.barriers[i].bs)
 				if len(bs) > 0 {
 					n, err := iosend(operator.FD, bs, p.barriers[i].ivs, false)
-					operator.OutputAck(n)
+					operator.outputAck(n)
 					if err != nil {
 						p.appendHup(operator)
 						continue
