@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -125,23 +124,13 @@ func startServeLogs(t testing.TB, env []string, args ...string) (*exec.Cmd, stri
 	return nil, "", "", nil
 }
 
-// adminPost runs an admin action against a node and returns its data.
+// adminPost runs an admin action against a node and returns its data; a
+// refused action fails the test.
 func adminPost(t *testing.T, ctlAddr, token, action string, data any) json.RawMessage {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"action": action, "data": data})
-	req, _ := http.NewRequest("POST", "http://"+ctlAddr+"/api/admin/socket", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var env struct {
-		Success bool
-		Data    json.RawMessage
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || !env.Success {
-		t.Fatalf("%s: %d %v", action, resp.StatusCode, err)
+	status, env := adminCall(t, ctlAddr, token, action, data)
+	if !env.Success {
+		t.Fatalf("%s: %d %s: %s", action, status, env.Error.Code, env.Error.Message)
 	}
 	return env.Data
 }

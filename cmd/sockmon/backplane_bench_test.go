@@ -35,63 +35,21 @@ func startBenchNode(b *testing.B, args ...string) bpNode {
 // slowProxy forwards TCP to target, holding every chunk for delay in each
 // direction: a Redis that answers slowly.
 func slowProxy(b *testing.B, target string, delay time.Duration) string {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	b.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	pipe := func(dst, src net.Conn) {
-		defer wg.Done()
+	return tcpProxy(b, target, func(dst, src net.Conn, _ bool, _ <-chan struct{}) {
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := src.Read(buf)
 			if n > 0 {
 				time.Sleep(delay)
 				if _, werr := dst.Write(buf[:n]); werr != nil {
-					break
+					return
 				}
 			}
 			if err != nil {
-				break
-			}
-		}
-		dst.Close()
-		src.Close()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
 				return
 			}
-			r, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, r)
-			mu.Unlock()
-			wg.Add(2)
-			go pipe(r, c)
-			go pipe(c, r)
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // Local echo latency on a node whose Redis answers every chunk 50 ms late,

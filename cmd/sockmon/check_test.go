@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -305,63 +304,16 @@ func TestCheckDownNode(t *testing.T) {
 // delayProxy forwards TCP connections to target and holds each answer
 // back for delay before the first byte. It stops with the test.
 func delayProxy(t *testing.T, target string, delay time.Duration) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	track := func(c net.Conn) {
-		mu.Lock()
-		conns = append(conns, c)
-		mu.Unlock()
-	}
-	t.Cleanup(func() {
-		close(done)
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	return tcpProxy(t, target, func(dst, src net.Conn, toClient bool, done <-chan struct{}) {
+		if toClient {
+			select {
+			case <-time.After(delay):
+			case <-done:
 				return
 			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			track(c)
-			track(up)
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				_, _ = io.Copy(up, c)
-			}()
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				select {
-				case <-time.After(delay):
-				case <-done:
-					return
-				}
-				_, _ = io.Copy(c, up)
-			}()
 		}
-	}()
-	return ln.Addr().String()
+		_, _ = io.Copy(dst, src)
+	})
 }
 
 func TestCheckSlowNode(t *testing.T) {

@@ -13,13 +13,14 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 	"github.com/sockmon/sockmon/netcore/backplane/redistest"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 const clusterClientSecret = "cluster-test-client-secret-0123456789abcdef"
 
 // adminCall runs an admin action and returns the HTTP status and the
 // reply's envelope.
-func adminCall(t *testing.T, ctlAddr, token, action string, data any) (int, clusterEnvelope) {
+func adminCall(t *testing.T, ctlAddr, token, action string, data any) (int, adminEnvelope) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"action": action, "data": data})
 	req, _ := http.NewRequest("POST", "http://"+ctlAddr+"/api/admin/socket", bytes.NewReader(body))
@@ -29,14 +30,14 @@ func adminCall(t *testing.T, ctlAddr, token, action string, data any) (int, clus
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var env clusterEnvelope
+	var env adminEnvelope
 	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
 		t.Fatalf("%s: %d: %v", action, resp.StatusCode, err)
 	}
 	return resp.StatusCode, env
 }
 
-type clusterEnvelope struct {
+type adminEnvelope struct {
 	Success bool
 	Data    json.RawMessage
 	Error   struct{ Code, Message string }
@@ -128,23 +129,6 @@ type clusterNodes struct {
 	}
 }
 
-// eventually retries f every 50 ms for up to d and fails with what f last
-// said.
-func eventually(t *testing.T, d time.Duration, f func() string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		msg := f()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", d, msg)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // Three `sockmon serve` processes on one real redis-server: get_cluster
 // lists them; get_connections and broadcast with scope cluster reach all
 // three and the audit log of the node that took the broadcast holds the
@@ -179,7 +163,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		_ = json.Unmarshal(env.Data, &v)
 		return status, v
 	}
-	eventually(t, 10*time.Second, func() string {
+	wstest.Eventually(t, 10*time.Second, func() string {
 		if status, v := cluster(n1.ctl); status != 200 || v.Totals.Nodes != 3 {
 			return "get_cluster on n1: " + string(mustJSON(v))
 		}
@@ -195,7 +179,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	c3 := dialMsgClient(t, n3.ws, "")
 
 	// get_connections with scope cluster merges the three nodes.
-	eventually(t, 10*time.Second, func() string {
+	wstest.Eventually(t, 10*time.Second, func() string {
 		status, env := adminCall(t, n1.ctl, admin, "get_connections", map[string]any{"scope": "cluster"})
 		var p struct {
 			Total       int
@@ -272,7 +256,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	if ce := alice.waitClose(t); ce.Code != 1008 {
 		t.Fatalf("alice closed with %d %q, want 1008", ce.Code, ce.Text)
 	}
-	eventually(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		c, resp, err := websocket.DefaultDialer.Dial("ws://"+n3.ws+"/ws?token="+client("alice"), nil)
 		if err == nil {
 			c.Close()
@@ -289,7 +273,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	eventually(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		if _, v := cluster(n1.ctl); v.Totals.Nodes != 2 {
 			return "get_cluster after SIGKILL of n3: " + string(mustJSON(v))
 		}
@@ -299,7 +283,7 @@ func TestClusterThreeNodes(t *testing.T) {
 
 	// Redis stopped: node scope works, cluster scope is a clear 503.
 	rs.Stop()
-	eventually(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		status, env := adminCall(t, n1.ctl, admin, "execute_command", map[string]any{"command": "broadcast", "message": "x", "scope": "cluster"})
 		if status != http.StatusServiceUnavailable || env.Error.Code != "unavailable" || !strings.Contains(env.Error.Message, "Redis") {
 			return "cluster broadcast with Redis down: " + env.Error.Code + " " + env.Error.Message
@@ -316,7 +300,7 @@ func TestClusterThreeNodes(t *testing.T) {
 
 	// Redis back (empty): both nodes register again, no restart.
 	rs.Restart()
-	eventually(t, 15*time.Second, func() string {
+	wstest.Eventually(t, 15*time.Second, func() string {
 		if status, v := cluster(n2.ctl); status != 200 || v.Totals.Nodes != 2 {
 			return "get_cluster after Redis restart: " + string(mustJSON(v))
 		}

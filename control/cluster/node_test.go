@@ -13,6 +13,7 @@ import (
 
 	"github.com/sockmon/sockmon/netcore/backplane"
 	"github.com/sockmon/sockmon/netcore/backplane/redistest"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 const testInterval = 100 * time.Millisecond
@@ -32,22 +33,6 @@ func newNode(t *testing.T, rs *redistest.Server, id string) *Node {
 	}
 	t.Cleanup(func() { _ = n.Close() })
 	return n
-}
-
-// waitUntil retries f every 20 ms for up to d; the message is f's last.
-func waitUntil(t *testing.T, d time.Duration, f func() string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		msg := f()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", d, msg)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func ids(nodes []NodeInfo) string {
@@ -70,7 +55,7 @@ func TestRegistry(t *testing.T) {
 	for _, n := range []*Node{a, b, c} {
 		n.Start()
 	}
-	waitUntil(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		nodes, err := b.Nodes(context.Background())
 		if err != nil || ids(nodes) != "a,b*,c" {
 			return "nodes: " + ids(nodes)
@@ -92,7 +77,7 @@ func TestRegistry(t *testing.T) {
 	if nodes, _ := b.Nodes(context.Background()); ids(nodes) != "b*,c" {
 		t.Fatalf("c left before its TTL: %s", ids(nodes))
 	}
-	waitUntil(t, 2*time.Second, func() string {
+	wstest.Eventually(t, 2*time.Second, func() string {
 		if nodes, _ := b.Nodes(context.Background()); ids(nodes) != "b*" {
 			return "after c's TTL: " + ids(nodes)
 		}
@@ -128,7 +113,7 @@ func TestSendGathersRepliesAndTimesOut(t *testing.T) {
 		})
 		n.Start()
 	}
-	waitUntil(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		nodes, _ := a.Nodes(context.Background())
 		return map[bool]string{true: "", false: "nodes: " + ids(nodes)}[ids(nodes) == "a*,b,c"]
 	})
@@ -193,7 +178,7 @@ func TestSharedBansAndRateLimits(t *testing.T) {
 	ra, rb := hook(a), hook(b)
 	a.Start()
 	b.Start()
-	waitUntil(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		nodes, _ := a.Nodes(context.Background())
 		return map[bool]string{true: "", false: "nodes: " + ids(nodes)}[len(nodes) == 2]
 	})
@@ -201,7 +186,7 @@ func TestSharedBansAndRateLimits(t *testing.T) {
 	if err := a.ShareRateLimit(context.Background(), "bob", 7, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		rb.mu.Lock()
 		defer rb.mu.Unlock()
 		if rb.bans["user:alice"] != (ban{time.Minute, 2}) || rb.limits["bob"] != 7 {
@@ -221,7 +206,7 @@ func TestSharedBansAndRateLimits(t *testing.T) {
 	c := newNode(t, rs, "c")
 	rc := hook(c)
 	c.Start()
-	waitUntil(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
 		bn := rc.bans["user:alice"]
@@ -233,7 +218,7 @@ func TestSharedBansAndRateLimits(t *testing.T) {
 	if err := b.ShareRateLimit(context.Background(), "bob", 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
 		return map[bool]string{true: "", false: "c did not see the removal"}[rc.limits["bob"] == 0]
@@ -251,7 +236,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	a, b := newNode(t, rs, "a"), newNode(t, rs, "b")
 	a.Start()
 	b.Start()
-	waitUntil(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		nodes, _ := a.Nodes(context.Background())
 		return map[bool]string{true: "", false: "nodes: " + ids(nodes)}[len(nodes) == 2]
 	})
@@ -262,7 +247,7 @@ func TestRedisDownAndBack(t *testing.T) {
 		t.Fatalf("Name %q", a.Name())
 	}
 	rs.Stop()
-	waitUntil(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		if reason, down := a.Degraded(); !down || !strings.Contains(reason, "redis") {
 			return "not degraded: " + reason
 		}
@@ -279,7 +264,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	}
 	t.Logf("degraded: %s", ue.Reason)
 	rs.Restart()
-	waitUntil(t, 10*time.Second, func() string {
+	wstest.Eventually(t, 10*time.Second, func() string {
 		nodes, err := a.Nodes(context.Background())
 		if err != nil || ids(nodes) != "a*,b" {
 			return "after restart: " + ids(nodes) + " " + errString(err)
@@ -291,7 +276,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	})
 	// Commands work again (go-redis resubscribed).
 	b.Handle(func(ctx context.Context, c Command) Reply { return Reply{Status: "ok"} })
-	waitUntil(t, 10*time.Second, func() string {
+	wstest.Eventually(t, 10*time.Second, func() string {
 		replies, err := a.Send(context.Background(), "x", nil)
 		if err != nil || len(replies) != 1 || replies[0].Status != "ok" {
 			return "send after restart: " + string(mustJSON(replies)) + " " + errString(err)
@@ -322,13 +307,13 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	n.Handle(func(ctx context.Context, c Command) Reply { return Reply{Status: "ok"} })
 	n.Start()
 	n.ShareBan("ip:10.0.0.1", time.Second, 0)
-	waitUntil(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		nodes, _ := n.Nodes(context.Background())
 		return map[bool]string{true: "", false: "not registered"}[len(nodes) == 1]
 	})
 	_ = n.Close()
 	_ = rdb.Close()
-	waitUntil(t, 3*time.Second, func() string {
+	wstest.Eventually(t, 3*time.Second, func() string {
 		if g := runtime.NumGoroutine(); g > base {
 			buf := make([]byte, 1<<20)
 			return string(buf[:runtime.Stack(buf, true)])
@@ -357,14 +342,14 @@ func TestStartWithRedisDown(t *testing.T) {
 	b.Handle(func(ctx context.Context, c Command) Reply { return Reply{Status: "ok"} })
 	a.Start()
 	b.Start()
-	waitUntil(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		if _, down := a.Degraded(); !down {
 			return "not degraded with Redis down"
 		}
 		return ""
 	})
 	rs.Restart()
-	waitUntil(t, 10*time.Second, func() string {
+	wstest.Eventually(t, 10*time.Second, func() string {
 		replies, err := a.Send(context.Background(), "x", nil)
 		if err != nil || len(replies) != 1 || replies[0].Status != "ok" {
 			return "send once Redis runs: " + string(mustJSON(replies)) + " " + errString(err)
@@ -396,7 +381,7 @@ func TestDuplicateNodeIDIsLogged(t *testing.T) {
 	rs := redistest.Start(t)
 	a := newNode(t, rs, "a")
 	a.Start()
-	waitUntil(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		nodes, _ := a.Nodes(context.Background())
 		return map[bool]string{true: "", false: "a not registered"}[len(nodes) == 1]
 	})
@@ -409,7 +394,7 @@ func TestDuplicateNodeIDIsLogged(t *testing.T) {
 	}
 	twin.Start()
 	defer twin.Close()
-	waitUntil(t, 5*time.Second, func() string {
+	wstest.Eventually(t, 5*time.Second, func() string {
 		if !strings.Contains(logs.String(), "another node is registered with this node id") {
 			return "no warning: " + logs.String()
 		}

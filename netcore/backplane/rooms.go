@@ -67,8 +67,6 @@ type Rooms struct {
 
 	c counters
 
-	extra map[string]func(origin string, payload []byte) // Handle's channels; fixed at Start
-
 	ctx     context.Context
 	cancel  context.CancelFunc
 	ps      *redis.PubSub
@@ -162,7 +160,7 @@ func NewRooms(rdb redis.UniversalClient, o Options) (*Rooms, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backplane: %w", err)
 	}
-	r := &Rooms{rdb: rdb, log: o.Logger, br: br, extra: make(map[string]func(string, []byte)),
+	r := &Rooms{rdb: rdb, log: o.Logger, br: br,
 		queue: make(chan outMsg, o.QueueSize), kick: make(chan struct{}, 1),
 		want: make(map[string]struct{}), dirty: make(map[string]struct{})}
 	var raw [IDLen / 2]byte
@@ -269,29 +267,6 @@ func (r *Rooms) Publish(room, payload []byte) {
 	}
 	r.enqueue(RoomPrefix, room, payload)
 }
-
-// Handle subscribes channel (not a room's, not BroadcastChannel) on the
-// node's PubSub connection, for other uses of the backplane (the cluster's
-// admin commands): every message sent to it with Send, by any node this one
-// included, goes to f with the sender's instance id (compare ID). f runs on
-// the receiving goroutine, in order, and must not block; payload is valid
-// only during the call. Call Handle before Start.
-func (r *Rooms) Handle(channel string, f func(origin string, payload []byte)) error {
-	switch {
-	case r.started.Load():
-		return errors.New("backplane: Handle after Start")
-	case channel == BroadcastChannel || strings.HasPrefix(channel, RoomPrefix):
-		return fmt.Errorf("backplane: channel %q is the rooms'", channel)
-	case r.extra[channel] != nil:
-		return fmt.Errorf("backplane: channel %q handled twice", channel)
-	}
-	r.extra[channel] = f
-	return nil
-}
-
-// Send publishes payload on channel through the same ordered queue,
-// breaker and counters as Publish. It never blocks.
-func (r *Rooms) Send(channel string, payload []byte) { r.enqueue(channel, nil, payload) }
 
 // enqueue copies channel+suffix, the instance id and payload into one
 // message of the publish queue.
@@ -426,11 +401,7 @@ func (r *Rooms) receiveLoop() {
 			// Recorded by go-redis even when this fails: a reconnect
 			// subscribes it.
 			subscribed = true
-			chans := []string{BroadcastChannel}
-			for ch := range r.extra {
-				chans = append(chans, ch)
-			}
-			_ = r.ps.Subscribe(r.ctx, chans...)
+			_ = r.ps.Subscribe(r.ctx, BroadcastChannel)
 		}
 		msg, err := r.ps.ReceiveTimeout(r.ctx, receiveWait)
 		if err != nil {
@@ -482,11 +453,6 @@ func (r *Rooms) handle(m *redis.Message) {
 	p := m.Payload
 	if len(p) < IDLen {
 		add(r.c.inMalformed, &r.c.malformed, 1)
-		return
-	}
-	if f := r.extra[m.Channel]; f != nil {
-		add(r.c.inReceived, &r.c.received, 1)
-		f(p[:IDLen], []byte(p[IDLen:]))
 		return
 	}
 	if p[:IDLen] == string(r.id[:]) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sockmon/sockmon/netcore/breaker"
+	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 // slack is how late a done may come after its timeout: scheduling on a
@@ -180,7 +181,7 @@ func TestSlowAndQueue(t *testing.T) {
 	for range 3 {
 		chans = append(chans, callAsync(t, s, CallMeta{SocketID: "s"}, "ai", `1`))
 	}
-	eventually(t, "one call in flight and two queued", func() bool {
+	wstest.WaitFor(t, "one call in flight and two queued", func() bool {
 		st := s.Snapshot()[0]
 		return st.InFlight == 1 && st.Queued == 2
 	})
@@ -205,7 +206,7 @@ func TestSlowAndQueue(t *testing.T) {
 	srv2 := newServer(t, "hang")
 	mustReload(t, s, Spec{Name: "ai", URL: srv2.URL, MaxConcurrent: 1, MaxQueued: 1, Timeout: 300 * time.Millisecond})
 	first := callAsync(t, s, CallMeta{SocketID: "s"}, "ai", `1`)
-	eventually(t, "the first call in flight", func() bool { return s.Snapshot()[0].InFlight == 1 })
+	wstest.WaitFor(t, "the first call in flight", func() bool { return s.Snapshot()[0].InFlight == 1 })
 	second := callAsync(t, s, CallMeta{SocketID: "s"}, "ai", `1`)
 	for _, ch := range []<-chan reply{first, second} {
 		r := <-ch
@@ -435,7 +436,7 @@ func TestShutdown(t *testing.T) {
 	for range 5 {
 		chans = append(chans, callAsync(t, s, CallMeta{SocketID: "s"}, "ai", `1`))
 	}
-	eventually(t, "two calls in flight", func() bool { return s.Snapshot()[0].InFlight == 2 })
+	wstest.WaitFor(t, "two calls in flight", func() bool { return s.Snapshot()[0].InFlight == 2 })
 
 	shut := make(chan error, 1)
 	go func() { shut <- s.Shutdown(context.Background()) }()
@@ -483,7 +484,7 @@ func TestShutdown(t *testing.T) {
 	s2, _ := newTestSet(t, Options{})
 	mustReload(t, s2, Spec{Name: "ai", URL: srv2.URL, Timeout: 300 * time.Millisecond})
 	pending := callAsync(t, s2, CallMeta{SocketID: "s"}, "ai", `1`)
-	eventually(t, "a call in flight", func() bool { return s2.Snapshot()[0].InFlight == 1 })
+	wstest.WaitFor(t, "a call in flight", func() bool { return s2.Snapshot()[0].InFlight == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	if err := s2.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {

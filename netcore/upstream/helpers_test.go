@@ -125,18 +125,6 @@ func wantOK(t *testing.T, r reply) {
 	}
 }
 
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // checkNoLeaks waits for the goroutines of Sets and of fasthttp clients to
 // be gone.
 func checkNoLeaks(t *testing.T) {

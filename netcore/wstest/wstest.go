@@ -31,12 +31,40 @@ const IOTimeout = 5 * time.Second
 // does not within 10 seconds.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	poll(t, 10*time.Second, 2*time.Millisecond, func() string {
+		if cond() {
+			return ""
 		}
-		time.Sleep(2 * time.Millisecond)
+		return "timed out waiting for " + what
+	})
+}
+
+// Eventually calls check every 20 ms until it returns "", and fails the
+// test with check's last answer if it does not within d. For conditions
+// that cost a request to another process, and whose failure says more
+// than a name.
+func Eventually(t testing.TB, d time.Duration, check func() string) {
+	t.Helper()
+	poll(t, d, 20*time.Millisecond, func() string {
+		if msg := check(); msg != "" {
+			return fmt.Sprintf("after %s: %s", d, msg)
+		}
+		return ""
+	})
+}
+
+func poll(t testing.TB, d, every time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(every)
 	}
 }
 
