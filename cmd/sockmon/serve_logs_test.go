@@ -117,6 +117,11 @@ func TestServeLogFilesHoldNoSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer user.Close()
+	// The 101 reaches the client just before the node counts the connection
+	// open; an admin command finds only open connections.
+	wstest.WaitFor(t, "the node to count user-7's connection open", func() bool {
+		return metricValue(t, p.control, `sockmon_connections_accepted_total{auth="authenticated"}`) >= 1
+	})
 	if code := admin(adminToken, `{"action":"force_disconnect_user","data":{"userId":"user-7","reason":"password=`+password+`"}}`); code != 200 {
 		t.Fatalf("force_disconnect_user: %d", code)
 	}
