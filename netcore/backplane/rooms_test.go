@@ -91,6 +91,9 @@ func TestRoomsCrossNode(t *testing.T) {
 	if n := len(inA.list()); n != 0 {
 		t.Fatalf("the origin delivered %d of its own messages again", n)
 	}
+	// Sent is counted when the pipeline's replies are read, which can be
+	// after Redis has already sent the messages back to a.
+	wstest.WaitFor(t, "a to count 101 sent", func() bool { return a.Stats().Sent == 101 })
 	if s := a.Stats(); s.Sent != 101 || s.Dropped != 0 || s.Overflow != 0 {
 		t.Fatalf("a's stats %+v, want 101 sent", s)
 	}
