@@ -174,6 +174,15 @@ func signIn(t *testing.T, ctx context.Context, base, token string) {
 }
 
 // go to a page of the dashboard and wait for an element of it.
+// clickJS clicks the first element sel matches, from inside the page, as
+// soon as there is one. The connections table is rendered again on every
+// refresh, so a node that chromedp.Click found may be gone when it clicks
+// ("Could not find node with given id").
+func clickJS(t *testing.T, ctx context.Context, what, sel string) {
+	t.Helper()
+	waitJS(t, ctx, 10*time.Second, what, `(() => { const e = document.querySelector(`+strconv.Quote(sel)+`); if (!e) return false; e.click(); return true })()`)
+}
+
 func goPage(t *testing.T, ctx context.Context, base, page, sel string) {
 	t.Helper()
 	within(t, ctx, 15*time.Second, "page "+page,
@@ -339,8 +348,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	// Disconnect a client from the connections page: it gets 4000 and the reason.
 	goPage(t, ctx, base, "connections", "#conn-rows tr[data-socket]")
 	screenshot(t, ctx, shots, "03-connections")
-	within(t, ctx, 10*time.Second, "open a connection's details",
-		chromedp.Click(chromedp.CSS("#conn-rows tr[data-socket] td")), chromedp.WaitVisible(chromedp.ID("disconnect-socket")))
+	clickJS(t, ctx, "open a connection's details", "#conn-rows tr[data-socket] td")
+	within(t, ctx, 10*time.Second, "open a connection's details", chromedp.WaitVisible(chromedp.ID("disconnect-socket")))
 	screenshot(t, ctx, shots, "03-connection-detail")
 	const reason = "closed from the dashboard test"
 	within(t, ctx, 10*time.Second, "disconnect",
@@ -367,9 +376,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	waitJS(t, ctx, 10*time.Second, "two connections left", `document.querySelectorAll('#conn-rows tr[data-socket]').length === 2`)
 	// A custom rate limit for one socket shows in its row.
-	within(t, ctx, 10*time.Second, "rate limit",
-		chromedp.Click(chromedp.CSS("#conn-rows tr[data-socket] td")), chromedp.WaitVisible(chromedp.ID("detail-rate")),
-		chromedp.Click(chromedp.ID("detail-rate")), chromedp.WaitVisible(chromedp.ID("rl-limit")),
+	clickJS(t, ctx, "rate limit", "#conn-rows tr[data-socket] td")
+	within(t, ctx, 10*time.Second, "rate limit", chromedp.WaitVisible(chromedp.ID("detail-rate")))
+	clickJS(t, ctx, "rate limit", "#detail-rate")
+	within(t, ctx, 10*time.Second, "rate limit", chromedp.WaitVisible(chromedp.ID("rl-limit")),
 		chromedp.SetValue(chromedp.ID("rl-limit"), "50"), chromedp.SetValue(chromedp.ID("rl-window"), "1000"))
 	screenshot(t, ctx, shots, "03-connections-rate-limit")
 	within(t, ctx, 10*time.Second, "set the rate limit", chromedp.Click(chromedp.ID("confirm-ok")))
