@@ -12,7 +12,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/sockmon/sockmon/netcore"
 	"github.com/sockmon/sockmon/netcore/protocol"
-	"github.com/sockmon/sockmon/netcore/wstest"
 )
 
 func unmarshal[T any](t *testing.T, data []byte) T {
@@ -41,7 +40,7 @@ var alice = Actor{Sub: "alice", IP: "192.0.2.1"}
 func TestAdminStatus(t *testing.T) {
 	f := newFixture(t)
 	f.dial("carol")
-	wstest.WaitFor(t, "a connection", func() bool { return f.engine.Stats().Open == 1 })
+	f.waitOpen(1)
 	r := f.do("GET", PathAdmin, f.token(), nil)
 	ok, data, _, _, _ := r.envelope(t)
 	if r.status != 200 || !ok {
@@ -146,7 +145,7 @@ func TestForceDisconnect(t *testing.T) {
 	f := newFixture(t)
 	d1, d2 := f.dial("dave"), f.dial("dave")
 	e := f.dial("erin")
-	wstest.WaitFor(t, "three connections", func() bool { return f.engine.Stats().Open == 3 })
+	f.waitOpen(3)
 	data := f.mustAdmin(ActionForceDisconnectUser, map[string]any{"userId": "dave", "reason": "abuse"})
 	if got := unmarshal[map[string]any](t, data); got["disconnected"] != float64(2) {
 		t.Fatalf("reply %s", data)
@@ -255,7 +254,7 @@ func TestGetConnections(t *testing.T) {
 	g := f.dial("gina")
 	f.dial("hank")
 	f.dial("")
-	wstest.WaitFor(t, "three connections", func() bool { return f.engine.Stats().Open == 3 })
+	f.waitOpen(3)
 	_ = g.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","id":1,"room":"lobby"}`))
 	readJSON(t, g)
 	for range 3 {
@@ -324,7 +323,7 @@ func TestGetConnectionsShowsTheClientBehindAProxy(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = c.Close() })
 	}
-	wstest.WaitFor(t, "two connections", func() bool { return f.engine.Stats().Open == 2 })
+	f.waitOpen(2)
 	page := unmarshal[ConnectionsPage](t, f.mustAdmin(ActionGetConnections, map[string]any{"remoteAddress": "203.0.113."}))
 	if page.Total != 1 || page.Connections[0].RemoteAddress != "203.0.113.7" || !strings.HasPrefix(page.Connections[0].PeerAddress, "127.0.0.1:") {
 		t.Fatalf("remoteAddress 203.0.113.: %+v, want the client 203.0.113.7 with the proxy 127.0.0.1:port as its peer", page)
@@ -686,7 +685,7 @@ func TestHealthDetails(t *testing.T) {
 		f.dial("")
 	}
 	f.dial("judy")
-	wstest.WaitFor(t, "four connections", func() bool { return f.engine.Stats().Open == 4 })
+	f.waitOpen(4)
 	f.mustAdmin(ActionGetAlertConfigs, nil)
 	r := f.do("POST", PathHealth, f.token(), []byte(`{"connections":{"limit":2,"authenticated":false},"commands":{"limit":1}}`))
 	if r.status != 200 {

@@ -6,13 +6,13 @@ import (
 	"io"
 	"math"
 	"net"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sockmon/sockmon/metrics"
+	"github.com/sockmon/sockmon/netcore"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -107,8 +107,8 @@ func agentWeight(load, knee float64, atCap bool) int {
 
 // agentLoad is the larger of the connections' share of maxConns and the
 // CPU the process used over the last process sample p, as a share of the
-// cores the Go runtime may use (GOMAXPROCS, which follows a container's CPU
-// limit).
+// cores the engine serves on (netcore.Cores: GOMAXPROCS before the engine's
+// spare P, which follows a container's CPU limit).
 func (s *Server) agentLoad(p *metrics.ProcessStats) (load float64, atCap bool) {
 	open := s.engine.Stats().Open
 	if mc := s.engine.Config().MaxConns; mc > 0 {
@@ -116,7 +116,7 @@ func (s *Server) agentLoad(p *metrics.ProcessStats) (load float64, atCap bool) {
 		atCap = open >= int64(mc)
 	}
 	if p.Available && p.NumCPU > 0 {
-		cpu := p.CPUFraction * float64(p.NumCPU) / float64(runtime.GOMAXPROCS(0))
+		cpu := p.CPUFraction * float64(p.NumCPU) / float64(netcore.Cores())
 		load = max(load, cpu)
 	}
 	return min(load, 1), atCap

@@ -203,7 +203,7 @@ func TestAgentWeightFollowsConnections(t *testing.T) {
 	for range 3 {
 		f.dial("")
 	}
-	wstest.WaitFor(t, "3 connections", func() bool { return f.engine.Stats().Open == 3 })
+	f.waitOpen(3)
 	r := f.ctl.AgentReply()
 	// 3 of 4: load 0.75, weight 50 (less if the test process's CPU is higher).
 	if r.State != AgentReady || r.Load < 0.75 || r.Weight > 50 || r.Weight < 1 {
@@ -213,7 +213,7 @@ func TestAgentWeightFollowsConnections(t *testing.T) {
 		t.Fatalf("3 of 4 connections: %q", got)
 	}
 	last := f.dial("")
-	wstest.WaitFor(t, "4 connections", func() bool { return f.engine.Stats().Open == 4 })
+	f.waitOpen(4)
 	if got := agentLine(t, addr); got != "up ready 0%" {
 		t.Fatalf("at --max-conns: %q, want weight 0", got)
 	}

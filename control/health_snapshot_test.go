@@ -65,7 +65,7 @@ func TestHealthStateShowsAtOnce(t *testing.T) {
 
 	// The connection counts are live too.
 	f.dial("")
-	wstest.WaitFor(t, "one connection", func() bool { return f.engine.Stats().Open == 1 })
+	f.waitOpen(1)
 	if _, h := getHealth(t, f); h.Details.Connections.Total != 1 || h.Details.Connections.Anonymous != 1 {
 		t.Fatalf("connections: %+v", h.Details.Connections)
 	}

@@ -26,7 +26,7 @@ func TestHealthHealthy(t *testing.T) {
 	f := newFixture(t)
 	c := f.dial("bob-the-user")
 	f.dial("")
-	wstest.WaitFor(t, "two connections", func() bool { return f.engine.Stats().Open == 2 })
+	f.waitOpen(2)
 	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping","id":1}`)); err != nil {
 		t.Fatal(err)
 	}

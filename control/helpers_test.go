@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -285,6 +286,16 @@ func (f *fixture) token() string {
 
 // dial opens a WebSocket client on the protocol path; user "" is
 // anonymous, otherwise it carries a client token for user.
+// waitOpen waits until the engine and the metrics both count n open
+// connections: the engine counts one before its 101 is sent (for
+// --max-conns), the metrics once it is open.
+func (f *fixture) waitOpen(n int64) {
+	f.t.Helper()
+	wstest.WaitFor(f.t, strconv.FormatInt(n, 10)+" open connections", func() bool {
+		return f.engine.Stats().Open == n && f.ctl.metrics.Snapshot().Connections.Total == n
+	})
+}
+
 func (f *fixture) dial(user string) *websocket.Conn {
 	f.t.Helper()
 	u := "ws://" + f.wsAddr + "/ws"

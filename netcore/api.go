@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -234,7 +233,7 @@ const fanOutChunk = 512
 // Large fan-outs run in parallel on the runner, one chunk per core; frames
 // must stay valid until writeAll returns, which it does after every chunk.
 func writeAll(conns []*Conn, frames fanOutFrames) int {
-	chunks := min(runtime.GOMAXPROCS(0), (len(conns)+fanOutChunk-1)/fanOutChunk)
+	chunks := min(Cores(), (len(conns)+fanOutChunk-1)/fanOutChunk)
 	if chunks <= 1 {
 		return writeChunk(conns, &frames)
 	}

@@ -64,6 +64,12 @@ type Config struct {
 	// message leaves at once. Off is for comparing (sockmon serve
 	// --write-coalescing off).
 	DisableWriteCoalescing bool
+	// DisablePollerServe hands every input to a worker goroutine. By
+	// default input that is nothing but complete frames of an open
+	// connection is served on netpoll's poller that read it, with no
+	// hand-off (inline.go). Off is for comparing (sockmon serve
+	// --poller-serve off).
+	DisablePollerServe bool
 	// CloseTimeout is how long the server waits for the peer's close frame
 	// after sending its own. Default 3s.
 	CloseTimeout time.Duration

@@ -15,8 +15,9 @@ import (
 	"github.com/sockmon/sockmon/netcore/wsproto"
 )
 
-// The read path: netpoll calls onRequest on a pooled goroutine when a
-// connection has input, and keeps calling while input remains. This is the
+// The read path: netpoll calls onRequest when a connection has input, on
+// the poller itself when the input is whole frames (inline.go), on a pooled
+// goroutine otherwise, and keeps calling while input remains. This is the
 // per-connection hot loop; it is long on purpose, so that one frame is read,
 // checked and dispatched without indirection.
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -89,9 +90,51 @@ type Stats struct {
 // constants every Server shares, and netpoll's own log lines go to the
 // Logger of that first Server.
 var netpollSetup struct {
-	once sync.Once
-	err  error
-	log  atomic.Pointer[slog.Logger]
+	once  sync.Once
+	err   error
+	log   atomic.Pointer[slog.Logger]
+	cores atomic.Int32 // GOMAXPROCS as the runtime chose it, before the spare P
+}
+
+// Cores is how many cores the engine serves on: GOMAXPROCS as the Go
+// runtime (or the operator's GOMAXPROCS) set it, which follows a
+// container's CPU limit. The engine runs one netpoll poller per core and
+// raises GOMAXPROCS by one, a spare P for every other goroutine (the
+// control port, timers, the sweeper), so that they never wait for a
+// poller's batch to end. Use Cores, not GOMAXPROCS, for "the CPUs this
+// process may use".
+func Cores() int {
+	if n := netpollSetup.cores.Load(); n > 0 {
+		return int(n)
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// setupNetpoll configures netpoll, once per process; log, when not nil and
+// the first, gets netpoll's messages.
+func setupNetpoll(log *slog.Logger) error {
+	netpollSetup.once.Do(func() {
+		pollers := runtime.GOMAXPROCS(0)
+		netpollSetup.cores.Store(int32(pollers))
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		netpollSetup.log.Store(log)
+		netpoll.LinkBufferCap = netpollMinNode
+		netpollSetup.err = netpoll.Configure(netpoll.Config{
+			BufferSize:   netpollBufferSize,
+			LoggerOutput: netpollLog{},
+			Runner:       runTask,
+			TaskRunner:   runConnTask,
+			Inline:       servesInline,
+			PollerNum:    pollers,
+		})
+		runtime.GOMAXPROCS(pollers + 1)
+	})
+	if netpollSetup.err != nil {
+		return fmt.Errorf("netcore: configure netpoll: %w", netpollSetup.err)
+	}
+	return nil
 }
 
 // netpoll buffer sizing. sockmon's netpoll holds no buffer for an idle
@@ -116,18 +159,8 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	netpollSetup.once.Do(func() {
-		netpollSetup.log.Store(cfg.Logger)
-		netpoll.LinkBufferCap = netpollMinNode
-		netpollSetup.err = netpoll.Configure(netpoll.Config{
-			BufferSize:   netpollBufferSize,
-			LoggerOutput: netpollLog{},
-			Runner:       runTask,
-			TaskRunner:   runConnTask,
-		})
-	})
-	if netpollSetup.err != nil {
-		return nil, fmt.Errorf("netcore: configure netpoll: %w", netpollSetup.err)
+	if err := setupNetpoll(cfg.Logger); err != nil {
+		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), metrics: cfg.Metrics}
 	if s.metrics == nil {
@@ -363,7 +396,8 @@ func (s *Server) onPrepare(nc netpoll.Connection) context.Context {
 	return (*connContext)(c)
 }
 
-// onRequest runs on a pooled goroutine whenever the connection has input.
+// onRequest runs whenever the connection has input: on the poller that
+// read it (inline.go), or on a pooled goroutine.
 func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	cc, _ := ctx.(*connContext)
 	c := (*Conn)(cc)

@@ -34,6 +34,7 @@ type serveFlags struct {
 	cfg             netcore.Config
 	proto           protocol.Config
 	compression     bool
+	pollerServe     string
 	writeCoalescing string
 	logLevel        string
 	allowedOrigins  string
@@ -94,6 +95,7 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&c.DrainDelay, "drain-delay", netcore.DefaultDrainDelay, "on SIGTERM: wait this long with readiness off before closing connections (skipped when no client is connected)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", netcore.DefaultShutdownTimeout, "on SIGTERM: the whole drain finishes within this")
 	fs.StringVar(&f.writeCoalescing, "write-coalescing", "on", "on: a fan-out flushes each member once with every frame queued for it by then (one write for several messages); off: one write per message")
+	fs.StringVar(&f.pollerServe, "poller-serve", "on", "on: input that is only complete frames of an open connection is served on the netpoll poller that read it, with no hand-off to a worker goroutine; off: every input goes to a worker")
 	fs.BoolVar(&f.compression, "compression", true, "negotiate permessage-deflate (no context takeover)")
 	fs.IntVar(&c.CompressionThreshold, "compression-threshold", netcore.DefaultCompressionThreshold, "messages smaller than this many bytes are sent uncompressed")
 	fs.BoolVar(&p.RequireAuth, "require-auth", false, "refuse clients without a valid token (401); the client secret comes from $SOCKMON_JWT_SECRET")
@@ -175,17 +177,28 @@ func offWhenZero(durations []*time.Duration, ints []*int) {
 	}
 }
 
+// offSwitch reads an on|off flag: whether it is off.
+func offSwitch(name, v string) (bool, error) {
+	switch v {
+	case "on":
+		return false, nil
+	case "off":
+		return true, nil
+	}
+	return false, fmt.Errorf("%s %q: want on or off", name, v)
+}
+
 // configs turns the flags into the engine's and the protocol's Configs.
 func (f *serveFlags) configs(logger *slog.Logger, getenv func(string) string) (netcore.Config, protocol.Config, error) {
 	c, p := f.cfg, f.proto
 	offWhenZero([]*time.Duration{&c.IdleTimeout, &c.PingInterval, &c.DrainDelay}, []*int{&p.ConnRate, &p.MessageRate, &p.MessageBytesRate, &p.RoomPublishRate, &c.OutboundBudget})
 	c.DisableCompression = !f.compression
-	switch f.writeCoalescing {
-	case "on":
-	case "off":
-		c.DisableWriteCoalescing = true
-	default:
-		return c, p, fmt.Errorf("--write-coalescing %q: want on or off", f.writeCoalescing)
+	var err error
+	if c.DisableWriteCoalescing, err = offSwitch("--write-coalescing", f.writeCoalescing); err != nil {
+		return c, p, err
+	}
+	if c.DisablePollerServe, err = offSwitch("--poller-serve", f.pollerServe); err != nil {
+		return c, p, err
 	}
 	c.Logger = logger
 	if p.JWTMaxTTL < 0 {
@@ -193,7 +206,6 @@ func (f *serveFlags) configs(logger *slog.Logger, getenv func(string) string) (n
 	}
 	p.JWTSecret = []byte(getenv("SOCKMON_JWT_SECRET"))
 	p.AllowedOrigins = splitList(f.allowedOrigins)
-	var err error
 	if c.TrustedProxies, err = parsePrefixes("--trusted-proxies", f.trustedProxies); err != nil {
 		return c, p, err
 	}

@@ -571,6 +571,12 @@ func (c *connection) waitRead(n int) (err error) {
 	if n <= c.in().Len() {
 		return nil
 	}
+	if c.status(processing) == processingInline {
+		// sockmon patch: Config.Inline said the input was enough; the
+		// poller cannot wait for input only it could read.
+		logger.Printf("NETPOLL: processing on the poller wants %d bytes of input, has %d: closing the connection (a bug in Config.Inline)", n, c.in().Len())
+		return Exception(ErrConnClosed, "wait read on the poller")
+	}
 	atomic.StoreInt64(&c.waitReadSize, int64(n))
 	defer atomic.StoreInt64(&c.waitReadSize, 0)
 	trigger := c.readTrigger.get() // before the length and state checks below

@@ -207,6 +207,47 @@ func (c *connection) onRequest() (needTrigger bool) {
 	return !processed
 }
 
+// inlineRequest is Config.Inline (sockmon patch).
+var inlineRequest func(ctx context.Context) bool
+
+// onRequestPolled is onRequest on the poller, which reads the input
+// (sockmon patch): when Config.Inline says so, the processing runs on the
+// poller at the end of its batch (defaultPoll.runInline) rather than on the
+// runner. The poller is the only goroutine that adds input, so the input the
+// Inline callback saw is all the processing will find.
+func (c *connection) onRequestPolled() (needTrigger bool) {
+	inline := inlineRequest
+	if inline == nil || c.getState() == connStateNone && c.onConnectCallback.Load() != nil {
+		return c.onRequest()
+	}
+	p, ok := c.operator.poll.(inlinePoll)
+	if !ok || c.loadOnRequest() == nil {
+		return c.onRequest()
+	}
+	if !atomic.CompareAndSwapInt32(&c.keychain[processing], 0, processingInline) {
+		return true // running: it is waiting for this input, or will see it
+	}
+	// Asked with the lock held, so that no processing goroutine reads the
+	// input while the callback looks at it.
+	if inline(c.ctx) {
+		p.queueInline(c)
+		return false
+	}
+	c.force(processing, 1)
+	runner.RunT(c.ctx, (*requestTask)(c))
+	return false
+}
+
+// processingInline is the processing lock's value while the processing
+// runs on the poller (sockmon patch; 1 is locked elsewhere): waitRead then
+// fails instead of blocking the poller, which alone could end the wait.
+const processingInline = 2
+
+// inlinePoll is a poller that runs processing inline (sockmon patch).
+type inlinePoll interface {
+	queueInline(c *connection)
+}
+
 // onProcess is responsible for executing the onConnect/onRequest function serially,
 // and make sure the connection has been closed correctly if user call c.Close() in onConnect/onRequest function.
 func (c *connection) onProcess(onConnect OnConnect, onRequest OnRequest) (processed bool) {

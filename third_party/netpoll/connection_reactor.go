@@ -115,7 +115,7 @@ func (c *connection) inputAck(n int) (err error) {
 
 	needTrigger := true
 	if length == n { // first start onRequest
-		needTrigger = c.onRequest()
+		needTrigger = c.onRequestPolled()
 	}
 	if needTrigger && length >= int(atomic.LoadInt64(&c.waitReadSize)) {
 		c.triggerRead(nil)

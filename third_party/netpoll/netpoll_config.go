@@ -37,6 +37,14 @@ type Config struct {
 	BufferSize   int                                 // default size of a new connection's LinkBuffer
 	Runner       func(ctx context.Context, f func()) // runner for event handler, most of the time use a goroutine pool.
 	TaskRunner   func(ctx context.Context, t Task)   // sockmon patch: runner for a connection's input processing, with no closure; default: Runner(ctx, t.Run)
+	// Inline (sockmon patch), when set, is asked on the poller whenever
+	// input arrives for a connection whose processing is not running
+	// (ctx is the connection's context). True runs that processing on the
+	// poller itself, once the poller has read every ready socket of the
+	// batch, instead of handing it to TaskRunner. It must be cheap, and
+	// say true only when the processing cannot block: it would block the
+	// poller and every connection on it.
+	Inline func(ctx context.Context) bool
 	LoggerOutput io.Writer                           // logger output
 	LoadBalance  LoadBalance                         // load balance for poller picker
 	Feature                                          // define all features that not enable by default

@@ -59,6 +59,7 @@ func Configure(config Config) (err error) {
 	if config.TaskRunner != nil {
 		runner.RunT = config.TaskRunner
 	}
+	inlineRequest = config.Inline
 	if config.LoggerOutput != nil {
 		logger = log.New(config.LoggerOutput, "", log.LstdFlags)
 	}

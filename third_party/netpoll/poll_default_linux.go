@@ -65,6 +65,7 @@ type defaultPoll struct {
 	trigger uint32         // trigger flag
 	m       sync.Map       //nolint:unused // only used in go:race
 	opcache *operatorCache // operator cache
+	inline  []*connection  // sockmon patch: processing to run at the end of the batch (runInline)
 	// fns for handle events
 	Reset   func(size, caps int)
 	Handler func(events []epollevent) (closed bool)
@@ -124,6 +125,11 @@ func (p *defaultPoll) handler(events []epollevent) (closed bool) {
 	var triggerRead, triggerWrite, triggerHup, triggerError bool
 	var err error
 	for i := range events {
+		// sockmon patch: the previous event's connection is served as soon
+		// as its operator is released, before the next socket is read.
+		if len(p.inline) > 0 {
+			p.runInline()
+		}
 		operator := p.getOperator(0, unsafe.Pointer(&events[i].data))
 		if operator == nil || !operator.do() {
 			continue
@@ -219,9 +225,27 @@ func (p *defaultPoll) handler(events []epollevent) (closed bool) {
 		}
 		operator.done()
 	}
+	p.runInline()
 	// hup conns together to avoid blocking the poll.
 	p.onhups()
 	return false
+}
+
+// queueInline implements inlinePoll (sockmon patch): c, which holds its
+// processing lock, is processed at the end of this batch.
+func (p *defaultPoll) queueInline(c *connection) {
+	p.inline = append(p.inline, c)
+}
+
+// runInline processes the connections queued by this batch's input, on the
+// poller, after every ready socket was read and every operator released
+// (so a drained input buffer can be pooled again, see Release).
+func (p *defaultPoll) runInline() {
+	for i, c := range p.inline {
+		p.inline[i] = nil
+		(*requestTask)(c).Run()
+	}
+	p.inline = p.inline[:0]
 }
 
 // Close will write 10000000

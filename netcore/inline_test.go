@@ -1,0 +1,139 @@
+package netcore
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/sockmon/sockmon/netcore/wstest"
+)
+
+// whereHandler answers every message with where it was handled: "poller"
+// when netpoll's poller served it (inline.go), "worker" otherwise.
+type whereHandler struct{}
+
+func (whereHandler) Open(c *Conn, _ *Request) Session { return whereSession{c} }
+
+type whereSession struct{ c *Conn }
+
+func (s whereSession) HandleMessage(MessageType, []byte) error {
+	buf := make([]byte, 64<<10)
+	stack := string(buf[:runtime.Stack(buf, false)])
+	where := "worker"
+	if strings.Contains(stack, "(*defaultPoll).runInline") {
+		where = "poller"
+	}
+	return s.c.Reply(TextMessage, []byte(where))
+}
+
+func (whereSession) Closed(DisconnectEvent) {}
+
+func whereServer(t *testing.T, cfg Config) string {
+	t.Helper()
+	cfg.Logger = discardLogger()
+	cfg.DrainDelay = -1
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Handle(Route{Path: "/where", Handler: whereHandler{}, Admitter: AdmitAll()}); err != nil {
+		t.Fatal(err)
+	}
+	return serveTest(t, srv)
+}
+
+// untilOnPoller sends c messages until the poller serves one.
+func untilOnPoller(t *testing.T, c *wstest.Client) {
+	t.Helper()
+	for range 20 {
+		c.Send(true, ws.OpText, []byte("x"))
+		if string(c.NextData().Payload) == "poller" {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the poller never served the connection")
+}
+
+// Input that is whole frames is served on the poller that read it; a frame
+// whose end has not arrived yet goes to a worker, which waits for it; with
+// DisablePollerServe everything goes to a worker.
+func TestInputServedOnThePoller(t *testing.T) {
+	addr := whereServer(t, Config{})
+	c := wstest.Dial(t, addr, "/where")
+	// A worker served the handshake; input that arrives while it still
+	// holds the connection is its to serve too. After that, the poller.
+	untilOnPoller(t, c)
+	for range 3 {
+		c.Send(true, ws.OpText, []byte("x"))
+		c.ExpectEcho(ws.OpText, []byte("poller"))
+	}
+	// Several whole frames in one write: all on the poller.
+	var batch []byte
+	for range 5 {
+		batch = append(batch, wstest.ClientFrame(true, 0, ws.OpBinary, []byte("y"), true)...)
+	}
+	c.Write(batch)
+	for range 5 {
+		c.ExpectEcho(ws.OpText, []byte("poller"))
+	}
+	// A frame in two writes: the first part is not a whole frame, so a
+	// worker takes the input and waits for the rest.
+	f := wstest.ClientFrame(true, 0, ws.OpText, bytes.Repeat([]byte("z"), 200), true)
+	c.Write(f[:50])
+	time.Sleep(200 * time.Millisecond) // for the poller to read the first part alone
+	c.Write(f[50:])
+	c.ExpectEcho(ws.OpText, []byte("worker"))
+	// Over inlineMaxBytes at once: a worker.
+	c.Send(true, ws.OpBinary, bytes.Repeat([]byte("w"), inlineMaxBytes+1))
+	c.ExpectEcho(ws.OpText, []byte("worker"))
+	// And back on the poller once the worker lets the connection go.
+	untilOnPoller(t, c)
+
+	off := wstest.Dial(t, whereServer(t, Config{DisablePollerServe: true}), "/where")
+	off.Send(true, ws.OpText, []byte("x"))
+	off.ExpectEcho(ws.OpText, []byte("worker"))
+}
+
+// A protocol error served on the poller closes the connection as on a
+// worker, and the poller goes on serving the others.
+func TestPollerServesProtocolErrors(t *testing.T) {
+	addr := whereServer(t, Config{})
+	bad := wstest.Dial(t, addr, "/where")
+	good := wstest.Dial(t, addr, "/where")
+	bad.Write(wstest.ClientFrame(true, 0, ws.OpText, []byte("unmasked"), false))
+	bad.ExpectClose(CloseProtocolError)
+	untilOnPoller(t, good)
+}
+
+// completeFrames says true exactly at frame boundaries, for frames of
+// every header size, so the poller never serves input that readFrame would
+// wait on.
+func TestCompleteFrames(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var stream []byte
+	bounds := map[int]bool{0: true}
+	for _, n := range []int{0, 1, 125, 126, 127, 300, 65535, 65536, 70000, 3} {
+		payload := make([]byte, n)
+		for i := range payload {
+			payload[i] = byte(rng.IntN(256))
+		}
+		stream = append(stream, wstest.ClientFrame(true, 0, ws.OpBinary, payload, true)...)
+		bounds[len(stream)] = true
+	}
+	for k := 0; k <= len(stream); k++ {
+		if got := completeFrames(stream[:k]); got != bounds[k] {
+			t.Fatalf("completeFrames(first %d bytes) = %v, want %v", k, got, bounds[k])
+		}
+	}
+	// A header readFrame refuses at once (a non-minimal length) is
+	// complete: serving it cannot wait.
+	nonMinimal := []byte{0x82, 0x80 | 126, 0, 5, 1, 2, 3, 4}
+	if !completeFrames(nonMinimal) {
+		t.Fatal("a header that does not parse counted as incomplete")
+	}
+}
