@@ -128,14 +128,18 @@ func waitConns(b *testing.B, client *http.Client, base string, n int64) {
 //     the last answer arrives.
 //
 // With every P busy, Go's runtime finds the control port's ready sockets
-// only when sysmon polls, every 10 ms (pinned to one core, probe=lb's p50
-// is 9.4 ms). Three other ways of waiting were measured and dropped (2026-11,
-// see the issue note): blocking system calls (fast back to back, but the
-// waiting thread keeps its P until sysmon takes it back: echo at 0.88 of
-// unpolled, and probe=lb p99 15-21 ms once the P is gone between checks),
-// SIGIO to wake a private epoll loop (probe=keepalive p99 6.3 ms: the signal goroutine
-// queues like any other), and polling a private epoll set every
-// millisecond (probe=lb p99 7.4-8.1 ms, its timer fires late on busy Ps).
+// only when sysmon polls, every 10 ms. The engine's pollers serve the
+// WebSocket port on their own Ps and netcore adds one P (netcore.Cores), so
+// a P is free to poll the control port at once: p50 0.7-1.0 ms, p99 1.25-1.31
+// of the reference's (2026-11-30). Without the spare P, p50 was 8.6-9.0 ms.
+// Also measured and dropped (2026-11): blocking system calls (the waiting
+// thread keeps its P until sysmon takes it back: echo at 0.88 of unpolled,
+// and probe=lb p99 15-21 ms), SIGIO to wake a private epoll loop
+// (probe=keepalive p99 6.3 ms: the signal goroutine queues like any other),
+// polling a private epoll set every millisecond (probe=lb p99 7.4-8.1 ms, its
+// timer fires late on busy Ps), and the control port's sockets on the
+// engine's netpoll pollers (p50 3.0-3.4 ms: each hop waits for a busy
+// poller's thread).
 func BenchmarkHealthUnderLoad(b *testing.B) {
 	b.Run("probe=lb", func(b *testing.B) {
 		benchmarkHealthUnderLoad(b, func() *http.Client {
