@@ -411,6 +411,7 @@ func (c *Conn) dispatch(op ws.OpCode, deflated bool, msg []byte) error {
 	// The reading that ends this message starts the next one of the batch.
 	start := c.clock
 	c.clock = c.shard.Nanotime()
+	c.heavy = time.Duration(c.clock-start) > heavyMessage
 	c.shard.ObserveMessage(c.kind, time.Duration(c.clock-start))
 	c.shard.MessageReceived(len(msg))
 	for _, f := range c.srv.hooks.message {

@@ -2,6 +2,7 @@ package netcore
 
 import (
 	"context"
+	"time"
 
 	"github.com/sockmon/sockmon/netcore/wsproto"
 )
@@ -22,6 +23,14 @@ import (
 // since serving it may wait for more input or take long enough to hold up
 // the other connections of the poller.
 
+// heavyMessage is how long a message may take to serve for the connection's
+// next input to be served on the poller too. A message that takes longer (a
+// publish to a large room, a big message to inflate) holds up every other
+// connection of the poller, and on workers several of them run in parallel
+// (and their writes coalesce, see conn_write.go); the connection returns to
+// the poller after a message that took less.
+const heavyMessage = 100 * time.Microsecond
+
 // inlineMaxBytes bounds the input one connection may have served on the
 // poller: more (a large message, or many frames) is worth a hand-off.
 const inlineMaxBytes = 16 << 10
@@ -37,7 +46,7 @@ func servesInline(ctx context.Context) bool {
 	if c.srv.cfg.DisablePollerServe {
 		return false
 	}
-	if st := c.state.Load(); st != stateOpen && st != stateClosing {
+	if st := c.state.Load(); c.heavy || st != stateOpen && st != stateClosing {
 		return false
 	}
 	r := c.nc.Reader()

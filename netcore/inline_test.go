@@ -20,12 +20,23 @@ func (whereHandler) Open(c *Conn, _ *Request) Session { return whereSession{c} }
 
 type whereSession struct{ c *Conn }
 
-func (s whereSession) HandleMessage(MessageType, []byte) error {
-	buf := make([]byte, 64<<10)
-	stack := string(buf[:runtime.Stack(buf, false)])
+func (s whereSession) HandleMessage(_ MessageType, data []byte) error {
+	if string(data) == "slow" {
+		time.Sleep(2 * heavyMessage)
+	}
+	// runtime.Callers, not runtime.Stack: a slow handler would send the
+	// next input to a worker (heavyMessage).
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
 	where := "worker"
-	if strings.Contains(stack, "(*defaultPoll).runInline") {
-		where = "poller"
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, "(*defaultPoll).runInline") {
+			where = "poller"
+		}
+		if !more {
+			break
+		}
 	}
 	return s.c.Reply(TextMessage, []byte(where))
 }
@@ -66,21 +77,21 @@ func TestInputServedOnThePoller(t *testing.T) {
 	addr := whereServer(t, Config{})
 	c := wstest.Dial(t, addr, "/where")
 	// A worker served the handshake; input that arrives while it still
-	// holds the connection is its to serve too. After that, the poller.
+	// holds the connection is its to serve too. After that, the poller
+	// (unless a message happened to take over heavyMessage: the race
+	// detector's runs are slow, so the test waits for the poller rather
+	// than expects it).
 	untilOnPoller(t, c)
-	for range 3 {
-		c.Send(true, ws.OpText, []byte("x"))
-		c.ExpectEcho(ws.OpText, []byte("poller"))
-	}
-	// Several whole frames in one write: all on the poller.
+	// Several whole frames in one write: served at once.
 	var batch []byte
 	for range 5 {
 		batch = append(batch, wstest.ClientFrame(true, 0, ws.OpBinary, []byte("y"), true)...)
 	}
 	c.Write(batch)
 	for range 5 {
-		c.ExpectEcho(ws.OpText, []byte("poller"))
+		c.NextData()
 	}
+	untilOnPoller(t, c)
 	// A frame in two writes: the first part is not a whole frame, so a
 	// worker takes the input and waits for the rest.
 	f := wstest.ClientFrame(true, 0, ws.OpText, bytes.Repeat([]byte("z"), 200), true)
@@ -92,6 +103,13 @@ func TestInputServedOnThePoller(t *testing.T) {
 	c.Send(true, ws.OpBinary, bytes.Repeat([]byte("w"), inlineMaxBytes+1))
 	c.ExpectEcho(ws.OpText, []byte("worker"))
 	// And back on the poller once the worker lets the connection go.
+	untilOnPoller(t, c)
+	// A message that takes long to serve sends the next input to a worker;
+	// one that does not brings it back.
+	c.Send(true, ws.OpText, []byte("slow"))
+	c.NextData()
+	c.Send(true, ws.OpText, []byte("x"))
+	c.ExpectEcho(ws.OpText, []byte("worker"))
 	untilOnPoller(t, c)
 
 	off := wstest.Dial(t, whereServer(t, Config{DisablePollerServe: true}), "/where")
