@@ -138,17 +138,23 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 		p("# against sockmon every load run below also has --metrics-url http://127.0.0.1:PORT2/metrics\n")
 	}
 	d := o.duration.String()
-	p("# 1. idle: server RSS (VmRSS) before, and while all connections are held; the generator's own VmRSS then, and its VmHWM\n")
-	p("sockmon load --url ws://127.0.0.1:PORT/echo --mode connect-only --conns %d --ramp %d --duration %s --sources %s --json\n",
-		o.idleConns, o.ramp, d, o.sources)
-	p("# 2. closed loop: replies/s and server CPU (utime+stime) per message\n")
-	p("sockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --size 64 --duration %s --sources %s --json\n",
-		o.closedConn, d, o.sources)
-	p("# 3. open model at half of sockmon's median closed-loop rate (%.0f / 2 = %.0f msg/s)\n", info.saturation, info.openRate)
-	p("sockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --ramp %d --rate %.0f --size 64 --duration %s --sources %s --json\n",
-		o.openConns, o.ramp, info.openRate, d, o.sources)
-	if o.steadyRate > 0 {
-		p("# 3b. the same at %.0f msg/s, a rate every server sustains here\n", o.steadyRate)
+	if o.scenarios["idle"] {
+		p("# 1. idle: server RSS (VmRSS) before, and while all connections are held; the generator's own VmRSS then, and its VmHWM\n")
+		p("sockmon load --url ws://127.0.0.1:PORT/echo --mode connect-only --conns %d --ramp %d --duration %s --sources %s --json\n",
+			o.idleConns, o.ramp, d, o.sources)
+	}
+	if o.scenarios["closed"] {
+		p("# 2. closed loop: replies/s and server CPU (utime+stime) per message\n")
+		p("sockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --size 64 --duration %s --sources %s --json\n",
+			o.closedConn, d, o.sources)
+	}
+	if o.scenarios["open"] {
+		p("# 3. open model at half of sockmon's median closed-loop rate (%.0f / 2 = %.0f msg/s)\n", info.saturation, info.openRate)
+		p("sockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --ramp %d --rate %.0f --size 64 --duration %s --sources %s --json\n",
+			o.openConns, o.ramp, info.openRate, d, o.sources)
+	}
+	if o.steadyRate > 0 && o.scenarios["steady"] {
+		p("# 3b. the open model at %.0f msg/s, a rate every server sustains here\n", o.steadyRate)
 		p("sockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --ramp %d --rate %.0f --size 64 --duration %s --sources %s --json\n",
 			o.openConns, o.ramp, o.steadyRate, d, o.sources)
 	}
