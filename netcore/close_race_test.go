@@ -22,6 +22,12 @@ func TestWritesRacingACloseNeverTouchAFreedBuffer(t *testing.T) {
 	deadline := time.Now().Add(3 * time.Second)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// Stop the writers however the test ends: a t.Fatal below must not
+	// leave them running into the next test.
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
 	for range 2 {
 		wg.Add(1)
 		go func() {
@@ -53,7 +59,5 @@ func TestWritesRacingACloseNeverTouchAFreedBuffer(t *testing.T) {
 		}
 		rounds++
 	}
-	close(stop)
-	wg.Wait()
 	t.Logf("%d rounds of 20 connections reset under fan-out", rounds)
 }

@@ -95,7 +95,7 @@ type Conn struct {
 	// address (pending.go); set at accept, read once when the handshake
 	// ends.
 	pendingByIP bool
-	heavy bool // the last message took over heavyMessage to serve: the next input goes to a worker (inline.go)
+	heavy       bool // the last message took over heavyMessage to serve: the next input goes to a worker (inline.go)
 
 	// Writer state (see pending), guarded by wmu.
 	writing         bool

@@ -132,16 +132,21 @@ func (c *Conn) upgrade(head []byte) {
 	}
 	c.deflate = ext != ""
 	c.userID, c.authenticated, c.ip = adm.UserID, adm.Authenticated, adm.ClientIP
+	// The 101 goes into the buffer under the writer token, and is sent
+	// once the connection is open and counted: a client that has its 101
+	// finds itself in every listing, and a frame another goroutine writes
+	// as soon as the state says open queues behind the 101.
+	c.beginBatch()
 	buf := getBuffer()
 	*buf = wsproto.AppendSwitching((*buf)[:0], req.Key, ext)
-	w := c.nc.Writer()
-	dst, err := w.Malloc(len(*buf))
+	dst, err := c.nc.Writer().Malloc(len(*buf))
 	if err == nil {
 		copy(dst, *buf)
-		err = w.Flush()
 	}
 	putBuffer(buf)
 	if err != nil {
+		c.inBatch = false
+		c.releaseToken()
 		s.upgraded.Add(-1)
 		_ = c.nc.Close()
 		return
@@ -157,12 +162,14 @@ func (c *Conn) upgrade(head []byte) {
 		c.endPending()
 	} else {
 		// Swept at the handshake deadline while we were answering.
+		c.endBatch()
 		s.upgraded.Add(-1)
 		c.sess.Closed(DisconnectEvent{Info: c.Info(), Code: ws.StatusAbnormalClosure, Initiator: InitiatorServer})
 		return
 	}
 	s.stats.accepted.Add(1)
 	s.metrics.ConnectionOpened(c.auth())
+	c.endBatch()
 	c.shard.ObserveHandshake(time.Duration(now - acceptedAt))
 	for _, f := range s.hooks.connect {
 		f(ConnectEvent{Conn: c, Request: &req})

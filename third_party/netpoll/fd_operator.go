@@ -43,6 +43,10 @@ type FDOperator struct {
 
 	// protect only detach once
 	detached int32
+	// gen (sockmon patch) tells this registration of the operator from
+	// earlier ones in race builds, whose events name descriptors, not
+	// operators (poll_default_linux_race.go). It fills padding: no growth.
+	gen int32
 
 	// private, used by operatorCache
 	next  *FDOperator

@@ -33,10 +33,10 @@ var (
 // Config expose some tuning parameters to control the internal behaviors of netpoll.
 // Every parameter with the default zero value should keep the default behavior of netpoll.
 type Config struct {
-	PollerNum    int                                 // number of pollers
-	BufferSize   int                                 // default size of a new connection's LinkBuffer
-	Runner       func(ctx context.Context, f func()) // runner for event handler, most of the time use a goroutine pool.
-	TaskRunner   func(ctx context.Context, t Task)   // sockmon patch: runner for a connection's input processing, with no closure; default: Runner(ctx, t.Run)
+	PollerNum  int                                 // number of pollers
+	BufferSize int                                 // default size of a new connection's LinkBuffer
+	Runner     func(ctx context.Context, f func()) // runner for event handler, most of the time use a goroutine pool.
+	TaskRunner func(ctx context.Context, t Task)   // sockmon patch: runner for a connection's input processing, with no closure; default: Runner(ctx, t.Run)
 	// Inline (sockmon patch), when set, is asked on the poller whenever
 	// input arrives for a connection whose processing is not running
 	// (ctx is the connection's context). True runs that processing on the
@@ -44,10 +44,10 @@ type Config struct {
 	// batch, instead of handing it to TaskRunner. It must be cheap, and
 	// say true only when the processing cannot block: it would block the
 	// poller and every connection on it.
-	Inline func(ctx context.Context) bool
-	LoggerOutput io.Writer                           // logger output
-	LoadBalance  LoadBalance                         // load balance for poller picker
-	Feature                                          // define all features that not enable by default
+	Inline       func(ctx context.Context) bool
+	LoggerOutput io.Writer   // logger output
+	LoadBalance  LoadBalance // load balance for poller picker
+	Feature                  // define all features that not enable by default
 }
 
 // Feature expose some new features maybe promoted as a default behavior but not yet.

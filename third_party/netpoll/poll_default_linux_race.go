@@ -17,12 +17,26 @@
 
 package netpoll
 
-import "unsafe"
+import (
+	"sync/atomic"
+	"unsafe"
+)
 
+// In race builds an event names its descriptor and the registration's
+// generation, not the operator (storing a Go pointer in the kernel's event
+// data hides it from the race detector). sockmon patch 7: a descriptor is
+// reused as soon as it is closed, possibly while an event harvested for
+// the socket that had it before is still in the batch, which then found
+// the new socket's operator and closed it (a handshake answered with EOF).
+// The generation makes such an event find nothing, and a detach deletes
+// only its own operator.
 type eventdata struct {
 	fd  int32
-	pad int32
+	gen int32
 }
+
+// operatorGens numbers registrations; 0 is "not registered".
+var operatorGens atomic.Int32
 
 func (p *defaultPoll) getOperator(fd int, ptr unsafe.Pointer) *FDOperator {
 	data := *(*eventdata)(ptr)
@@ -30,14 +44,26 @@ func (p *defaultPoll) getOperator(fd int, ptr unsafe.Pointer) *FDOperator {
 	if tmp == nil {
 		return nil
 	}
-	return tmp.(*FDOperator)
+	op := tmp.(*FDOperator)
+	if atomic.LoadInt32(&op.gen) != data.gen {
+		return nil // an event for an earlier socket with this descriptor
+	}
+	return op
 }
 
 func (p *defaultPoll) setOperator(ptr unsafe.Pointer, operator *FDOperator) {
-	*(*eventdata)(ptr) = eventdata{fd: int32(operator.FD)}
+	gen := atomic.LoadInt32(&operator.gen)
+	if gen == 0 {
+		for gen == 0 {
+			gen = operatorGens.Add(1)
+		}
+		atomic.StoreInt32(&operator.gen, gen)
+	}
+	*(*eventdata)(ptr) = eventdata{fd: int32(operator.FD), gen: gen}
 	p.m.Store(operator.FD, operator)
 }
 
 func (p *defaultPoll) delOperator(operator *FDOperator) {
-	p.m.Delete(operator.FD)
+	p.m.CompareAndDelete(operator.FD, operator)
+	atomic.StoreInt32(&operator.gen, 0)
 }
