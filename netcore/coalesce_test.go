@@ -37,6 +37,13 @@ func newCoalesceRig(t *testing.T, cfg Config) *coalesceRig {
 		conns = srv.AppendOpenConns(conns[:0], nil)
 		return len(conns) == 1
 	})
+	// The upgrade sends the 101 under the writer token and gives it back
+	// just after: until then a frame would queue behind it, not leave.
+	wstest.WaitFor(t, "the upgrade to give the writer token back", func() bool {
+		conns[0].wmu.Lock()
+		defer conns[0].wmu.Unlock()
+		return !conns[0].writing
+	})
 	return &coalesceRig{c: c, conn: conns[0], fd: conns[0].nc.(interface{ Fd() int }).Fd()}
 }
 
