@@ -14,12 +14,13 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// pollerEchoServer is an echo server on 127.0.0.1:0 that sends a ping in
-// the same write as its 101 response, so the frame reaches the client
-// together with the handshake and the poller must handle input buffered
-// before the connection was registered. It returns the URL and the count of
-// pongs it received.
-func pollerEchoServer(t *testing.T) (string, *atomic.Int64) {
+// pollerEchoServer is an echo server on 127.0.0.1:0 that sends first in
+// the same write as its 101 response (a ping, say), so the frames reach the
+// client together with the handshake and the poller must handle input
+// buffered before the connection was registered. It counts the pongs it
+// receives, answers a close, and echoes every data frame. It returns the
+// URL and the count of pongs.
+func pollerEchoServer(t *testing.T, first ...ws.Frame) (string, *atomic.Int64) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -42,7 +43,9 @@ func pollerEchoServer(t *testing.T) (string, *atomic.Int64) {
 				}{c, &head}); err != nil {
 					return
 				}
-				_ = ws.WriteFrame(&head, ws.NewPingFrame([]byte("at-once")))
+				for _, f := range first {
+					_ = ws.WriteFrame(&head, f)
+				}
 				if _, err := c.Write(head.Bytes()); err != nil {
 					return
 				}
@@ -76,7 +79,7 @@ func pollerEchoServer(t *testing.T) (string, *atomic.Int64) {
 // buffer (read in many parts) and writes larger than the socket buffer
 // (finished on EPOLLOUT) all go through the poller intact.
 func TestPollerBufferedInputAndLargeFrames(t *testing.T) {
-	url, pongs := pollerEchoServer(t)
+	url, pongs := pollerEchoServer(t, ws.NewPingFrame([]byte("at-once")))
 	rep, err := Run(context.Background(), Config{URL: url, Conns: 4, Duration: time.Second, Size: 300_000})
 	if err != nil {
 		t.Fatal(err)
@@ -97,54 +100,13 @@ func TestPollerBufferedInputAndLargeFrames(t *testing.T) {
 // its own, freed once the frame is done), a fragmented message, and a ping
 // after all that.
 func TestPollerConnectOnlyFramesWithoutState(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var pongs atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				var head bytes.Buffer
-				if _, err := (ws.Upgrader{}).Upgrade(struct {
-					io.Reader
-					io.Writer
-				}{c, &head}); err != nil {
-					return
-				}
-				_ = ws.WriteFrame(&head, ws.NewPingFrame([]byte("at-once")))
-				_ = ws.WriteFrame(&head, ws.NewBinaryFrame(bytes.Repeat([]byte{7}, 300_000)))
-				_ = ws.WriteFrame(&head, ws.NewFrame(ws.OpText, false, []byte("frag")))
-				_ = ws.WriteFrame(&head, ws.NewFrame(ws.OpContinuation, false, []byte("ment")))
-				_ = ws.WriteFrame(&head, ws.NewFrame(ws.OpContinuation, true, []byte("ed")))
-				_ = ws.WriteFrame(&head, ws.NewPingFrame([]byte("after")))
-				if _, err := c.Write(head.Bytes()); err != nil {
-					return
-				}
-				br := bufio.NewReader(c)
-				for {
-					f, err := ws.ReadFrame(br)
-					if err != nil {
-						return
-					}
-					switch f.Header.OpCode {
-					case ws.OpPong:
-						pongs.Add(1)
-					case ws.OpClose:
-						_ = ws.WriteFrame(c, ws.NewCloseFrame(ws.UnmaskFrameInPlace(f).Payload))
-						return
-					}
-				}
-			}()
-		}
-	}()
-	url := "ws://" + ln.Addr().String() + "/"
+	url, pongs := pollerEchoServer(t,
+		ws.NewPingFrame([]byte("at-once")),
+		ws.NewBinaryFrame(bytes.Repeat([]byte{7}, 300_000)),
+		ws.NewFrame(ws.OpText, false, []byte("frag")),
+		ws.NewFrame(ws.OpContinuation, false, []byte("ment")),
+		ws.NewFrame(ws.OpContinuation, true, []byte("ed")),
+		ws.NewPingFrame([]byte("after")))
 	rep, err := Run(context.Background(), Config{URL: url, Conns: 4, Duration: 500 * time.Millisecond, Mode: ModeConnectOnly})
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,9 @@ type adminEnvelope struct {
 	Error   struct{ Code, Message string }
 }
 
-// msgClient is a WebSocket client that keeps what it receives.
+// msgClient is a WebSocket client that keeps what it receives (up to
+// 256 messages not yet waited for; later ones are dropped) and reports
+// how it was closed.
 type msgClient struct {
 	conn   *websocket.Conn
 	msgs   chan []byte

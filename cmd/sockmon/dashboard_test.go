@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -198,35 +197,6 @@ func mintDashToken(t *testing.T, claims jwt.MapClaims) string {
 	return s
 }
 
-// wsClient is a test client that reports how it was closed.
-type wsClient struct {
-	conn   *websocket.Conn
-	closed chan *websocket.CloseError
-}
-
-func dialClient(t *testing.T, addr string) *wsClient {
-	t.Helper()
-	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	w := &wsClient{conn: c, closed: make(chan *websocket.CloseError, 1)}
-	go func() {
-		for {
-			if _, _, err := c.ReadMessage(); err != nil {
-				var ce *websocket.CloseError
-				if !errors.As(err, &ce) {
-					ce = &websocket.CloseError{Code: -1, Text: err.Error()}
-				}
-				w.closed <- ce
-				return
-			}
-		}
-	}()
-	return w
-}
-
 func httpStatus(t *testing.T, url string) int {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -318,7 +288,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// The overview's connection count follows clients.
 	waitJS(t, ctx, 10*time.Second, "overview shows 0", `document.getElementById('ov-connections').textContent === '0'`)
-	clients := []*wsClient{dialClient(t, wsAddr), dialClient(t, wsAddr), dialClient(t, wsAddr)}
+	clients := []*msgClient{dialMsgClient(t, wsAddr, ""), dialMsgClient(t, wsAddr, ""), dialMsgClient(t, wsAddr, "")}
 	waitJS(t, ctx, 10*time.Second, "overview shows 3 connections", `document.getElementById('ov-connections').textContent === '3'`)
 
 	// The graphs gain points while sockmon load runs.
@@ -419,7 +389,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// Open the breaker with rpc calls to the dead upstream, see it on its
 	// page and reset it there.
-	rpc := dialClient(t, wsAddr)
+	rpc := dialMsgClient(t, wsAddr, "")
 	goPage(t, ctx, base, "breakers", `#breaker-rows tr[data-breaker="ai"]`)
 	for i := 0; ; i++ {
 		_ = rpc.conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"rpc","id":%d,"service":"ai","data":{}}`, i)))

@@ -217,12 +217,9 @@ var inlineRequest func(ctx context.Context) bool
 // Inline callback saw is all the processing will find.
 func (c *connection) onRequestPolled() (needTrigger bool) {
 	inline := inlineRequest
-	if inline == nil || c.getState() == connStateNone && c.onConnectCallback.Load() != nil {
-		return c.onRequest()
-	}
 	p, ok := c.operator.poll.(inlinePoll)
-	if !ok || c.loadOnRequest() == nil {
-		return c.onRequest()
+	if inline == nil || !ok || c.loadOnRequest() == nil || c.getState() == connStateNone && c.onConnectCallback.Load() != nil {
+		return c.onRequest() // its own cases, or the runner
 	}
 	if !atomic.CompareAndSwapInt32(&c.keychain[processing], 0, processingInline) {
 		return true // running: it is waiting for this input, or will see it
