@@ -21,8 +21,11 @@ func (whereHandler) Open(c *Conn, _ *Request) Session { return whereSession{c} }
 type whereSession struct{ c *Conn }
 
 func (s whereSession) HandleMessage(_ MessageType, data []byte) error {
-	if string(data) == "slow" {
+	switch string(data) {
+	case "slow":
 		time.Sleep(2 * heavyMessage)
+	case "stall":
+		time.Sleep(stallFor)
 	}
 	// runtime.Callers, not runtime.Stack: a slow handler would send the
 	// next input to a worker (heavyMessage).
@@ -42,6 +45,10 @@ func (s whereSession) HandleMessage(_ MessageType, data []byte) error {
 }
 
 func (whereSession) Closed(DisconnectEvent) {}
+
+// stallFor is how long a "stall" message holds whatever serves it: on a
+// poller, as a poller the kernel has preempted would.
+const stallFor = time.Second
 
 func whereServer(t *testing.T, cfg Config) string {
 	t.Helper()
@@ -153,5 +160,70 @@ func TestCompleteFrames(t *testing.T) {
 	nonMinimal := []byte{0x82, 0x80 | 126, 0, 5, 1, 2, 3, 4}
 	if !completeFrames(nonMinimal) {
 		t.Fatal("a header that does not parse counted as incomplete")
+	}
+}
+
+// A poller that stalls in the middle of a batch (here serving a message
+// that sleeps; in production, a poller thread the kernel preempted) holds up
+// only what it is serving: every poller waits on one epoll set (netpoll
+// patch 8, Config.SharedPoll), so input for every other connection goes to
+// another poller. With an epoll set per poller, the connections registered
+// with the stalled one would wait for it.
+func TestStalledPollerHoldsUpNoOtherConnection(t *testing.T) {
+	if Cores() < 2 {
+		t.Skip("one poller: nothing else could serve the others")
+	}
+	addr := whereServer(t, Config{})
+	stalled := wstest.Dial(t, addr, "/where")
+	others := make([]*wstest.Client, 16) // on every poller, with either registration
+	for i := range others {
+		others[i] = wstest.Dial(t, addr, "/where")
+	}
+	untilOnPoller(t, stalled)
+	stalled.Send(true, ws.OpText, []byte("stall"))
+	time.Sleep(50 * time.Millisecond) // for a poller to take it
+	start := time.Now()
+	for i, c := range others {
+		c.Send(true, ws.OpText, []byte("x"))
+		if _, err := c.TryNext(stallFor / 2); err != nil {
+			t.Fatalf("connection %d of %d: no reply while a poller stalled: %v", i+1, len(others), err)
+		}
+	}
+	if d := time.Since(start); d >= stallFor/2 {
+		t.Fatalf("%d echoes took %v while a poller stalled for %v", len(others), d, stallFor)
+	}
+	if f := stalled.NextData(); string(f.Payload) != "poller" {
+		t.Fatalf("the stall was served by a %s, not a poller", f.Payload)
+	}
+}
+
+// While a connection's input is served on the poller that read it, no other
+// poller reads its socket (netpoll patch 8, opHeld): the processing finds
+// exactly the whole frames Config.Inline looked at. Here the start of a
+// second frame arrives while the first is served and the rest only after;
+// had another poller read the start into the connection's buffer, the
+// processing would have found half a frame, which it may not wait for on a
+// poller, and closed the connection.
+func TestNoPollerReadsAConnectionServedOnAnother(t *testing.T) {
+	addr := whereServer(t, Config{})
+	c := wstest.Dial(t, addr, "/where")
+	onPoller := 0
+	for try := 0; onPoller < 3; try++ {
+		if try == 10 {
+			t.Fatalf("%d of %d stalls served on a poller", onPoller, try)
+		}
+		untilOnPoller(t, c)
+		c.Send(true, ws.OpText, []byte("stall"))
+		time.Sleep(100 * time.Millisecond) // the stall is being served
+		f := wstest.ClientFrame(true, 0, ws.OpText, []byte("after the stall"), true)
+		c.Write(f[:4]) // for any poller to read while the stall lasts
+		// A worker, when the message before took over heavyMessage (the
+		// race detector's runs are slow): try again.
+		if string(c.NextData().Payload) == "poller" {
+			onPoller++
+		}
+		time.Sleep(100 * time.Millisecond) // the stall's processing goes on
+		c.Write(f[4:])
+		c.ExpectEcho(ws.OpText, []byte("worker")) // half a frame: a worker waited for the rest
 	}
 }

@@ -127,6 +127,7 @@ func setupNetpoll(log *slog.Logger) error {
 			Runner:       runTask,
 			TaskRunner:   runConnTask,
 			Inline:       servesInline,
+			SharedPoll:   true, // a preempted poller holds up only its batch (netpoll patch 8)
 			PollerNum:    pollers,
 		})
 		runtime.GOMAXPROCS(pollers + 1)

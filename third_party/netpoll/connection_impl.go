@@ -164,7 +164,9 @@ func (c *connection) Skip(n int) (err error) {
 func (c *connection) Release() (err error) {
 	// Check inputBuffer length first to reduce contention in mux situation.
 	// c.operator.do competes with c.inputs/c.inputAck
-	if c.in().Len() == 0 && c.operator.do() {
+	// sockmon patch 8: processing on the poller holds the operator already.
+	held := c.status(processing) == processingInline && atomic.LoadInt32(&c.operator.state) == opHeld
+	if c.in().Len() == 0 && (held || c.operator.do()) {
 		maxSize := c.in().calcMaxSize()
 		// Set the maximum value of maxsize equal to mallocMax to prevent GC pressure.
 		if maxSize > mallocMax {
@@ -182,7 +184,9 @@ func (c *connection) Release() (err error) {
 			c.inputBuffer.Store(idleBuffer)
 			putLinkBuffer(b)
 		}
-		c.operator.done()
+		if !held {
+			c.operator.done()
+		}
 	}
 	if b := c.in(); b != idleBuffer {
 		return b.Release()

@@ -213,11 +213,12 @@ var inlineRequest func(ctx context.Context) bool
 // onRequestPolled is onRequest on the poller, which reads the input
 // (sockmon patch): when Config.Inline says so, the processing runs on the
 // poller at the end of its batch (defaultPoll.runInline) rather than on the
-// runner. The poller is the only goroutine that adds input, so the input the
-// Inline callback saw is all the processing will find.
-func (c *connection) onRequestPolled() (needTrigger bool) {
+// runner. Pollers add input; the one that read this input (polled) keeps the
+// socket to itself until that processing ends (opHeld, sockmon patch 8), so
+// the input the Inline callback saw is all the processing will find.
+func (c *connection) onRequestPolled(polled Poll) (needTrigger bool) {
 	inline := inlineRequest
-	p, ok := c.operator.poll.(inlinePoll)
+	p, ok := polled.(inlinePoll) // the poller that read the input (sockmon patch 8: not always the one registered)
 	if inline == nil || !ok || c.loadOnRequest() == nil || c.getState() == connStateNone && c.onConnectCallback.Load() != nil {
 		return c.onRequest() // its own cases, or the runner
 	}

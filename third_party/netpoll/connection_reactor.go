@@ -93,8 +93,8 @@ func (c *connection) inputs(vs [][]byte) (rs [][]byte) {
 	return vs[:1]
 }
 
-// inputAck implements FDOperator.
-func (c *connection) inputAck(n int) (err error) {
+// inputAck implements FDOperator: poller p read n bytes.
+func (c *connection) inputAck(p Poll, n int) (err error) {
 	if n <= 0 {
 		c.in().bookAck(0)
 		return nil
@@ -115,7 +115,7 @@ func (c *connection) inputAck(n int) (err error) {
 
 	needTrigger := true
 	if length == n { // first start onRequest
-		needTrigger = c.onRequestPolled()
+		needTrigger = c.onRequestPolled(p)
 	}
 	if needTrigger && length >= int(atomic.LoadInt64(&c.waitReadSize)) {
 		c.triggerRead(nil)

@@ -50,7 +50,7 @@ type FDOperator struct {
 
 	// private, used by operatorCache
 	next  *FDOperator
-	state int32 // CAS: 0(unused) 1(inuse) 2(do-done)
+	state int32 // CAS: 0(unused) 1(inuse) 2(do-done) 3(opHeld)
 	index int32 // index in operatorCache
 }
 
@@ -64,6 +64,13 @@ func (op *FDOperator) Control(event PollEvent) error {
 func (op *FDOperator) Free() {
 	op.poll.Free(op)
 }
+
+// opHeld (sockmon patch 8) is the state of an operator whose connection's
+// input is being processed on the poller that read it (Config.Inline): no
+// poller reads the socket until that processing ends (defaultPoll.runInline),
+// so the processing finds exactly the input Config.Inline looked at, even
+// when several pollers wait on one epoll set (Config.SharedPoll).
+const opHeld = 3
 
 func (op *FDOperator) do() (can bool) {
 	return atomic.CompareAndSwapInt32(&op.state, 1, 2)
@@ -84,7 +91,9 @@ func (op *FDOperator) inuse() {
 
 func (op *FDOperator) unused() {
 	for !atomic.CompareAndSwapInt32(&op.state, 1, 0) {
-		if atomic.LoadInt32(&op.state) == 0 {
+		// held: the connection is closed by its own processing on the
+		// poller (or alongside it), which must not wait for itself.
+		if atomic.CompareAndSwapInt32(&op.state, opHeld, 0) || atomic.LoadInt32(&op.state) == 0 {
 			return
 		}
 		runtime.Gosched()
@@ -110,7 +119,7 @@ func (op *FDOperator) hasInputs() bool  { return op.conn != nil }
 func (op *FDOperator) hasOutputs() bool { return op.conn != nil }
 
 func (op *FDOperator) inputs(vs [][]byte) [][]byte          { return op.conn.inputs(vs) }
-func (op *FDOperator) inputAck(n int) error                 { return op.conn.inputAck(n) }
+func (op *FDOperator) inputAck(p Poll, n int) error         { return op.conn.inputAck(p, n) }
 func (op *FDOperator) outputs(vs [][]byte) ([][]byte, bool) { return op.conn.outputs(vs) }
 func (op *FDOperator) outputAck(n int) error                { return op.conn.outputAck(n) }
 

@@ -55,7 +55,7 @@ func (p *defaultPoll) onhups() {
 }
 
 // readall read all left data before close connection
-func readall(op *FDOperator, br barrier) (total int, err error) {
+func readall(p Poll, op *FDOperator, br barrier) (total int, err error) {
 	ivs := br.ivs
 	var n int
 	for {
@@ -66,7 +66,7 @@ func readall(op *FDOperator, br barrier) (total int, err error) {
 
 	TryRead:
 		n, err = ioread(op.FD, bs, ivs)
-		op.inputAck(n)
+		op.inputAck(p, n)
 		total += n
 		if err != nil {
 			return total, err

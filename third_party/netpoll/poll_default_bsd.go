@@ -25,6 +25,11 @@ import (
 	"unsafe"
 )
 
+// openSharedPoll is openPoll: pollers share no kqueue here (Config.SharedPoll).
+func openSharedPoll(first Poll) (Poll, error) {
+	return openPoll()
+}
+
 func openPoll() (Poll, error) {
 	return openDefaultPoll()
 }
@@ -105,7 +110,7 @@ func (p *defaultPoll) Wait() error {
 					bs := operator.inputs(barriers[i].bs)
 					if len(bs) > 0 {
 						n, err := ioread(operator.FD, bs, barriers[i].ivs)
-						operator.inputAck(n)
+						operator.inputAck(p, n)
 						totalRead += n
 						if err != nil {
 							p.appendHup(operator)
@@ -118,7 +123,7 @@ func (p *defaultPoll) Wait() error {
 				if triggerRead && operator.hasInputs() {
 					var leftRead int
 					// read all left data if peer send and close
-					if leftRead, err = readall(operator, barriers[i]); err != nil && !errors.Is(err, ErrEOF) {
+					if leftRead, err = readall(p, operator, barriers[i]); err != nil && !errors.Is(err, ErrEOF) {
 						logger.Printf("NETPOLL: readall(fd=%d)=%d before close: %s", operator.FD, total, err.Error())
 					}
 					totalRead += leftRead

@@ -27,8 +27,15 @@ func openPoll() (Poll, error) {
 	return openDefaultPoll()
 }
 
+// openSharedPoll opens a poller of first's group (Config.SharedPoll), or
+// the first of a new group when first is nil.
+func openSharedPoll(first Poll) (Poll, error) {
+	return openGroupPoll(first)
+}
+
 func openDefaultPoll() (*defaultPoll, error) {
 	poll := new(defaultPoll)
+	poll.m = new(sync.Map)
 
 	poll.buf = make([]byte, 8)
 	p, err := EpollCreate(0)
@@ -63,7 +70,9 @@ type defaultPoll struct {
 	wop     *FDOperator    // eventfd, wake epoll_wait
 	buf     []byte         // read wfd trigger msg
 	trigger uint32         // trigger flag
-	m       sync.Map       //nolint:unused // only used in go:race
+	m       *sync.Map      //nolint:unused // only used in go:race
+	group   *pollGroup     // sockmon patch 8: the pollers sharing this epoll set, or nil
+	seq     atomic.Uint64  // sockmon patch 8: odd from just before epoll_wait to the end of the batch it returns
 	opcache *operatorCache // operator cache
 	inline  []*connection  // sockmon patch: processing to run at the end of the batch (runInline)
 	// fns for handle events
@@ -98,11 +107,14 @@ func (p *defaultPoll) Wait() (err error) {
 		if n == p.size && p.size < 128*1024 {
 			p.Reset(p.size<<1, caps)
 		}
+		p.seq.Add(1) // odd: events harvested from here on may name any operator
 		n, err = EpollWait(p.fd, p.events, msec)
 		if err != nil && err != syscall.EINTR {
+			p.seq.Add(1)
 			return err
 		}
 		if n <= 0 {
+			p.seq.Add(1)
 			msec = -1
 			runtime.Gosched()
 			continue
@@ -111,8 +123,13 @@ func (p *defaultPoll) Wait() (err error) {
 		if p.Handler(p.events[:n]) {
 			return nil
 		}
+		p.seq.Add(1) // even: this poller holds no event
 		// we can make sure that there is no op remaining if Handler finished
-		p.opcache.free()
+		if p.group != nil {
+			p.group.free(p.opcache)
+		} else {
+			p.opcache.free()
+		}
 		// sockmon patch: yield after every batch of events. A busy poller
 		// otherwise polls with msec=0 without ever entering the scheduler,
 		// holding its P until the 10 ms preemption, while the goroutines it
@@ -134,6 +151,7 @@ func (p *defaultPoll) handler(events []epollevent) (closed bool) {
 		if operator == nil || !operator.do() {
 			continue
 		}
+		queued := len(p.inline)
 
 		var totalRead int
 		evt := events[i].events
@@ -149,11 +167,16 @@ func (p *defaultPoll) handler(events []epollevent) (closed bool) {
 			atomic.StoreUint32(&p.trigger, 0)
 			// if closed & exit
 			if p.buf[0] > 0 {
-				syscall.Close(p.wop.FD)
-				syscall.Close(p.fd)
 				operator.done()
+				p.close()
 				return true
 			}
+			operator.done()
+			continue
+		}
+		if p.group != nil && operator.conn == nil && p.group.wakeup(operator) {
+			// Another poller's wake-up: its owner reads it (the event is
+			// level-triggered, so the owner sees it too).
 			operator.done()
 			continue
 		}
@@ -167,7 +190,7 @@ func (p *defaultPoll) handler(events []epollevent) (closed bool) {
 				bs := operator.inputs(p.barriers[i].bs)
 				if len(bs) > 0 {
 					n, err := ioread(operator.FD, bs, p.barriers[i].ivs)
-					operator.inputAck(n)
+					operator.inputAck(p, n)
 					totalRead += n
 					if err != nil {
 						p.appendHup(operator)
@@ -183,7 +206,7 @@ func (p *defaultPoll) handler(events []epollevent) (closed bool) {
 				// read all left data if peer send and close
 				var leftRead int
 				// read all left data if peer send and close
-				if leftRead, err = readall(operator, p.barriers[i]); err != nil && !errors.Is(err, ErrEOF) {
+				if leftRead, err = readall(p, operator, p.barriers[i]); err != nil && !errors.Is(err, ErrEOF) {
 					logger.Printf("NETPOLL: readall(fd=%d)=%d before close: %s", operator.FD, total, err.Error())
 				}
 				totalRead += leftRead
@@ -200,7 +223,7 @@ func (p *defaultPoll) handler(events []epollevent) (closed bool) {
 			if _, _, _, _, err := syscall.Recvmsg(operator.FD, nil, nil, syscall.MSG_ERRQUEUE); err != syscall.EAGAIN {
 				p.appendHup(operator)
 			} else {
-				operator.done()
+				p.release(operator, queued)
 			}
 			continue
 		}
@@ -223,7 +246,7 @@ func (p *defaultPoll) handler(events []epollevent) (closed bool) {
 				logger.Printf("NETPOLL: operator has critical problem! event=%d operator=%v", evt, operator)
 			}
 		}
-		operator.done()
+		p.release(operator, queued)
 	}
 	p.runInline()
 	// hup conns together to avoid blocking the poll.
@@ -243,7 +266,11 @@ func (p *defaultPoll) queueInline(c *connection) {
 func (p *defaultPoll) runInline() {
 	for i, c := range p.inline {
 		p.inline[i] = nil
+		op := c.operator
 		(*requestTask)(c).Run()
+		// Release the socket to the pollers; not if the connection was
+		// closed meanwhile (unused took it from opHeld).
+		atomic.CompareAndSwapInt32(&op.state, opHeld, 1)
 	}
 	p.inline = p.inline[:0]
 }
@@ -291,4 +318,25 @@ func (p *defaultPoll) Control(operator *FDOperator, event PollEvent) error {
 		op, evt.events = syscall.EPOLL_CTL_MOD, syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLERR
 	}
 	return EpollCtl(p.fd, op, fd, &evt)
+}
+
+// close ends this poller: its eventfd, and the epoll set once no poller
+// waits on it.
+func (p *defaultPoll) close() {
+	syscall.Close(p.wop.FD)
+	if p.group == nil || p.group.leave() {
+		syscall.Close(p.fd)
+	}
+}
+
+// release ends the handling of operator's event. When that queued its
+// connection's processing (the inline queue was queued long before), the
+// processing runs on this poller next, and until it ends no poller reads
+// the socket (opHeld, runInline).
+func (p *defaultPoll) release(operator *FDOperator, queued int) {
+	if len(p.inline) > queued {
+		atomic.StoreInt32(&operator.state, opHeld)
+		return
+	}
+	operator.done()
 }
