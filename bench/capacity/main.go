@@ -38,6 +38,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -63,6 +64,8 @@ type options struct {
 	openConns  int
 	closedConn int
 	duration   time.Duration
+	openDur    time.Duration // measured phase of the open-model runs
+	openNice   int           // the generator's niceness in the open-model runs (0: as the harness's)
 	ramp       int
 	sources    string
 	servers    []string
@@ -104,6 +107,8 @@ type result struct {
 	openP999     float64
 	openErrors   int64
 	openLoadCPU  float64
+	openLag99    float64 // ms the generator's sends left after their intended time, p99
+	openNice     int     // the generator's niceness as /proc showed it during the run
 
 	fanDeliveries float64 // deliveries per second
 	fanP50        float64 // ms from a publish to its last delivery
@@ -127,6 +132,8 @@ func main() {
 	flag.IntVar(&o.openConns, "open-conns", 10000, "connections in the open-model scenario")
 	flag.IntVar(&o.closedConn, "closed-conns", 100, "connections in the closed-loop scenario")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured phase of every load run")
+	flag.DurationVar(&o.openDur, "open-duration", 0, "measured phase of the open-model runs (default: -duration)")
+	flag.IntVar(&o.openNice, "open-nice", -10, "niceness of the load generator in the open-model runs, whose schedule the server under test must not push back (0: unchanged; below 0 needs root)")
 	flag.IntVar(&o.ramp, "ramp", 5000, "connections per second while ramping")
 	flag.StringVar(&o.sources, "sources", "127.0.0.2-127.0.0.9", "source addresses of the load's connections")
 	flag.StringVar(&servers, "servers", "sockmon,gorilla,gws,nbio,netpollraw", "servers to measure")
@@ -149,8 +156,14 @@ func main() {
 	if load != "" {
 		o.load = strings.Fields(load)
 	}
-	if o.repeats < 1 || o.repeats > 20 || o.duration <= 0 || o.duration > 10*time.Minute {
-		fatalf("repeats 1..20 and duration up to 10m, got %d and %v", o.repeats, o.duration)
+	if o.openDur == 0 {
+		o.openDur = o.duration
+	}
+	if o.repeats < 1 || o.repeats > 20 || o.duration <= 0 || o.duration > 10*time.Minute || o.openDur < 0 || o.openDur > 10*time.Minute {
+		fatalf("repeats 1..20 and durations up to 10m, got %d, %v and %v", o.repeats, o.duration, o.openDur)
+	}
+	if o.openNice < -20 || o.openNice > 19 {
+		fatalf("-open-nice: %d is not a niceness (-20..19)", o.openNice)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -474,20 +487,27 @@ func loadRun(ctx context.Context, o options, tag string, args []string, during f
 	if during != nil {
 		d = func(_ int, finished <-chan struct{}) { during(finished) }
 	}
-	return loadRunProc(ctx, o, tag, args, d)
+	return loadRunProc(ctx, o, tag, args, 0, d)
 }
 
-// loadRunProc is loadRun whose during is also given the generator's PID.
-func loadRunProc(ctx context.Context, o options, tag string, args []string, during func(pid int, finished <-chan struct{})) (*loadtest.Report, error) {
+// loadRunProc is loadRun whose during is also given the generator's PID,
+// with the generator started at niceness nice (0: the harness's own, else
+// through nice(1), which runs it unchanged where it may not).
+func loadRunProc(ctx context.Context, o options, tag string, args []string, nice int, during func(pid int, finished <-chan struct{})) (*loadtest.Report, error) {
 	full := append(append(slices.Clone(o.load[1:]), args...), "--json")
-	cmd := exec.CommandContext(ctx, o.load[0], full...)
+	name := o.load[0]
+	if nice != 0 {
+		full = append([]string{"-n", strconv.Itoa(nice), name}, full...)
+		name = "nice"
+	}
+	cmd := exec.CommandContext(ctx, name, full...)
 	var stdout bytes.Buffer
 	errLog, err := os.Create(filepath.Join(o.logs, tag+".load.log"))
 	if err != nil {
 		return nil, err
 	}
 	defer errLog.Close()
-	fmt.Fprintf(errLog, "%s %s\n", o.load[0], strings.Join(full, " "))
+	fmt.Fprintf(errLog, "%s %s\n", name, strings.Join(full, " "))
 	cmd.Stdout, cmd.Stderr = &stdout, errLog
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -555,14 +575,22 @@ func scenario(ctx context.Context, o options, s server, sc string, rate float64,
 		}
 		return r
 	default:
-		rp, err := loadRun(ctx, o, tag, append([]string{"--url", url, "--conns", strconv.Itoa(o.openConns), "--ramp", strconv.Itoa(o.ramp),
-			"--rate", strconv.FormatFloat(rate, 'f', 0, 64), "--duration", dur, "--size", "64", "--mode", "echo-binary",
-			"--sources", o.sources}, extra...), nil)
+		niceness := math.MinInt
+		rp, err := loadRunProc(ctx, o, tag, append([]string{"--url", url, "--conns", strconv.Itoa(o.openConns), "--ramp", strconv.Itoa(o.ramp),
+			"--rate", strconv.FormatFloat(rate, 'f', 0, 64), "--duration", o.openDur.String(), "--size", "64", "--mode", "echo-binary",
+			"--sources", o.sources}, extra...), o.openNice, func(pid int, finished <-chan struct{}) {
+			select {
+			case <-time.After(time.Second): // nice(1) has exec'd the generator
+				niceness = procNice(pid)
+			case <-finished:
+			}
+		})
 		if err != nil {
 			return result{err: err}
 		}
 		r := result{openRate: rate, openP50: rp.Latency.Corrected.P50, openP99: rp.Latency.Corrected.P99,
-			openP999: rp.Latency.Corrected.P999, openErrors: rp.Errors.Total, openLoadCPU: rp.Client.Utilization}
+			openP999: rp.Latency.Corrected.P999, openErrors: rp.Errors.Total, openLoadCPU: rp.Client.Utilization,
+			openLag99: rp.Latency.ScheduleLag.P99, openNice: niceness}
 		if rp.Messages.RateRatio != nil {
 			r.openAchieved = *rp.Messages.RateRatio
 		}
@@ -588,7 +616,7 @@ func idle(ctx context.Context, o options, srv *running, tag, url, dur string) re
 	}
 	var samples []sample
 	rp, err := loadRunProc(ctx, o, tag, []string{"--url", url, "--conns", strconv.Itoa(o.idleConns), "--ramp", strconv.Itoa(o.ramp),
-		"--duration", dur, "--mode", "connect-only", "--sources", o.sources}, func(loadPID int, finished <-chan struct{}) {
+		"--duration", dur, "--mode", "connect-only", "--sources", o.sources}, 0, func(loadPID int, finished <-chan struct{}) {
 		tick := time.NewTicker(250 * time.Millisecond)
 		defer tick.Stop()
 		for {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -35,22 +36,45 @@ func statusBytes(pid int, field string) (int64, error) {
 	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
-// cpuTime reads utime+stime from /proc/PID/stat.
-func cpuTime(pid int) (time.Duration, error) {
+// statFields returns the fields of /proc/PID/stat from field 3 (state)
+// on: the command name (field 2) may contain spaces, so they count from
+// after its closing parenthesis.
+func statFields(pid int) ([]string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	// The command name (field 2) may contain spaces; fields count from
-	// after its closing parenthesis, where field 3 (state) is first.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command", pid)
+		return nil, fmt.Errorf("/proc/%d/stat: no command", pid)
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	if len(f) < 17 {
+		return nil, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	return f, nil
+}
+
+// procNice is process pid's niceness (field 19 of /proc/PID/stat), or
+// math.MinInt when unread.
+func procNice(pid int) int {
+	f, err := statFields(pid)
+	if err != nil {
+		return math.MinInt
+	}
+	n, err := strconv.Atoi(f[16])
+	if err != nil {
+		return math.MinInt
+	}
+	return n
+}
+
+// cpuTime reads utime+stime from /proc/PID/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
 	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
 	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -54,6 +56,7 @@ type row struct {
 	closedLoadCPU, openLoadCPU float64
 	sP50, sP99, sP999          float64 // open model at the steady rate
 	sAchieved, sLoadCPU        float64
+	lag99, sLag99              float64 // the generator's send lag p99 (ms): at half of saturation, at the steady rate
 	fan, fanP50, fanP99        float64 // fan-out deliveries/s and publish-to-last-delivery ms
 	fanLoadCPU, fanLoadUS      float64
 	errs                       []string
@@ -76,12 +79,14 @@ func summarizeRows(servers []server, res map[string]map[string][]result) []row {
 		r.p999 = median(values(open, func(x result) float64 { return x.openP999 }))
 		r.achieved = median(values(open, func(x result) float64 { return x.openAchieved }))
 		r.openLoadCPU = median(values(open, func(x result) float64 { return x.openLoadCPU }))
+		r.lag99 = median(values(open, func(x result) float64 { return x.openLag99 }))
 		steady, fan := res["steady"][s.name], res["fanout"][s.name]
 		r.sP50 = median(values(steady, func(x result) float64 { return x.openP50 }))
 		r.sP99 = median(values(steady, func(x result) float64 { return x.openP99 }))
 		r.sP999 = median(values(steady, func(x result) float64 { return x.openP999 }))
 		r.sAchieved = median(values(steady, func(x result) float64 { return x.openAchieved }))
 		r.sLoadCPU = median(values(steady, func(x result) float64 { return x.openLoadCPU }))
+		r.sLag99 = median(values(steady, func(x result) float64 { return x.openLag99 }))
 		r.fan = median(values(fan, func(x result) float64 { return x.fanDeliveries }))
 		r.fanP50 = median(values(fan, func(x result) float64 { return x.fanP50 }))
 		r.fanP99 = median(values(fan, func(x result) float64 { return x.fanP99 }))
@@ -148,15 +153,19 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 		p("sockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --size 64 --duration %s --sources %s --json\n",
 			o.closedConn, d, o.sources)
 	}
+	nice := ""
+	if o.openNice != 0 {
+		nice = fmt.Sprintf("nice -n %d ", o.openNice)
+	}
 	if o.scenarios["open"] {
 		p("# 3. open model at half of sockmon's median closed-loop rate (%.0f / 2 = %.0f msg/s)\n", info.saturation, info.openRate)
-		p("sockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --ramp %d --rate %.0f --size 64 --duration %s --sources %s --json\n",
-			o.openConns, o.ramp, info.openRate, d, o.sources)
+		p("%ssockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --ramp %d --rate %.0f --size 64 --duration %s --sources %s --json\n",
+			nice, o.openConns, o.ramp, info.openRate, o.openDur, o.sources)
 	}
 	if o.steadyRate > 0 && o.scenarios["steady"] {
 		p("# 3b. the open model at %.0f msg/s, a rate every server sustains here\n", o.steadyRate)
-		p("sockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --ramp %d --rate %.0f --size 64 --duration %s --sources %s --json\n",
-			o.openConns, o.ramp, o.steadyRate, d, o.sources)
+		p("%ssockmon load --url ws://127.0.0.1:PORT/echo --mode echo-binary --conns %d --ramp %d --rate %.0f --size 64 --duration %s --sources %s --json\n",
+			nice, o.openConns, o.ramp, o.steadyRate, o.openDur, o.sources)
 	}
 	if o.fanMembers > 0 && o.scenarios["fanout"] {
 		p("# 4. room fan-out: %d members join one room, one publishes in a closed loop (sockmon: /ws; raw netpoll: /echo)\n", o.fanMembers)
@@ -172,21 +181,22 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 	p("```\n\n")
 
 	p("## Results\n\n")
-	p("| server | idle RSS per conn (KiB) | conns held | generator RSS at the hold (MiB) | closed-loop msg/s | server CPU per msg (µs) | open p50 (ms) | open p99 (ms) | open p99.9 (ms) | open rate achieved |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| server | idle RSS per conn (KiB) | conns held | generator RSS at the hold (MiB) | closed-loop msg/s | server CPU per msg (µs) | open p50 (ms) | open p99 (ms) | open p99.9 (ms) | open rate achieved | generator send lag p99 (ms) |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
-		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name,
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name,
 			num(r.rssPerConn/1024, "%.1f"), num(r.held, "%.0f"), num(r.loadRSS/(1<<20), "%.1f"), num(r.rate, "%.0f"), num(r.cpuUS, "%.1f"),
-			num(r.p50, "%.3f"), num(r.p99, "%.3f"), num(r.p999, "%.3f"), num(r.achieved*100, "%.1f%%"))
+			num(r.p50, "%.3f"), num(r.p99, "%.3f"), num(r.p999, "%.3f"), num(r.achieved*100, "%.1f%%"), num(r.lag99, "%.3f"))
 	}
 	p("\nCorrected latency: measured from each message's intended send time on the constant-rate schedule " +
-		"(coordinated omission corrected, as wrk2 does) to the kernel's receive timestamp of the reply.\n\n")
+		"(coordinated omission corrected, as wrk2 does) to the kernel's receive timestamp of the reply. The generator's " +
+		"send lag (a send's actual time minus its intended time) is part of it, whatever delayed the send.\n\n")
 	if o.steadyRate > 0 {
 		p("### Open model at %.0f msg/s, %d connections\n\n", o.steadyRate, o.openConns)
-		p("| server | p50 (ms) | p99 (ms) | p99.9 (ms) | rate achieved | load generator CPU |\n|---|---:|---:|---:|---:|---:|\n")
+		p("| server | p50 (ms) | p99 (ms) | p99.9 (ms) | rate achieved | load generator CPU | generator send lag p99 (ms) |\n|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range rows {
-			p("| %s | %s | %s | %s | %s | %s |\n", r.name, num(r.sP50, "%.3f"), num(r.sP99, "%.3f"), num(r.sP999, "%.3f"),
-				num(r.sAchieved*100, "%.1f%%"), num(r.sLoadCPU*100, "%.0f%%"))
+			p("| %s | %s | %s | %s | %s | %s | %s |\n", r.name, num(r.sP50, "%.3f"), num(r.sP99, "%.3f"), num(r.sP999, "%.3f"),
+				num(r.sAchieved*100, "%.1f%%"), num(r.sLoadCPU*100, "%.0f%%"), num(r.sLag99, "%.3f"))
 		}
 		p("\n")
 	}
@@ -255,6 +265,11 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 		line("server CPU µs per msg (lower is better)", func(r row) float64 { return r.cpuUS }, false, "%.1f")
 		line("idle RSS KiB per conn (lower is better)", func(r row) float64 { return r.rssPerConn / 1024 }, false, "%.1f")
 		line("open p99 ms (lower is better)", func(r row) float64 { return r.p99 }, false, "%.3f")
+		line("open p99.9 ms (lower is better)", func(r row) float64 { return r.p999 }, false, "%.3f")
+		if o.steadyRate > 0 && o.scenarios["steady"] {
+			line(fmt.Sprintf("p99 ms at %.0f msg/s (lower is better)", o.steadyRate), func(r row) float64 { return r.sP99 }, false, "%.3f")
+			line(fmt.Sprintf("p99.9 ms at %.0f msg/s (lower is better)", o.steadyRate), func(r row) float64 { return r.sP999 }, false, "%.3f")
+		}
 
 		p("\n## Targets\n\n")
 		_, bestRate := best(func(r row) float64 { return r.rate }, true)
@@ -277,6 +292,20 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 		if o.steadyRate > 0 {
 			p("- The same at %.0f msg/s, the steady rate: %s ms: %s.\n", o.steadyRate, num(sm.sP99, "%.3f"), check(sm.sP99 <= 1))
 		}
+		// Issue 18 part 3: sockmon's tail at most the best peer's, figure by figure.
+		tail := func(label string, f func(row) float64) {
+			bn, bv := best(f, false)
+			p("- Corrected %s at most the best peer's: %s ms against %s's %s: %s.\n", label, num(f(*sm), "%.3f"), bn, num(bv, "%.3f"),
+				check(!math.IsNaN(f(*sm)) && f(*sm) <= bv))
+		}
+		if o.scenarios["open"] {
+			tail("p99 at half of saturation", func(r row) float64 { return r.p99 })
+			tail("p99.9 at half of saturation", func(r row) float64 { return r.p999 })
+		}
+		if o.steadyRate > 0 && o.scenarios["steady"] {
+			tail(fmt.Sprintf("p99 at %.0f msg/s", o.steadyRate), func(r row) float64 { return r.sP99 })
+			tail(fmt.Sprintf("p99.9 at %.0f msg/s", o.steadyRate), func(r row) float64 { return r.sP999 })
+		}
 		if !math.IsNaN(sm.loadRSS) {
 			p("- The load generator holding %s connect-only connections in at most 64 MB (%.1f MiB) of RSS: %s MiB: %s.\n",
 				num(sm.held, "%.0f"), loadRSSTarget/(1<<20), num(sm.loadRSS/(1<<20), "%.1f"), check(sm.loadRSS <= loadRSSTarget))
@@ -292,8 +321,9 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 		"rest of the process) and handles frames inline. In the open model the loop fires the schedule: it " +
 		"wakes at the next intended send but at most every 200µs, so a send leaves up to 200µs after its " +
 		"intended time (charged to the corrected latency), and a reply's time is the kernel's receive " +
-		"timestamp (SO_TIMESTAMPNS), so a reply read late is not charged. Median share of all cores it used " +
-		"(from its own getrusage): closed loop / open model at half of saturation")
+		"timestamp (SO_TIMESTAMPNS), so a reply read late is not charged. ")
+	p("%s Median share of all cores it used (from its own getrusage): closed loop / open model at half of saturation",
+		niceNote(o, res))
 	if o.steadyRate > 0 {
 		p(" / open model at %.0f msg/s", o.steadyRate)
 	}
@@ -344,8 +374,8 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 				case sc == "fanout":
 					cells = append(cells, fmt.Sprintf("%.0f deliveries/s, p50 %.1f ms", x.fanDeliveries, x.fanP50))
 				default:
-					cells = append(cells, fmt.Sprintf("p50 %.3f p99 %.3f p99.9 %.3f ms, %.1f%% of rate",
-						x.openP50, x.openP99, x.openP999, x.openAchieved*100))
+					cells = append(cells, fmt.Sprintf("p50 %.3f p99 %.3f p99.9 %.3f ms, %.1f%% of rate, send lag p99 %.3f ms",
+						x.openP50, x.openP99, x.openP999, x.openAchieved*100, x.openLag99))
 				}
 			}
 			p("| %s | %s | %s |\n", s.name, sc, strings.Join(cells, "; "))
@@ -398,4 +428,34 @@ func saturatedFanOut(b *strings.Builder, o options, servers []server, res map[st
 	if len(problems) > 0 {
 		p("\n")
 	}
+}
+
+// niceNote says at what niceness the generator ran the open-model runs, as
+// /proc showed each run (nice(1) runs it unchanged where it may not lower
+// it).
+func niceNote(o options, res map[string]map[string][]result) string {
+	if o.openNice == 0 {
+		return "The open-model runs ran the generator at the harness's own niceness."
+	}
+	seen := map[int]int{}
+	for _, sc := range []string{"open", "steady"} {
+		for _, rs := range res[sc] {
+			for _, x := range rs {
+				if x.err == nil {
+					seen[x.openNice]++
+				}
+			}
+		}
+	}
+	var parts []string
+	for _, n := range slices.Sorted(maps.Keys(seen)) {
+		v := strconv.Itoa(n)
+		if n == math.MinInt {
+			v = "unread"
+		}
+		parts = append(parts, fmt.Sprintf("%s in %d", v, seen[n]))
+	}
+	return fmt.Sprintf("The open-model runs start it with `nice -n %d`, so that the server under test, sharing its 2 cores, "+
+		"does not push the schedule back: what the server delays is its replies, not the generator's sends. "+
+		"Niceness the generator had, from /proc, by runs: %s.", o.openNice, strings.Join(parts, ", "))
 }
