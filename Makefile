@@ -86,7 +86,7 @@ clean:
 # The capacity suite (bench/capacity): builds sockmon and the reference
 # servers, runs `sockmon load` against each, writes bench/RESULTS.md.
 capacity:
-	$(GO) run ./bench/capacity -repeats 3 -duration 5s -steady-rate 30000
+	$(GO) run ./bench/capacity -repeats 3 -duration 5s -open-duration 10s -steady-rate 30000
 
 # The dashboard's charting library, uPlot, pinned. The minified file, its
 # stylesheet and its licence are committed under $(UPLOT_DIR) (no CDN, no

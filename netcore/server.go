@@ -94,6 +94,9 @@ var netpollSetup struct {
 	err   error
 	log   atomic.Pointer[slog.Logger]
 	cores atomic.Int32 // GOMAXPROCS as the runtime chose it, before the spare P
+	// sharedEpoll is Config.SharedEpoll of the first server, written once
+	// in once.Do and read after it.
+	sharedEpoll bool
 }
 
 // Cores is how many cores the engine serves on: GOMAXPROCS as the Go
@@ -112,8 +115,9 @@ func Cores() int {
 
 // setupNetpoll configures netpoll, once per process; log, when not nil and
 // the first, gets netpoll's messages.
-func setupNetpoll(log *slog.Logger) error {
+func setupNetpoll(log *slog.Logger, sharedEpoll bool) error {
 	netpollSetup.once.Do(func() {
+		netpollSetup.sharedEpoll = sharedEpoll
 		pollers := runtime.GOMAXPROCS(0)
 		netpollSetup.cores.Store(int32(pollers))
 		if log == nil {
@@ -127,13 +131,16 @@ func setupNetpoll(log *slog.Logger) error {
 			Runner:       runTask,
 			TaskRunner:   runConnTask,
 			Inline:       servesInline,
-			SharedPoll:   true, // a preempted poller holds up only its batch (netpoll patch 8)
+			SharedPoll:   sharedEpoll, // a preempted poller holds up only its batch (netpoll patch 8)
 			PollerNum:    pollers,
 		})
 		runtime.GOMAXPROCS(pollers + 1)
 	})
 	if netpollSetup.err != nil {
 		return fmt.Errorf("netcore: configure netpoll: %w", netpollSetup.err)
+	}
+	if netpollSetup.sharedEpoll != sharedEpoll {
+		return fmt.Errorf("netcore: SharedEpoll %v: the process's pollers were set up with %v by an earlier server", sharedEpoll, netpollSetup.sharedEpoll)
 	}
 	return nil
 }
@@ -160,7 +167,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := setupNetpoll(cfg.Logger); err != nil {
+	if err := setupNetpoll(cfg.Logger, cfg.SharedEpoll); err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), metrics: cfg.Metrics}

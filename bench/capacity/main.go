@@ -55,31 +55,32 @@ import (
 )
 
 type options struct {
-	bin        string
-	load       []string
-	repeats    int
-	out        string
-	logs       string
-	idleConns  int
-	openConns  int
-	closedConn int
-	duration   time.Duration
-	openDur    time.Duration // measured phase of the open-model runs
-	openNice   int           // the generator's niceness in the open-model runs (0: as the harness's)
-	ramp       int
-	sources    string
-	servers    []string
-	steadyRate float64
-	fanMembers int
-	fanPubs    int             // publishers of the saturated fan-out
-	scenarios  map[string]bool // the scenarios to run
-	metrics    bool            // pass --metrics-url to load runs against sockmon
+	bin         string
+	load        []string
+	repeats     int
+	out         string
+	logs        string
+	idleConns   int
+	openConns   int
+	closedConn  int
+	duration    time.Duration
+	openDur     time.Duration // measured phase of the open-model runs
+	openNice    int           // the generator's niceness in the open-model runs (0: as the harness's)
+	ramp        int
+	sources     string
+	servers     []string
+	steadyRate  float64
+	fanMembers  int
+	fanPubs     int             // publishers of the saturated fan-out
+	scenarios   map[string]bool // the scenarios to run
+	metrics     bool            // pass --metrics-url to load runs against sockmon
+	sharedEpoll bool            // also run sockmon with --shared-epoll on (closed loop, open model)
 }
 
 // server is one server under test.
 type server struct {
 	name string
-	kind string // "sockmon", "peer" or "raw"
+	kind string // "sockmon", "variant" (sockmon with another flag), "peer" or "raw"
 	bin  string
 	args func(addr, control string) []string
 }
@@ -133,6 +134,7 @@ func main() {
 	flag.IntVar(&o.closedConn, "closed-conns", 100, "connections in the closed-loop scenario")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured phase of every load run")
 	flag.DurationVar(&o.openDur, "open-duration", 0, "measured phase of the open-model runs (default: -duration)")
+	flag.BoolVar(&o.sharedEpoll, "shared-epoll", true, "also run sockmon with --shared-epoll on in the closed loop and the open model")
 	flag.IntVar(&o.openNice, "open-nice", -10, "niceness of the load generator in the open-model runs, whose schedule the server under test must not push back (0: unchanged; below 0 needs root)")
 	flag.IntVar(&o.ramp, "ramp", 5000, "connections per second while ramping")
 	flag.StringVar(&o.sources, "sources", "127.0.0.2-127.0.0.9", "source addresses of the load's connections")
@@ -203,6 +205,9 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("unknown server %q", name)
 		}
 		servers = append(servers, all[i])
+		if name == "sockmon" && o.sharedEpoll {
+			servers = append(servers, all[slices.IndexFunc(all, func(s server) bool { return s.name == sharedEpollOn })])
+		}
 	}
 	if len(o.load) == 0 {
 		o.load = []string{filepath.Join(o.bin, "sockmon"), "load"}
@@ -221,7 +226,7 @@ func run(ctx context.Context, o options) error {
 	for rep := 1; rep <= o.repeats; rep++ {
 		for _, s := range servers {
 			for _, sc := range []string{"idle", "closed"} {
-				if !o.scenarios[sc] {
+				if !o.scenarios[sc] || sc == "idle" && s.kind == "variant" {
 					continue
 				}
 				if ctx.Err() != nil {
@@ -272,7 +277,7 @@ func run(ctx context.Context, o options) error {
 	if o.fanMembers > 0 && o.scenarios["fanout"] {
 		for rep := 1; rep <= o.repeats; rep++ {
 			for _, s := range servers {
-				if s.kind == "peer" {
+				if s.kind == "peer" || s.kind == "variant" {
 					continue
 				}
 				if ctx.Err() != nil {
@@ -356,6 +361,8 @@ func build(o options) ([]server, bool, error) {
 		return a
 	}
 	servers := []server{{name: "sockmon", kind: "sockmon", bin: filepath.Join(bin, "sockmon"), args: sockmonArgs}}
+	servers = append(servers, server{name: sharedEpollOn, kind: "variant", bin: filepath.Join(bin, "sockmon"),
+		args: func(addr, control string) []string { return append(sockmonArgs(addr, control), "--shared-epoll", "on") }})
 	for _, r := range refs {
 		kind := "peer"
 		if r == "netpollraw" {
@@ -366,6 +373,10 @@ func build(o options) ([]server, bool, error) {
 	}
 	return servers, metricsOn, nil
 }
+
+// sharedEpollOn is the name of sockmon run with --shared-epoll on, beside
+// sockmon as configured in the closed loop and the open model.
+const sharedEpollOn = "sockmon-shared-epoll"
 
 // coalescingOff is the name of sockmon run with --write-coalescing off.
 const coalescingOff = "sockmon-coalescing-off"
@@ -439,7 +450,7 @@ func start(o options, s server, tag string) (*running, error) {
 	}
 	exited := make(chan struct{})
 	r := &running{cmd: cmd, addr: addr, log: log, exited: exited}
-	if s.kind == "sockmon" && o.metrics {
+	if (s.kind == "sockmon" || s.kind == "variant") && o.metrics {
 		r.control = control
 	}
 	go func() { _ = cmd.Wait(); close(exited) }()

@@ -139,6 +139,9 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 
 	p("## Commands\n\n```\n")
 	p("%s\nref-<name> -addr 127.0.0.1:PORT\n\n", sockmonArgsDoc(o, info.metricsOn))
+	if o.sharedEpoll {
+		p("# %s: sockmon serve as above with --shared-epoll on, in scenarios 2, 3 and 3b\n\n", sharedEpollOn)
+	}
 	if info.metricsOn {
 		p("# against sockmon every load run below also has --metrics-url http://127.0.0.1:PORT2/metrics\n")
 	}
@@ -208,7 +211,7 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 		p("| server | deliveries/s | publish to last delivery p50 (ms) | p99 (ms) | load generator CPU | generator CPU per delivery (µs) |\n|---|---:|---:|---:|---:|---:|\n")
 		var smFan, rawFan float64 = math.NaN(), math.NaN()
 		for _, r := range rows {
-			if r.kind == "peer" {
+			if r.kind == "peer" || r.kind == "variant" {
 				continue
 			}
 			p("| %s | %s | %s | %s | %s | %s |\n", r.name, num(r.fan, "%.0f"), num(r.fanP50, "%.1f"), num(r.fanP99, "%.1f"),

@@ -8,22 +8,24 @@ import (
 	"github.com/sockmon/sockmon/netcore"
 )
 
-// The engine's on|off switches: on by default, off for comparison,
-// anything else refused with the flag's name.
+// The engine's on|off switches: their default (on, but --shared-epoll
+// off), either value, and anything else refused with the flag's name.
 func TestOnOffFlags(t *testing.T) {
 	for _, sw := range []struct {
-		flag string
-		off  func(netcore.Config) bool
+		flag       string
+		off        func(netcore.Config) bool
+		offDefault bool
 	}{
-		{"--write-coalescing", func(c netcore.Config) bool { return c.DisableWriteCoalescing }},
-		{"--poller-serve", func(c netcore.Config) bool { return c.DisablePollerServe }},
+		{"--write-coalescing", func(c netcore.Config) bool { return c.DisableWriteCoalescing }, false},
+		{"--poller-serve", func(c netcore.Config) bool { return c.DisablePollerServe }, false},
+		{"--shared-epoll", func(c netcore.Config) bool { return !c.SharedEpoll }, true},
 	} {
 		for _, tc := range []struct {
 			args    []string
 			off     bool
 			wantErr bool
 		}{
-			{nil, false, false},
+			{nil, sw.offDefault, false},
 			{[]string{sw.flag, "on"}, false, false},
 			{[]string{sw.flag, "off"}, true, false},
 			{[]string{sw.flag, "sometimes"}, false, true},
