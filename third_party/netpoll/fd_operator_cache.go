@@ -78,13 +78,19 @@ func (c *operatorCache) free() {
 		return
 	}
 
+	c.pool(c.freelist)
+	c.freelist = c.freelist[:0]
+}
+
+// pool makes the operators at idxs allocatable again (sockmon patch 8: for
+// pollGroup.free too). The caller holds freelocked.
+func (c *operatorCache) pool(idxs []int32) {
 	lock(&c.locked)
-	for _, idx := range c.freelist {
+	for _, idx := range idxs {
 		op := c.cache[idx]
 		op.next = c.first
 		c.first = op
 	}
-	c.freelist = c.freelist[:0]
 	unlock(&c.locked)
 }
 

@@ -34,33 +34,35 @@ func openSharedPoll(first Poll) (Poll, error) {
 }
 
 func openDefaultPoll() (*defaultPoll, error) {
-	poll := new(defaultPoll)
-	poll.m = new(sync.Map)
-
-	poll.buf = make([]byte, 8)
-	p, err := EpollCreate(0)
+	fd, err := EpollCreate(0)
 	if err != nil {
 		return nil, err
 	}
-	poll.fd = p
+	poll, err := newPollOn(fd, new(sync.Map))
+	if err != nil {
+		_ = syscall.Close(fd)
+		return nil, err
+	}
+	poll.opcache = newOperatorCache()
+	return poll, nil
+}
 
+// newPollOn makes a poller that waits on epoll set fd, whose operators
+// race builds find in m, with its wake-up eventfd registered there (sockmon
+// patch 8: the set and m may be another poller's). The caller sets opcache.
+func newPollOn(fd int, m *sync.Map) (*defaultPoll, error) {
+	poll := &defaultPoll{fd: fd, m: m, buf: make([]byte, 8)}
 	r0, _, e0 := syscall.Syscall(syscall.SYS_EVENTFD2, 0, 0, 0)
 	if e0 != 0 {
-		_ = syscall.Close(poll.fd)
 		return nil, e0
 	}
-
 	poll.Reset = poll.reset
 	poll.Handler = poll.handler
 	poll.wop = &FDOperator{FD: int(r0)}
-
-	if err = poll.Control(poll.wop, PollReadable); err != nil {
+	if err := poll.Control(poll.wop, PollReadable); err != nil {
 		_ = syscall.Close(poll.wop.FD)
-		_ = syscall.Close(poll.fd)
 		return nil, err
 	}
-
-	poll.opcache = newOperatorCache()
 	return poll, nil
 }
 
@@ -329,10 +331,10 @@ func (p *defaultPoll) close() {
 	}
 }
 
-// release ends the handling of operator's event. When that queued its
-// connection's processing (the inline queue was queued long before), the
-// processing runs on this poller next, and until it ends no poller reads
-// the socket (opHeld, runInline).
+// release ends the handling of operator's event. When the event queued its
+// connection's processing (the inline queue held queued entries before it),
+// the processing runs on this poller next, and until it ends no poller
+// reads the socket (opHeld, runInline).
 func (p *defaultPoll) release(operator *FDOperator, queued int) {
 	if len(p.inline) > queued {
 		atomic.StoreInt32(&operator.state, opHeld)

@@ -17,7 +17,6 @@ package netpoll
 import (
 	"sync"
 	"sync/atomic"
-	"syscall"
 )
 
 // sockmon patch 8: pollers that share one epoll set (Config.SharedPoll).
@@ -39,7 +38,6 @@ import (
 // every member that was inside a batch when they were freed has finished
 // it (pollGroup.free, defaultPoll.seq).
 type pollGroup struct {
-	fd      int
 	members atomic.Pointer[[]*defaultPoll]
 	mu      sync.Mutex // adding members, leave
 	open    int
@@ -59,25 +57,18 @@ func openGroupPoll(first Poll) (Poll, error) {
 		if err != nil {
 			return nil, err
 		}
-		g := &pollGroup{fd: p.fd, open: 1}
+		g := &pollGroup{open: 1}
 		g.members.Store(&[]*defaultPoll{p})
 		p.group = g
 		return p, nil
 	}
 	f := first.(*defaultPoll)
 	g := f.group
-	p := &defaultPoll{fd: g.fd, m: f.m, opcache: f.opcache, group: g, buf: make([]byte, 8)}
-	r0, _, e0 := syscall.Syscall(syscall.SYS_EVENTFD2, 0, 0, 0)
-	if e0 != 0 {
-		return nil, e0
-	}
-	p.Reset = p.reset
-	p.Handler = p.handler
-	p.wop = &FDOperator{FD: int(r0)}
-	if err := p.Control(p.wop, PollReadable); err != nil {
-		_ = syscall.Close(p.wop.FD)
+	p, err := newPollOn(f.fd, f.m)
+	if err != nil {
 		return nil, err
 	}
+	p.opcache, p.group = f.opcache, g
 	g.mu.Lock()
 	members := append(append([]*defaultPoll(nil), *g.members.Load()...), p)
 	g.members.Store(&members)
@@ -118,13 +109,7 @@ func (g *pollGroup) free(c *operatorCache) {
 				return // still in the batch it was in
 			}
 		}
-		lock(&c.locked)
-		for _, idx := range g.retired {
-			op := c.cache[idx]
-			op.next = c.first
-			c.first = op
-		}
-		unlock(&c.locked)
+		c.pool(g.retired)
 		g.retired = g.retired[:0]
 	}
 	if len(c.freelist) == 0 {
