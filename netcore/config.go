@@ -70,18 +70,17 @@ type Config struct {
 	// hand-off (inline.go). Off is for comparing (sockmon serve
 	// --poller-serve off).
 	DisablePollerServe bool
-	// SharedEpoll has netpoll's pollers wait on one epoll set instead of
-	// one each (netpoll patch 8): whichever poller is free takes the next
-	// ready connection, so a poller whose thread the kernel preempts, on
-	// cores the server shares with other processes, holds up only the
-	// batch it is in rather than every connection registered with it. It
-	// roughly halves the server's own p99 and p99.9 on such a machine and
-	// costs about 5% more CPU per message when saturated (any poller
-	// reads any socket: less cache locality); see bench/RESULTS.md. The
-	// pollers are the process's: the first Server's setting holds, and New
-	// fails for a later one that asks otherwise (sockmon serve
-	// --shared-epoll).
-	SharedEpoll bool
+	// DisablePollerRescue has each netpoll poller serve only the
+	// connections registered with it. By default the pollers rescue one
+	// another (netpoll patch 8): what is ready for a poller that has been
+	// inside one batch, or blocked, for over a millisecond (its thread
+	// preempted by the kernel, on cores the server shares with other
+	// processes) is served by another, so such a poller holds up only the
+	// batch it is in rather than every connection registered with it; see
+	// bench/RESULTS.md. The pollers are the process's: the first Server's
+	// setting holds, and New fails for a later one that asks otherwise.
+	// Off is for comparing (sockmon serve --poller-rescue off).
+	DisablePollerRescue bool
 	// CloseTimeout is how long the server waits for the peer's close frame
 	// after sending its own. Default 3s.
 	CloseTimeout time.Duration

@@ -165,43 +165,42 @@ func TestCompleteFrames(t *testing.T) {
 	}
 }
 
-// sharedEpollEnv marks the test process whose pollers share one epoll set.
-const sharedEpollEnv = "SOCKMON_TEST_SHARED_EPOLL"
+// noRescueEnv marks the test process whose pollers do not rescue one another.
+const noRescueEnv = "SOCKMON_TEST_NO_POLLER_RESCUE"
 
-// inSharedEpollProcess runs the calling test again in a process of its own,
-// whose first server sets SharedEpoll (netpoll's pollers are the process's),
-// and reports whether this is that process; when it is not, the test is
-// done.
-func inSharedEpollProcess(t *testing.T) bool {
+// inNoRescueProcess runs the calling test again in a process of its own,
+// whose servers set DisablePollerRescue (netpoll's pollers are the
+// process's), and reports whether this is that process.
+func inNoRescueProcess(t *testing.T) bool {
 	t.Helper()
-	if os.Getenv(sharedEpollEnv) == "1" {
+	if os.Getenv(noRescueEnv) == "1" {
 		return true
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), sharedEpollEnv+"=1")
+	cmd.Env = append(os.Environ(), noRescueEnv+"=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+t.Name())) {
-		t.Fatalf("%s with SharedEpoll, in a process of its own: %v\n%s", t.Name(), err, out)
+		t.Fatalf("%s with DisablePollerRescue, in a process of its own: %v\n%s", t.Name(), err, out)
 	}
 	return false
 }
 
-// With SharedEpoll, a poller that stalls in the middle of a batch (here
-// serving a message that sleeps; in production, a poller thread the kernel
-// preempted) holds up only what it is serving: every poller waits on one
-// epoll set (netpoll patch 8), so input for every other connection goes to
-// another poller. With an epoll set per poller (the default), the
-// connections registered with the stalled one wait for it.
+// A poller that stalls in the middle of a batch (here serving a message
+// that sleeps; in production, a poller thread the kernel preempted) holds
+// up only what it is serving: the other pollers rescue its epoll set
+// (netpoll patch 8), woken by the group's watchdog when they are idle. The
+// test fails with DisablePollerRescue: the connections registered with the
+// stalled poller wait for it.
 func TestStalledPollerHoldsUpNoOtherConnection(t *testing.T) {
 	if Cores() < 2 {
 		t.Skip("one poller: nothing else could serve the others")
 	}
-	if !inSharedEpollProcess(t) {
-		return
+	if os.Getenv(noRescueEnv) == "1" {
+		t.Skip("this process's pollers do not rescue one another")
 	}
-	addr := whereServer(t, Config{SharedEpoll: true})
+	addr := whereServer(t, Config{})
 	stalled := wstest.Dial(t, addr, "/where")
-	others := make([]*wstest.Client, 16) // on every poller, with either registration
+	others := make([]*wstest.Client, 16) // registered with every poller
 	for i := range others {
 		others[i] = wstest.Dial(t, addr, "/where")
 	}
@@ -230,18 +229,19 @@ func TestStalledPollerHoldsUpNoOtherConnection(t *testing.T) {
 	}
 }
 
-// With SharedEpoll, while a connection's input is served on the poller that
-// read it, no other poller reads its socket (netpoll patch 8, opHeld): the processing finds
-// exactly the whole frames Config.Inline looked at. Here the start of a
-// second frame arrives while the first is served and the rest only after;
-// had another poller read the start into the connection's buffer, the
-// processing would have found half a frame, which it may not wait for on a
-// poller, and closed the connection.
+// While a connection's input is served on the poller that read it, no
+// other poller reads its socket, not even one rescuing that poller's set
+// (netpoll patch 8, opHeld): the processing finds exactly the whole frames
+// Config.Inline looked at. Here the start of a second frame arrives while
+// the first is served and the rest only after; had another poller read the
+// start into the connection's buffer, the processing would have found half
+// a frame, which it may not wait for on a poller, and closed the
+// connection.
 func TestNoPollerReadsAConnectionServedOnAnother(t *testing.T) {
-	if !inSharedEpollProcess(t) {
-		return
+	if os.Getenv(noRescueEnv) == "1" {
+		t.Skip("this process's pollers do not rescue one another")
 	}
-	addr := whereServer(t, Config{SharedEpoll: true})
+	addr := whereServer(t, Config{})
 	c := wstest.Dial(t, addr, "/where")
 	onPoller := 0
 	for try := 0; onPoller < 3; try++ {
@@ -252,7 +252,7 @@ func TestNoPollerReadsAConnectionServedOnAnother(t *testing.T) {
 		c.Send(true, ws.OpText, []byte("stall"))
 		time.Sleep(100 * time.Millisecond) // the stall is being served
 		f := wstest.ClientFrame(true, 0, ws.OpText, []byte("after the stall"), true)
-		c.Write(f[:4]) // for any poller to read while the stall lasts
+		c.Write(f[:4]) // for a rescuing poller to read while the stall lasts
 		// A worker, when the message before took over heavyMessage (the
 		// race detector's runs are slow): try again.
 		if string(c.NextData().Payload) == "poller" {
@@ -264,15 +264,20 @@ func TestNoPollerReadsAConnectionServedOnAnother(t *testing.T) {
 	}
 }
 
-// The pollers are the process's: a server that asks for another epoll
-// arrangement than the first one set up is refused, naming the setting.
-func TestSharedEpollIsTheProcesss(t *testing.T) {
-	if os.Getenv(sharedEpollEnv) == "1" {
-		t.Skip("this process's pollers share an epoll set")
+// With DisablePollerRescue, in a process of its own, each poller serves
+// its own connections: whole frames on the poller, for every connection,
+// and a server that asks for rescue after the first is refused, naming
+// the setting (the pollers are the process's).
+func TestWithoutPollerRescue(t *testing.T) {
+	if !inNoRescueProcess(t) {
+		return
 	}
-	whereServer(t, Config{}) // the process's pollers exist, one set each
-	_, err := New(Config{SharedEpoll: true, Logger: discardLogger()})
-	if err == nil || !strings.Contains(err.Error(), "SharedEpoll") {
-		t.Fatalf("New with SharedEpoll after a server without it: %v, want an error naming SharedEpoll", err)
+	addr := whereServer(t, Config{DisablePollerRescue: true})
+	for range 16 { // registered with every poller
+		untilOnPoller(t, wstest.Dial(t, addr, "/where"))
+	}
+	_, err := New(Config{Logger: discardLogger()})
+	if err == nil || !strings.Contains(err.Error(), "DisablePollerRescue") {
+		t.Fatalf("New with the pollers' rescue after a server without it: %v, want an error naming DisablePollerRescue", err)
 	}
 }

@@ -94,9 +94,9 @@ var netpollSetup struct {
 	err   error
 	log   atomic.Pointer[slog.Logger]
 	cores atomic.Int32 // GOMAXPROCS as the runtime chose it, before the spare P
-	// sharedEpoll is Config.SharedEpoll of the first server, written once
-	// in once.Do and read after it.
-	sharedEpoll bool
+	// noRescue is Config.DisablePollerRescue of the first server, written
+	// once in once.Do and read after it.
+	noRescue bool
 }
 
 // Cores is how many cores the engine serves on: GOMAXPROCS as the Go
@@ -115,9 +115,9 @@ func Cores() int {
 
 // setupNetpoll configures netpoll, once per process; log, when not nil and
 // the first, gets netpoll's messages.
-func setupNetpoll(log *slog.Logger, sharedEpoll bool) error {
+func setupNetpoll(log *slog.Logger, noRescue bool) error {
 	netpollSetup.once.Do(func() {
-		netpollSetup.sharedEpoll = sharedEpoll
+		netpollSetup.noRescue = noRescue
 		pollers := runtime.GOMAXPROCS(0)
 		netpollSetup.cores.Store(int32(pollers))
 		if log == nil {
@@ -131,7 +131,7 @@ func setupNetpoll(log *slog.Logger, sharedEpoll bool) error {
 			Runner:       runTask,
 			TaskRunner:   runConnTask,
 			Inline:       servesInline,
-			SharedPoll:   sharedEpoll, // a preempted poller holds up only its batch (netpoll patch 8)
+			PollerRescue: !noRescue, // a preempted poller holds up only its batch (netpoll patch 8)
 			PollerNum:    pollers,
 		})
 		runtime.GOMAXPROCS(pollers + 1)
@@ -139,8 +139,8 @@ func setupNetpoll(log *slog.Logger, sharedEpoll bool) error {
 	if netpollSetup.err != nil {
 		return fmt.Errorf("netcore: configure netpoll: %w", netpollSetup.err)
 	}
-	if netpollSetup.sharedEpoll != sharedEpoll {
-		return fmt.Errorf("netcore: SharedEpoll %v: the process's pollers were set up with %v by an earlier server", sharedEpoll, netpollSetup.sharedEpoll)
+	if netpollSetup.noRescue != noRescue {
+		return fmt.Errorf("netcore: DisablePollerRescue %v: the process's pollers were set up with %v by an earlier server", noRescue, netpollSetup.noRescue)
 	}
 	return nil
 }
@@ -167,7 +167,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := setupNetpoll(cfg.Logger, cfg.SharedEpoll); err != nil {
+	if err := setupNetpoll(cfg.Logger, cfg.DisablePollerRescue); err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), metrics: cfg.Metrics}

@@ -74,7 +74,7 @@ type options struct {
 	fanPubs     int             // publishers of the saturated fan-out
 	scenarios   map[string]bool // the scenarios to run
 	metrics     bool            // pass --metrics-url to load runs against sockmon
-	sharedEpoll bool            // also run sockmon with --shared-epoll on (closed loop, open model)
+	noRescue    bool            // also run sockmon with --poller-rescue off (closed loop, open model)
 }
 
 // server is one server under test.
@@ -134,7 +134,7 @@ func main() {
 	flag.IntVar(&o.closedConn, "closed-conns", 100, "connections in the closed-loop scenario")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured phase of every load run")
 	flag.DurationVar(&o.openDur, "open-duration", 0, "measured phase of the open-model runs (default: -duration)")
-	flag.BoolVar(&o.sharedEpoll, "shared-epoll", true, "also run sockmon with --shared-epoll on in the closed loop and the open model")
+	flag.BoolVar(&o.noRescue, "no-rescue", true, "also run sockmon with --poller-rescue off in the closed loop and the open model")
 	flag.IntVar(&o.openNice, "open-nice", -10, "niceness of the load generator in the open-model runs, whose schedule the server under test must not push back (0: unchanged; below 0 needs root)")
 	flag.IntVar(&o.ramp, "ramp", 5000, "connections per second while ramping")
 	flag.StringVar(&o.sources, "sources", "127.0.0.2-127.0.0.9", "source addresses of the load's connections")
@@ -205,8 +205,8 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("unknown server %q", name)
 		}
 		servers = append(servers, all[i])
-		if name == "sockmon" && o.sharedEpoll {
-			servers = append(servers, all[slices.IndexFunc(all, func(s server) bool { return s.name == sharedEpollOn })])
+		if name == "sockmon" && o.noRescue {
+			servers = append(servers, all[slices.IndexFunc(all, func(s server) bool { return s.name == rescueOff })])
 		}
 	}
 	if len(o.load) == 0 {
@@ -361,8 +361,8 @@ func build(o options) ([]server, bool, error) {
 		return a
 	}
 	servers := []server{{name: "sockmon", kind: "sockmon", bin: filepath.Join(bin, "sockmon"), args: sockmonArgs}}
-	servers = append(servers, server{name: sharedEpollOn, kind: "variant", bin: filepath.Join(bin, "sockmon"),
-		args: func(addr, control string) []string { return append(sockmonArgs(addr, control), "--shared-epoll", "on") }})
+	servers = append(servers, server{name: rescueOff, kind: "variant", bin: filepath.Join(bin, "sockmon"),
+		args: func(addr, control string) []string { return append(sockmonArgs(addr, control), "--poller-rescue", "off") }})
 	for _, r := range refs {
 		kind := "peer"
 		if r == "netpollraw" {
@@ -374,9 +374,9 @@ func build(o options) ([]server, bool, error) {
 	return servers, metricsOn, nil
 }
 
-// sharedEpollOn is the name of sockmon run with --shared-epoll on, beside
+// rescueOff is the name of sockmon run with --poller-rescue off, beside
 // sockmon as configured in the closed loop and the open model.
-const sharedEpollOn = "sockmon-shared-epoll"
+const rescueOff = "sockmon-no-rescue"
 
 // coalescingOff is the name of sockmon run with --write-coalescing off.
 const coalescingOff = "sockmon-coalescing-off"

@@ -139,8 +139,8 @@ func results(o options, servers []server, res map[string]map[string][]result, in
 
 	p("## Commands\n\n```\n")
 	p("%s\nref-<name> -addr 127.0.0.1:PORT\n\n", sockmonArgsDoc(o, info.metricsOn))
-	if o.sharedEpoll {
-		p("# %s: sockmon serve as above with --shared-epoll on, in scenarios 2, 3 and 3b\n\n", sharedEpollOn)
+	if o.noRescue {
+		p("# %s: sockmon serve as above with --poller-rescue off, in scenarios 2, 3 and 3b\n\n", rescueOff)
 	}
 	if info.metricsOn {
 		p("# against sockmon every load run below also has --metrics-url http://127.0.0.1:PORT2/metrics\n")

@@ -8,24 +8,23 @@ import (
 	"github.com/sockmon/sockmon/netcore"
 )
 
-// The engine's on|off switches: their default (on, but --shared-epoll
-// off), either value, and anything else refused with the flag's name.
+// The engine's on|off switches: their default (on), either value, and
+// anything else refused with the flag's name.
 func TestOnOffFlags(t *testing.T) {
 	for _, sw := range []struct {
-		flag       string
-		off        func(netcore.Config) bool
-		offDefault bool
+		flag string
+		off  func(netcore.Config) bool
 	}{
-		{"--write-coalescing", func(c netcore.Config) bool { return c.DisableWriteCoalescing }, false},
-		{"--poller-serve", func(c netcore.Config) bool { return c.DisablePollerServe }, false},
-		{"--shared-epoll", func(c netcore.Config) bool { return !c.SharedEpoll }, true},
+		{"--write-coalescing", func(c netcore.Config) bool { return c.DisableWriteCoalescing }},
+		{"--poller-serve", func(c netcore.Config) bool { return c.DisablePollerServe }},
+		{"--poller-rescue", func(c netcore.Config) bool { return c.DisablePollerRescue }},
 	} {
 		for _, tc := range []struct {
 			args    []string
 			off     bool
 			wantErr bool
 		}{
-			{nil, sw.offDefault, false},
+			{nil, false, false},
 			{[]string{sw.flag, "on"}, false, false},
 			{[]string{sw.flag, "off"}, true, false},
 			{[]string{sw.flag, "sometimes"}, false, true},

@@ -35,7 +35,7 @@ type serveFlags struct {
 	proto           protocol.Config
 	compression     bool
 	pollerServe     string
-	sharedEpoll     string
+	pollerRescue    string
 	writeCoalescing string
 	logLevel        string
 	allowedOrigins  string
@@ -96,7 +96,7 @@ func newServeFlagSet() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&c.DrainDelay, "drain-delay", netcore.DefaultDrainDelay, "on SIGTERM: wait this long with readiness off before closing connections (skipped when no client is connected)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", netcore.DefaultShutdownTimeout, "on SIGTERM: the whole drain finishes within this")
 	fs.StringVar(&f.writeCoalescing, "write-coalescing", "on", "on: a fan-out flushes each member once with every frame queued for it by then (one write for several messages); off: one write per message")
-	fs.StringVar(&f.sharedEpoll, "shared-epoll", "off", "on: netpoll's pollers wait on one epoll set, so a poller the kernel preempts (on cores shared with other processes) holds up only the batch it is in; about half the tail latency on such a machine, about 5% more CPU per message when saturated. off: an epoll set per poller")
+	fs.StringVar(&f.pollerRescue, "poller-rescue", "on", "on: netpoll's pollers rescue one another, so a poller the kernel preempts (on cores shared with other processes) holds up only the batch it is in. off: each poller serves only its own connections (for comparing)")
 	fs.StringVar(&f.pollerServe, "poller-serve", "on", "on: input that is only complete frames of an open connection is served on the netpoll poller that read it, with no hand-off to a worker goroutine; off: every input goes to a worker")
 	fs.BoolVar(&f.compression, "compression", true, "negotiate permessage-deflate (no context takeover)")
 	fs.IntVar(&c.CompressionThreshold, "compression-threshold", netcore.DefaultCompressionThreshold, "messages smaller than this many bytes are sent uncompressed")
@@ -202,11 +202,9 @@ func (f *serveFlags) configs(logger *slog.Logger, getenv func(string) string) (n
 	if c.DisablePollerServe, err = offSwitch("--poller-serve", f.pollerServe); err != nil {
 		return c, p, err
 	}
-	var sharedOff bool
-	if sharedOff, err = offSwitch("--shared-epoll", f.sharedEpoll); err != nil {
+	if c.DisablePollerRescue, err = offSwitch("--poller-rescue", f.pollerRescue); err != nil {
 		return c, p, err
 	}
-	c.SharedEpoll = !sharedOff
 	c.Logger = logger
 	if p.JWTMaxTTL < 0 {
 		return c, p, fmt.Errorf("--jwt-max-ttl %s: want a positive duration, or 0 for no maximum", p.JWTMaxTTL)

@@ -69,7 +69,7 @@ func (op *FDOperator) Free() {
 // input is being processed on the poller that read it (Config.Inline): no
 // poller reads the socket until that processing ends (defaultPoll.runInline),
 // so the processing finds exactly the input Config.Inline looked at, even
-// when several pollers wait on one epoll set (Config.SharedPoll).
+// when another poller rescues this one's set (Config.PollerRescue).
 const opHeld = 3
 
 func (op *FDOperator) do() (can bool) {

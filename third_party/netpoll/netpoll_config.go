@@ -45,13 +45,14 @@ type Config struct {
 	// say true only when the processing cannot block: it would block the
 	// poller and every connection on it.
 	Inline func(ctx context.Context) bool
-	// SharedPoll (sockmon patch 8), when set on Linux, has the pollers wait
-	// on one epoll set instead of one each: whichever poller is waiting
-	// takes the next ready connection, so a poller the kernel preempts
-	// holds up only the batch of events it is in, not every connection
+	// PollerRescue (sockmon patch 8), when set on Linux, has the pollers
+	// rescue one another: what is ready in the epoll set of a poller that
+	// has been inside one batch, or blocked, for over a millisecond (its
+	// thread preempted by the kernel) is served by another, so a preempted
+	// poller holds up only the batch it is in, not every connection
 	// registered with it (poll_group_linux.go). Set it before the first
 	// connection; other systems ignore it.
-	SharedPoll   bool
+	PollerRescue bool
 	LoggerOutput io.Writer   // logger output
 	LoadBalance  LoadBalance // load balance for poller picker
 	Feature                  // define all features that not enable by default

@@ -60,7 +60,7 @@ func Configure(config Config) (err error) {
 		runner.RunT = config.TaskRunner
 	}
 	inlineRequest = config.Inline
-	pollmanager.shared.Store(config.SharedPoll)
+	pollmanager.rescue.Store(config.PollerRescue)
 	if config.LoggerOutput != nil {
 		logger = log.New(config.LoggerOutput, "", log.LstdFlags)
 	}

@@ -25,8 +25,9 @@ import (
 	"unsafe"
 )
 
-// openSharedPoll is openPoll: pollers share no kqueue here (Config.SharedPoll).
-func openSharedPoll(first Poll) (Poll, error) {
+// openRescuePoll is openPoll: pollers do not rescue one another here
+// (Config.PollerRescue).
+func openRescuePoll(first Poll) (Poll, error) {
 	return openPoll()
 }
 

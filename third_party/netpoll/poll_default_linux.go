@@ -27,33 +27,28 @@ func openPoll() (Poll, error) {
 	return openDefaultPoll()
 }
 
-// openSharedPoll opens a poller of first's group (Config.SharedPoll), or
+// openRescuePoll opens a poller of first's group (Config.PollerRescue), or
 // the first of a new group when first is nil.
-func openSharedPoll(first Poll) (Poll, error) {
+func openRescuePoll(first Poll) (Poll, error) {
 	return openGroupPoll(first)
 }
 
 func openDefaultPoll() (*defaultPoll, error) {
+	return openPollWith(new(sync.Map), newOperatorCache())
+}
+
+// openPollWith opens a poller with an epoll set of its own, whose
+// operators come from opcache and are found in m in race builds (sockmon
+// patch 8: a group's members share both).
+func openPollWith(m *sync.Map, opcache *operatorCache) (*defaultPoll, error) {
 	fd, err := EpollCreate(0)
 	if err != nil {
 		return nil, err
 	}
-	poll, err := newPollOn(fd, new(sync.Map))
-	if err != nil {
-		_ = syscall.Close(fd)
-		return nil, err
-	}
-	poll.opcache = newOperatorCache()
-	return poll, nil
-}
-
-// newPollOn makes a poller that waits on epoll set fd, whose operators
-// race builds find in m, with its wake-up eventfd registered there (sockmon
-// patch 8: the set and m may be another poller's). The caller sets opcache.
-func newPollOn(fd int, m *sync.Map) (*defaultPoll, error) {
-	poll := &defaultPoll{fd: fd, m: m, buf: make([]byte, 8)}
+	poll := &defaultPoll{fd: fd, m: m, opcache: opcache, buf: make([]byte, 8)}
 	r0, _, e0 := syscall.Syscall(syscall.SYS_EVENTFD2, 0, 0, 0)
 	if e0 != 0 {
+		_ = syscall.Close(fd)
 		return nil, e0
 	}
 	poll.Reset = poll.reset
@@ -61,6 +56,7 @@ func newPollOn(fd int, m *sync.Map) (*defaultPoll, error) {
 	poll.wop = &FDOperator{FD: int(r0)}
 	if err := poll.Control(poll.wop, PollReadable); err != nil {
 		_ = syscall.Close(poll.wop.FD)
+		_ = syscall.Close(fd)
 		return nil, err
 	}
 	return poll, nil
@@ -68,15 +64,19 @@ func newPollOn(fd int, m *sync.Map) (*defaultPoll, error) {
 
 type defaultPoll struct {
 	pollArgs
-	fd      int            // epoll fd
-	wop     *FDOperator    // eventfd, wake epoll_wait
-	buf     []byte         // read wfd trigger msg
-	trigger uint32         // trigger flag
-	m       *sync.Map      //nolint:unused // only used in go:race
-	group   *pollGroup     // sockmon patch 8: the pollers sharing this epoll set, or nil
-	seq     atomic.Uint64  // sockmon patch 8: odd from just before epoll_wait to the end of the batch it returns
-	opcache *operatorCache // operator cache
-	inline  []*connection  // sockmon patch: processing to run at the end of the batch (runInline)
+	fd      int           // epoll fd
+	wop     *FDOperator   // eventfd, wake epoll_wait
+	buf     []byte        // read wfd trigger msg
+	trigger uint32        // trigger flag
+	m       *sync.Map     //nolint:unused // only used in go:race
+	group   *pollGroup    // sockmon patch 8: the pollers that rescue one another, or nil
+	seq     atomic.Uint64 // sockmon patch 8: odd from just before epoll_wait to the end of the batch it returns
+	// sockmon patch 8, in a group: since when (monotime) this poller has
+	// been blocked in epoll_wait, or inside a batch; 0 when it is not.
+	waitFrom, batchFrom atomic.Int64
+	lastRescue          int64          // monotime of this poller's last look at the others
+	opcache             *operatorCache // operator cache
+	inline              []*connection  // sockmon patch: processing to run at the end of the batch (runInline)
 	// fns for handle events
 	Reset   func(size, caps int)
 	Handler func(events []epollevent) (closed bool)
@@ -110,7 +110,13 @@ func (p *defaultPoll) Wait() (err error) {
 			p.Reset(p.size<<1, caps)
 		}
 		p.seq.Add(1) // odd: events harvested from here on may name any operator
+		if msec != 0 && p.group != nil {
+			p.waitFrom.Store(monotime())
+		}
 		n, err = EpollWait(p.fd, p.events, msec)
+		if msec != 0 && p.group != nil {
+			p.waitFrom.Store(0)
+		}
 		if err != nil && err != syscall.EINTR {
 			p.seq.Add(1)
 			return err
@@ -118,17 +124,25 @@ func (p *defaultPoll) Wait() (err error) {
 		if n <= 0 {
 			p.seq.Add(1)
 			msec = -1
+			if p.group != nil && p.group.rescue(p) {
+				msec = 0
+			}
 			runtime.Gosched()
 			continue
 		}
 		msec = 0
+		if p.group != nil {
+			p.batchFrom.Store(monotime())
+		}
 		if p.Handler(p.events[:n]) {
 			return nil
 		}
 		p.seq.Add(1) // even: this poller holds no event
 		// we can make sure that there is no op remaining if Handler finished
 		if p.group != nil {
+			p.batchFrom.Store(0)
 			p.group.free(p.opcache)
+			p.group.rescue(p)
 		} else {
 			p.opcache.free()
 		}
@@ -322,13 +336,13 @@ func (p *defaultPoll) Control(operator *FDOperator, event PollEvent) error {
 	return EpollCtl(p.fd, op, fd, &evt)
 }
 
-// close ends this poller: its eventfd, and the epoll set once no poller
-// waits on it.
+// close ends this poller: its eventfd and epoll set.
 func (p *defaultPoll) close() {
-	syscall.Close(p.wop.FD)
-	if p.group == nil || p.group.leave() {
-		syscall.Close(p.fd)
+	if p.group != nil {
+		p.group.close()
 	}
+	syscall.Close(p.wop.FD)
+	syscall.Close(p.fd)
 }
 
 // release ends the handling of operator's event. When the event queued its

@@ -15,32 +15,46 @@
 package netpoll
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// sockmon patch 8: pollers that share one epoll set (Config.SharedPoll).
+// sockmon patch 8: pollers that rescue one another (Config.PollerRescue).
 //
 // Upstream gives each poller an epoll set of its own and registers each
 // connection with one of them, so a poller whose thread the kernel
 // preempts (on a machine whose cores it shares with other processes) holds
-// up every connection registered with it until it runs again. Pollers of a
-// group wait on one epoll set instead: whichever poller is in epoll_wait
-// takes the next ready socket, and a preempted poller holds up only the
-// events of the batch it is in. The events are level-triggered, so a
-// socket is reported to every poller until one reads it; operator.do lets
-// exactly one handle it, the others skip it.
+// up every connection registered with it until it runs again: on 2 shared
+// cores, for 3-10 ms at a time. Pollers of a group keep their own sets, so
+// a connection is read on the same poller, and core, while that poller
+// keeps up. But a member that has been inside one batch, or blocked in
+// epoll_wait, for over rescueAfter is late: the others, between their own
+// batches, take the events ready in its set and serve them (rescue). The
+// events are level-triggered, so a socket is reported to its owner and to
+// a rescuer alike until one reads it; operator.do lets one handle it at a
+// time, and an operator held by processing on a poller (opHeld) is read by
+// no other.
 //
-// What the members share: the epoll set, the operator cache and, in race
-// builds, the descriptor-to-operator map. An operator freed after its
-// socket left the set may still be named by an event in the batch of
-// another member, so the group pools freed operators again only once
-// every member that was inside a batch when they were freed has finished
-// it (pollGroup.free, defaultPoll.seq).
+// Pollers wait in epoll_wait with no time-out, as upstream's do: a poller
+// that wakes every millisecond to look at the others keeps its P (Go's
+// sysmon leaves a P in a short system call to it), and goroutines readied
+// meanwhile waited for it (netcore/protocol's allocation tests, 100
+// pipelined round trips at a time under parallel load, took up to 2 s
+// instead of 0.1). So only a poller that is running rescues; when none is,
+// the group's watchdog (watch) wakes a waiting one.
+//
+// What the members share: the operator cache and, in race builds, the
+// descriptor-to-operator map. An operator freed after its socket left its
+// set may still be named by an event in another member's batch, so the
+// group pools freed operators again only once every member that was inside
+// a batch when they were freed has finished it (pollGroup.free,
+// defaultPoll.seq).
 type pollGroup struct {
 	members atomic.Pointer[[]*defaultPoll]
-	mu      sync.Mutex // adding members, leave
-	open    int
+	mu      sync.Mutex // adding members; the watchdog's wake-ups against close
+	closed  atomic.Bool
 
 	// Guarded by the operator cache's freelocked: operators freed before
 	// the members' seqs were marks, reusable once each member whose mark
@@ -48,6 +62,25 @@ type pollGroup struct {
 	retired []int32
 	marks   []uint64
 }
+
+const (
+	// rescueAfter is how long a member may stay inside one batch, or
+	// blocked in epoll_wait, before the others serve what is ready in its
+	// set.
+	rescueAfter = time.Millisecond
+	// rescueEvery bounds how often a poller looks at the others.
+	rescueEvery = 500 * time.Microsecond
+	// watchEvery is the watchdog's period while the pollers are busy, and
+	// watchIdle its longest while they are not.
+	watchEvery = 5 * time.Millisecond
+	watchIdle  = 100 * time.Millisecond
+)
+
+// pollEpoch is the origin of monotime.
+var pollEpoch = time.Now()
+
+// monotime is monotonic nanoseconds, never 0.
+func monotime() int64 { return int64(time.Since(pollEpoch)) + 1 }
 
 // openGroupPoll opens a poller of first's group, or the first poller of a
 // new group when first is nil.
@@ -57,24 +90,117 @@ func openGroupPoll(first Poll) (Poll, error) {
 		if err != nil {
 			return nil, err
 		}
-		g := &pollGroup{open: 1}
+		g := &pollGroup{}
 		g.members.Store(&[]*defaultPoll{p})
 		p.group = g
+		go g.watch()
 		return p, nil
 	}
 	f := first.(*defaultPoll)
 	g := f.group
-	p, err := newPollOn(f.fd, f.m)
+	p, err := openPollWith(f.m, f.opcache)
 	if err != nil {
 		return nil, err
 	}
-	p.opcache, p.group = f.opcache, g
+	p.group = g
 	g.mu.Lock()
 	members := append(append([]*defaultPoll(nil), *g.members.Load()...), p)
 	g.members.Store(&members)
-	g.open++
 	g.mu.Unlock()
 	return p, nil
+}
+
+// late reports whether p has been inside one batch, or blocked in
+// epoll_wait, for over rescueAfter at now.
+func (p *defaultPoll) late(now int64) bool {
+	b, w := p.batchFrom.Load(), p.waitFrom.Load()
+	return b != 0 && now-b > int64(rescueAfter) || w != 0 && now-w > int64(rescueAfter)
+}
+
+// rescue serves, on member p between its batches, what is ready in the set
+// of every late member (its thread not running, or the kernel late to
+// wake it). It looks at most once per rescueEvery and reports whether it
+// served anything.
+func (g *pollGroup) rescue(p *defaultPoll) (served bool) {
+	now := monotime()
+	if now-p.lastRescue < int64(rescueEvery) {
+		return false
+	}
+	p.lastRescue = now
+	for _, m := range *g.members.Load() {
+		if m == p || !m.late(now) || g.closed.Load() {
+			continue
+		}
+		p.seq.Add(1)
+		n, _ := EpollWait(m.fd, p.events, 0)
+		if n > 0 {
+			served = true
+			p.Handler(p.events[:n]) // m's wake-up is left to m
+		}
+		p.seq.Add(1)
+		g.free(p.opcache)
+		if n > 0 && m.waitFrom.Load() != 0 {
+			// The kernel puts a level-triggered socket still ready back
+			// on m's ready list without waking m: a connection with more
+			// than one read's worth waiting would wait for m's next
+			// wake-up.
+			_ = m.Trigger()
+		}
+	}
+	return served
+}
+
+// watch is the group's watchdog: when a member has been inside one batch
+// for over rescueAfter while another waits in epoll_wait (so no running
+// poller will rescue it), it wakes the waiting one, which rescues the late
+// one after its wake-up. It looks every watchEvery while the pollers are
+// busy, and backs off to watchIdle while none has handled anything since
+// its last look, so an idle server is woken 10 times a second, not 200.
+func (g *pollGroup) watch() {
+	period := watchEvery
+	var seqs []uint64
+	for {
+		time.Sleep(period)
+		g.mu.Lock()
+		if g.closed.Load() {
+			g.mu.Unlock()
+			return
+		}
+		now := monotime()
+		members := *g.members.Load()
+		seqs = slices.Grow(seqs, len(members))[:len(members)]
+		busy, woke := false, false
+		for i, m := range members {
+			b, seq := m.batchFrom.Load(), m.seq.Load()
+			busy = busy || b != 0 || seq != seqs[i]
+			seqs[i] = seq
+			if woke || b == 0 || now-b <= int64(rescueAfter) {
+				continue
+			}
+			for _, w := range members {
+				if w != m && w.waitFrom.Load() != 0 {
+					_ = w.Trigger()
+					woke = true
+					break
+				}
+			}
+		}
+		g.mu.Unlock()
+		if busy {
+			period = watchEvery
+		} else {
+			period = min(2*period, watchIdle)
+		}
+	}
+}
+
+// close marks the group closed once a member closes (netpoll closes all
+// its pollers together; sockmon never does): the watchdog stops before it
+// could wake a closed eventfd, and members no longer rescue one another.
+func (g *pollGroup) close() {
+	g.mu.Lock()
+	g.closed.Store(true)
+	g.mu.Unlock()
 }
 
 // wakeup reports whether op is the eventfd of a member.
@@ -85,15 +211,6 @@ func (g *pollGroup) wakeup(op *FDOperator) bool {
 		}
 	}
 	return false
-}
-
-// leave reports whether the closing member was the last one open, which
-// closes the epoll set.
-func (g *pollGroup) leave() (last bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.open--
-	return g.open == 0
 }
 
 // free is operatorCache.free for a group, called by a member between

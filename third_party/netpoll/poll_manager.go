@@ -43,7 +43,7 @@ type manager struct {
 	status   int32       // 0: uninitialized, 1: initializing, 2: initialized
 	balance  loadbalance // load balancing method
 	polls    []Poll      // all the polls
-	shared   atomic.Bool // sockmon patch 8: Config.SharedPoll
+	rescue   atomic.Bool // sockmon patch 8: Config.PollerRescue
 }
 
 // SetNumLoops will return error when set numLoops < 1
@@ -104,12 +104,12 @@ func (m *manager) Run() (err error) {
 		copy(polls, m.polls)
 		for idx := len(m.polls); idx < numLoops; idx++ {
 			var poll Poll
-			if m.shared.Load() {
+			if m.rescue.Load() {
 				var first Poll
 				if idx > 0 {
 					first = polls[0]
 				}
-				poll, err = openSharedPoll(first)
+				poll, err = openRescuePoll(first)
 			} else {
 				poll, err = openPoll()
 			}
