@@ -73,7 +73,7 @@ type Config struct {
 	// DisablePollerRescue has each netpoll poller serve only the
 	// connections registered with it. By default the pollers rescue one
 	// another (netpoll patch 8): what is ready for a poller that has been
-	// inside one batch, or blocked, for over a millisecond (its thread
+	// inside one batch, or blocked, for over 250 µs (its thread
 	// preempted by the kernel, on cores the server shares with other
 	// processes) is served by another, so such a poller holds up only the
 	// batch it is in rather than every connection registered with it; see

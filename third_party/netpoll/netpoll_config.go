@@ -47,7 +47,7 @@ type Config struct {
 	Inline func(ctx context.Context) bool
 	// PollerRescue (sockmon patch 8), when set on Linux, has the pollers
 	// rescue one another: what is ready in the epoll set of a poller that
-	// has been inside one batch, or blocked, for over a millisecond (its
+	// has been inside one batch, or blocked, for over 250 µs (its
 	// thread preempted by the kernel) is served by another, so a preempted
 	// poller holds up only the batch it is in, not every connection
 	// registered with it (poll_group_linux.go). Set it before the first

@@ -67,9 +67,13 @@ const (
 	// rescueAfter is how long a member may stay inside one batch, or
 	// blocked in epoll_wait, before the others serve what is ready in its
 	// set.
-	rescueAfter = time.Millisecond
+	// A batch takes 10-50 µs when the cores are free; at 30,000 msg/s on 2
+	// shared cores, 250 µs gave a p99 of 0.35 ms against 0.55 with 1 ms (4
+	// alternated runs each), at the same CPU per message in the closed
+	// loop (16 pairs: 1.01).
+	rescueAfter = 250 * time.Microsecond
 	// rescueEvery bounds how often a poller looks at the others.
-	rescueEvery = 500 * time.Microsecond
+	rescueEvery = 100 * time.Microsecond
 	// watchEvery is the watchdog's period while the pollers are busy, and
 	// watchIdle its longest while they are not.
 	watchEvery = 5 * time.Millisecond
