@@ -149,7 +149,8 @@ func setupNetpoll(log *slog.Logger, noRescue bool) error {
 // connection (third_party/netpoll/PATCHES.md, patch 4): it takes one from a
 // pool when bytes arrive or a frame is written and pools it once drained.
 // By default no node is smaller than 4 KiB; here the first input node is
-// netpollBufferSize (netpoll doubles it for connections that fill it) and
+// netpollBufferSize (netpoll doubles it, up to 64 KiB, for connections
+// whose reads fill it: patch 9) and
 // no node is smaller than netpollMinNode, so a busy connection's buffers
 // stay small too.
 const (

@@ -93,6 +93,10 @@ func (c *connection) inputs(vs [][]byte) (rs [][]byte) {
 	return vs[:1]
 }
 
+// readGrowMax bounds the node size reads that fill their node grow to
+// (sockmon patch 9).
+const readGrowMax = 64 << 10
+
 // inputAck implements FDOperator: poller p read n bytes.
 func (c *connection) inputAck(p Poll, n int) (err error) {
 	if n <= 0 {
@@ -108,6 +112,15 @@ func (c *connection) inputAck(p Poll, n int) (err error) {
 	length, _ := c.in().bookAck(n)
 	if c.maxSize < length {
 		c.maxSize = length
+	}
+	// sockmon patch 9: a read that filled a whole node doubles the node
+	// size, up to readGrowMax. The input buffer is pooled once drained
+	// (patch 4), so each burst starts in a fresh node of maxSize, and
+	// input processed as it arrives never makes length exceed it: a client
+	// that pipelines was read maxSize bytes at a time, however large
+	// bookSize grew.
+	if n >= c.maxSize && c.maxSize < readGrowMax {
+		c.maxSize = min(2*c.maxSize, readGrowMax)
 	}
 	if c.maxSize > mallocMax {
 		c.maxSize = mallocMax
