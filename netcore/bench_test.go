@@ -14,8 +14,13 @@ import (
 // newEchoRig is a rig of perWrite 64-byte binary messages on the echo route
 // of a new test server.
 func newEchoRig(t testing.TB, perWrite int) *wstest.Rig {
+	return newEchoRigOf(t, 64, perWrite)
+}
+
+// newEchoRigOf is newEchoRig with size-byte messages.
+func newEchoRigOf(t testing.TB, size, perWrite int) *wstest.Rig {
 	_, addr := testServer(t, Config{})
-	return wstest.NewRig(t, addr, "/echo", ws.OpBinary, bytes.Repeat([]byte("m"), 64), perWrite)
+	return wstest.NewRig(t, addr, "/echo", ws.OpBinary, bytes.Repeat([]byte("m"), size), perWrite)
 }
 
 // BenchmarkEcho measures a binary echo round trip over loopback through the

@@ -195,9 +195,6 @@ func TestStalledPollerHoldsUpNoOtherConnection(t *testing.T) {
 	if Cores() < 2 {
 		t.Skip("one poller: nothing else could serve the others")
 	}
-	if os.Getenv(noRescueEnv) == "1" {
-		t.Skip("this process's pollers do not rescue one another")
-	}
 	addr := whereServer(t, Config{})
 	stalled := wstest.Dial(t, addr, "/where")
 	others := make([]*wstest.Client, 16) // registered with every poller
@@ -238,9 +235,6 @@ func TestStalledPollerHoldsUpNoOtherConnection(t *testing.T) {
 // a frame, which it may not wait for on a poller, and closed the
 // connection.
 func TestNoPollerReadsAConnectionServedOnAnother(t *testing.T) {
-	if os.Getenv(noRescueEnv) == "1" {
-		t.Skip("this process's pollers do not rescue one another")
-	}
 	addr := whereServer(t, Config{})
 	c := wstest.Dial(t, addr, "/where")
 	onPoller := 0

@@ -39,9 +39,8 @@ func TestPipelinedInputIsReadInLargeReads(t *testing.T) {
 // BenchmarkPipelinedEcho is the test's round trip: 100 pipelined 32-byte
 // frames per write, b.N messages.
 func BenchmarkPipelinedEcho(b *testing.B) {
-	_, addr := testServer(b, Config{})
 	const perWrite = 100
-	r := wstest.NewRig(b, addr, "/echo", ws.OpBinary, bytes.Repeat([]byte("m"), 32-6), perWrite)
+	r := newEchoRigOf(b, 32-6, perWrite)
 	b.ReportAllocs()
 	b.SetBytes(int64(r.RequestBytes() / perWrite))
 	b.ResetTimer()

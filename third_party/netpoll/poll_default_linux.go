@@ -27,12 +27,6 @@ func openPoll() (Poll, error) {
 	return openDefaultPoll()
 }
 
-// openRescuePoll opens a poller of first's group (Config.PollerRescue), or
-// the first of a new group when first is nil.
-func openRescuePoll(first Poll) (Poll, error) {
-	return openGroupPoll(first)
-}
-
 func openDefaultPoll() (*defaultPoll, error) {
 	return openPollWith(new(sync.Map), newOperatorCache())
 }

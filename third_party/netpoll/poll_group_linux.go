@@ -86,9 +86,9 @@ var pollEpoch = time.Now()
 // monotime is monotonic nanoseconds, never 0.
 func monotime() int64 { return int64(time.Since(pollEpoch)) + 1 }
 
-// openGroupPoll opens a poller of first's group, or the first poller of a
-// new group when first is nil.
-func openGroupPoll(first Poll) (Poll, error) {
+// openRescuePoll opens a poller of first's group (Config.PollerRescue), or
+// the first poller of a new group when first is nil.
+func openRescuePoll(first Poll) (Poll, error) {
 	if first == nil {
 		p, err := openDefaultPoll()
 		if err != nil {
@@ -114,11 +114,14 @@ func openGroupPoll(first Poll) (Poll, error) {
 	return p, nil
 }
 
+// overdue reports whether a state entered at since (monotime; 0: not in
+// it) has lasted over rescueAfter at now.
+func overdue(since, now int64) bool { return since != 0 && now-since > int64(rescueAfter) }
+
 // late reports whether p has been inside one batch, or blocked in
 // epoll_wait, for over rescueAfter at now.
 func (p *defaultPoll) late(now int64) bool {
-	b, w := p.batchFrom.Load(), p.waitFrom.Load()
-	return b != 0 && now-b > int64(rescueAfter) || w != 0 && now-w > int64(rescueAfter)
+	return overdue(p.batchFrom.Load(), now) || overdue(p.waitFrom.Load(), now)
 }
 
 // rescue serves, on member p between its batches, what is ready in the set
@@ -178,15 +181,8 @@ func (g *pollGroup) watch() {
 			b, seq := m.batchFrom.Load(), m.seq.Load()
 			busy = busy || b != 0 || seq != seqs[i]
 			seqs[i] = seq
-			if woke || b == 0 || now-b <= int64(rescueAfter) {
-				continue
-			}
-			for _, w := range members {
-				if w != m && w.waitFrom.Load() != 0 {
-					_ = w.Trigger()
-					woke = true
-					break
-				}
+			if !woke && overdue(b, now) {
+				woke = wakeWaiting(members, m)
 			}
 		}
 		g.mu.Unlock()
@@ -196,6 +192,18 @@ func (g *pollGroup) watch() {
 			period = min(2*period, watchIdle)
 		}
 	}
+}
+
+// wakeWaiting wakes a member other than stuck that waits in epoll_wait,
+// and reports whether there was one.
+func wakeWaiting(members []*defaultPoll, stuck *defaultPoll) bool {
+	for _, w := range members {
+		if w != stuck && w.waitFrom.Load() != 0 {
+			_ = w.Trigger()
+			return true
+		}
+	}
+	return false
 }
 
 // close marks the group closed once a member closes (netpoll closes all
